@@ -1,0 +1,737 @@
+//! The YAML schema: one struct per section, with the defaults an operator
+//! gets when a key is left out. Unknown keys are refused everywhere.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// The whole daemon configuration, as read from one YAML file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Node-wide settings.
+    #[serde(default)]
+    pub global: Global,
+    /// Named health checks, referenced by pools and VRRP tracking.
+    #[serde(default)]
+    pub checks: BTreeMap<String, Check>,
+    /// Named groups of real servers.
+    #[serde(default)]
+    pub pools: BTreeMap<String, Pool>,
+    /// Named TCP listeners that forward clients to a pool.
+    #[serde(default)]
+    pub relays: BTreeMap<String, Relay>,
+    /// VRRP instances that own virtual addresses.
+    #[serde(default)]
+    pub vrrp: Vrrp,
+    /// Where alerts go (e-mail).
+    #[serde(default)]
+    pub alerts: Alerts,
+    /// Scripts run on state changes.
+    #[serde(default)]
+    pub notify: Vec<Notify>,
+}
+
+/// Node-wide settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Global {
+    /// This node's name in logs, alerts and status (default: the host name).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Directory for persistent state such as the alert mail queue.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Logging settings.
+    #[serde(default)]
+    pub log: Log,
+    /// Unix socket for `hafront status` and `hafront reload`.
+    #[serde(default = "default_control_socket")]
+    pub control_socket: PathBuf,
+    /// Optional address of the Prometheus metrics listener.
+    #[serde(default)]
+    pub metrics: Option<SocketAddr>,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Global {
+            node: None,
+            state_dir: default_state_dir(),
+            log: Log::default(),
+            control_socket: default_control_socket(),
+            metrics: None,
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/hafront")
+}
+
+fn default_control_socket() -> PathBuf {
+    PathBuf::from("/run/hafront/control.sock")
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// A tracing filter: a level (`info`) or per-module directives
+    /// (`info,hafront_vrrp=debug`).
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    /// Line format.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: default_log_level(),
+            format: LogFormat::default(),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".to_owned()
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines on stderr.
+    #[default]
+    Text,
+    /// One JSON object per line on stderr.
+    Json,
+    /// Native journald fields.
+    Journald,
+}
+
+/// A health check: how often, how patient, and what it does.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// Time between the starts of two probes.
+    #[serde(default = "default_check_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Time a single probe may take before it counts as failed.
+    #[serde(default = "default_check_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Consecutive successes that bring a down server up.
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Consecutive failures that bring an up server down.
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+    /// What the probe does.
+    #[serde(flatten)]
+    pub kind: CheckKind,
+}
+
+fn default_check_interval() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_check_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_rise() -> u32 {
+    2
+}
+
+fn default_fall() -> u32 {
+    3
+}
+
+/// The probe a check runs against each server, chosen by `kind:`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CheckKind {
+    /// A TCP connect.
+    Tcp,
+    /// A MySQL/MariaDB handshake with credentials, then COM_PING.
+    Mysql(MysqlCheck),
+    /// A Redis PING, optionally with AUTH.
+    Redis(RedisCheck),
+    /// An HTTP GET expecting a status in a range.
+    Http(HttpCheck),
+    /// A program run without a shell; exit status 0 means up.
+    Exec(ExecCheck),
+}
+
+/// A secret given inline or, preferably, in a file that only its owner can read.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Secret {
+    /// The secret itself, in the config file.
+    Value(String),
+    /// A file holding the secret (trailing newline ignored).
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secret::Value(_) => f.write_str("Secret::Value(<redacted>)"),
+            Secret::File(path) => f.debug_tuple("Secret::File").field(path).finish(),
+        }
+    }
+}
+
+/// MySQL/MariaDB check parameters.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlCheck {
+    /// User to log in as.
+    pub user: String,
+    /// That user's password.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Read `read_only`/`super_read_only` to learn whether the server is a
+    /// primary (writable) or a replica.
+    #[serde(default)]
+    pub role: bool,
+    /// Require running replication threads (replicas only).
+    #[serde(default)]
+    pub replication: Option<ReplicationCheck>,
+}
+
+/// Replication requirements for a MySQL replica.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationCheck {
+    /// Largest acceptable `Seconds_Behind_Master`.
+    #[serde(default = "default_max_lag", with = "humantime_serde")]
+    pub max_lag: Duration,
+}
+
+fn default_max_lag() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// Redis check parameters.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisCheck {
+    /// ACL user name (Redis 6+); AUTH with the password alone when absent.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password for AUTH.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Ask `ROLE` to learn whether the server is a master or a replica.
+    #[serde(default)]
+    pub role: bool,
+}
+
+/// HTTP check parameters.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    /// Request path.
+    #[serde(default = "default_http_path")]
+    pub path: String,
+    /// Host header (default: the server address).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Accepted status codes, as `200` or `200-399`.
+    #[serde(default = "default_http_expect")]
+    pub expect_status: StatusRange,
+}
+
+fn default_http_path() -> String {
+    "/".to_owned()
+}
+
+fn default_http_expect() -> StatusRange {
+    StatusRange { low: 200, high: 399 }
+}
+
+/// An inclusive range of HTTP status codes, written `200` or `200-399`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRange {
+    /// Lowest accepted code.
+    pub low: u16,
+    /// Highest accepted code.
+    pub high: u16,
+}
+
+impl StatusRange {
+    /// Whether `status` lies in the range.
+    pub fn contains(&self, status: u16) -> bool {
+        (self.low..=self.high).contains(&status)
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusRange {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Code(u16),
+            Text(String),
+        }
+        let (low, high) = match Raw::deserialize(deserializer)? {
+            Raw::Code(code) => (code, code),
+            Raw::Text(text) => {
+                let parse = |s: &str| s.trim().parse::<u16>().ok();
+                let (low, high) = text.split_once('-').unwrap_or((&text, &text));
+                parse(low).zip(parse(high)).ok_or_else(|| {
+                    D::Error::custom(format!(
+                        "invalid status range {text:?}: expected a code like 200 or a range like 200-399"
+                    ))
+                })?
+            }
+        };
+        if !(100..=599).contains(&low) || !(100..=599).contains(&high) || low > high {
+            return Err(D::Error::custom(format!(
+                "invalid status range {low}-{high}: codes must be 100..=599, low first"
+            )));
+        }
+        Ok(StatusRange { low, high })
+    }
+}
+
+/// Exec check parameters.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecCheck {
+    /// Program and arguments, run without a shell. The server address is
+    /// passed in `HAFRONT_SERVER_ADDRESS`.
+    pub command: Vec<String>,
+}
+
+/// A group of real servers behind one health check.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    /// Name of the check (under `checks:`) run against every server.
+    pub check: String,
+    /// The servers, in priority order for the `first` policy.
+    pub servers: Vec<Server>,
+}
+
+/// One real server.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Name in logs, alerts and status (default: the address).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Where the server listens.
+    pub address: SocketAddr,
+    /// Relative share of connections under weighted policies.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Used only while no non-backup server is up.
+    #[serde(default)]
+    pub backup: bool,
+}
+
+impl Server {
+    /// The name shown to operators.
+    pub fn display_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.address.to_string())
+    }
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// A TCP listener forwarding clients to the healthy servers of a pool.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Relay {
+    /// Addresses to listen on; they need not be held yet (a VIP may arrive later).
+    pub listen: Vec<SocketAddr>,
+    /// Name of the pool (under `pools:`) to forward to.
+    pub pool: String,
+    /// How a server is chosen for each new client.
+    #[serde(default)]
+    pub policy: Policy,
+    /// Only servers with this role receive clients (needs a role-aware check).
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// Time allowed for connecting to a server.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Close a connection after this long with no bytes either way.
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Most simultaneous clients; more are refused at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Servers tried for one client before giving up.
+    #[serde(default = "default_connect_attempts")]
+    pub connect_attempts: u32,
+    /// What happens to open connections when their server goes down.
+    #[serde(default)]
+    pub on_server_down: OnServerDown,
+    /// Transport on each side of the relay.
+    #[serde(default)]
+    pub mode: RelayMode,
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+
+fn default_connect_attempts() -> u32 {
+    3
+}
+
+/// How a relay picks a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Weighted round-robin.
+    #[default]
+    RoundRobin,
+    /// The server with the fewest open connections relative to its weight.
+    LeastConnections,
+    /// The first healthy server in the pool's order (primary/backup).
+    First,
+}
+
+/// A server's role as reported by a role-aware check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Writable (MySQL `read_only=OFF`, Redis master).
+    Primary,
+    /// Read-only (MySQL replica, Redis replica).
+    Replica,
+}
+
+/// What a relay does with open connections to a server that went down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnServerDown {
+    /// Leave them; the server may still answer.
+    #[default]
+    Keep,
+    /// Close them, so clients reconnect to a healthy server.
+    Close,
+}
+
+/// Transport of a relay: plaintext, or encrypted on one side.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RelayMode {
+    /// Plaintext both sides.
+    #[default]
+    Plain,
+    /// Accept plaintext; connect to the pool with the spiped protocol.
+    SpipedEncrypt(SpipedMode),
+    /// Accept the spiped protocol; forward plaintext to the pool.
+    SpipedDecrypt(SpipedMode),
+    /// Terminate TLS; forward plaintext to the pool.
+    TlsServer(TlsServerMode),
+    /// Accept plaintext; connect to the pool with TLS.
+    TlsClient(TlsClientMode),
+    /// Clients name their server in an encrypted line; forward to it if allowed.
+    Gateway(GatewayMode),
+}
+
+/// spiped settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpipedMode {
+    /// The shared key file (at least 32 bytes, not readable by group or others).
+    pub key_file: PathBuf,
+    /// Ephemeral Diffie-Hellman for forward secrecy (spiped's default).
+    #[serde(default = "default_true")]
+    pub forward_secrecy: bool,
+    /// Time allowed for the handshake.
+    #[serde(default = "default_handshake_timeout", with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_handshake_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// TLS server settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsServerMode {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key (not readable by group or others).
+    pub key_file: PathBuf,
+    /// CA bundle; when set, clients must present a certificate it signed.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// TLS client settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsClientMode {
+    /// CA bundle used to verify the server.
+    pub ca_file: PathBuf,
+    /// Name the server's certificate must carry.
+    pub server_name: String,
+    /// Client certificate for mutual TLS.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// Key of the client certificate.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+/// Gateway settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayMode {
+    /// Shared secret for the address tokens.
+    pub secret: Secret,
+    /// Servers clients may ask for (addresses or networks).
+    pub allow: Vec<IpNet>,
+    /// Time allowed for the client's request line.
+    #[serde(default = "default_handshake_timeout", with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+}
+
+/// VRRP settings.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vrrp {
+    /// Named VRRP instances.
+    #[serde(default)]
+    pub instances: BTreeMap<String, VrrpInstance>,
+}
+
+/// One virtual router.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpInstance {
+    /// Interface the adverts go out on and the VIPs are added to.
+    pub interface: String,
+    /// Virtual router id, 1..=255, unique on the segment.
+    pub vrid: u8,
+    /// Protocol version: 2 (RFC 3768) or 3 (RFC 5798).
+    #[serde(default = "default_vrrp_version")]
+    pub version: u8,
+    /// 1..=254 for backups, 255 for the address owner.
+    #[serde(default = "default_priority")]
+    pub priority: u8,
+    /// Time between adverts (whole seconds for v2, centiseconds for v3).
+    #[serde(default = "default_advert_interval", with = "humantime_serde")]
+    pub advert_interval: Duration,
+    /// The virtual addresses, with prefix length (`10.0.0.100/24`).
+    pub virtual_addresses: Vec<IpNet>,
+    /// Take over from a lower-priority master.
+    #[serde(default = "default_true")]
+    pub preempt: bool,
+    /// Wait this long after start before preempting.
+    #[serde(default, with = "humantime_serde")]
+    pub preempt_delay: Duration,
+    /// Send adverts to these peers instead of multicast.
+    #[serde(default)]
+    pub unicast_peers: Vec<IpAddr>,
+    /// v2 simple password (keepalived `auth_type PASS`), at most 8 bytes.
+    #[serde(default)]
+    pub auth_pass: Option<Secret>,
+    /// v3 over IPv4 checksum form sent (both are accepted).
+    #[serde(default)]
+    pub v3_checksum: V3Checksum,
+    /// Gratuitous ARP / unsolicited NA settings.
+    #[serde(default)]
+    pub garp: Garp,
+    /// What lowers this node's priority or forces FAULT.
+    #[serde(default)]
+    pub track: Vec<Track>,
+}
+
+fn default_vrrp_version() -> u8 {
+    3
+}
+
+fn default_priority() -> u8 {
+    100
+}
+
+fn default_advert_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// Checksum form for VRRPv3 over IPv4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum V3Checksum {
+    /// With the IPv4 pseudo-header (RFC 5798, keepalived).
+    #[default]
+    PseudoHeader,
+    /// Over the VRRP message only (RFC 9568).
+    MessageOnly,
+}
+
+/// Gratuitous ARP settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Garp {
+    /// Announcements sent on becoming master.
+    #[serde(default = "default_garp_repeat")]
+    pub repeat: u32,
+    /// Gap between those announcements.
+    #[serde(default = "default_garp_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Re-announce periodically while master (none when absent).
+    #[serde(default, with = "humantime_serde")]
+    pub refresh: Option<Duration>,
+}
+
+impl Default for Garp {
+    fn default() -> Self {
+        Garp {
+            repeat: default_garp_repeat(),
+            interval: default_garp_interval(),
+            refresh: None,
+        }
+    }
+}
+
+fn default_garp_repeat() -> u32 {
+    3
+}
+
+fn default_garp_interval() -> Duration {
+    Duration::from_millis(100)
+}
+
+/// One tracked item: a pool's server health, a whole pool, or an interface.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Track {
+    /// A server, written `pool/server`, tracked by its health.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// A pool, down when none of its servers is up.
+    #[serde(default)]
+    pub pool: Option<String>,
+    /// An interface, down when its link is down.
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// Priority subtracted while down; FAULT when absent.
+    #[serde(default)]
+    pub weight: Option<u8>,
+}
+
+/// Where alerts are delivered.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alerts {
+    /// E-mail delivery; no mail when absent.
+    #[serde(default)]
+    pub email: Option<Email>,
+}
+
+/// E-mail alert settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Email {
+    /// SMTP server host name.
+    pub smtp_host: String,
+    /// SMTP port (default by security: 587, 465, or 25).
+    #[serde(default)]
+    pub smtp_port: Option<u16>,
+    /// Transport security.
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    /// SMTP AUTH user.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// SMTP AUTH password.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// CA bundle for the SMTP server's certificate (default: web PKI roots).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Sender address.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Events within this window go out as one mail.
+    #[serde(default = "default_coalesce", with = "humantime_serde")]
+    pub coalesce: Duration,
+    /// Most mails sent per hour; the rest are merged into the next one.
+    #[serde(default = "default_max_per_hour")]
+    pub max_per_hour: u32,
+    /// Time allowed for one SMTP session.
+    #[serde(default = "default_smtp_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_coalesce() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_max_per_hour() -> u32 {
+    20
+}
+
+fn default_smtp_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// SMTP transport security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// Plaintext, upgraded with STARTTLS (required).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+    /// No encryption (local relays only).
+    Plain,
+}
+
+/// A script run on state changes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    /// Program and arguments, run without a shell.
+    pub command: Vec<String>,
+    /// Only events of this VRRP instance.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// Only events of this pool.
+    #[serde(default)]
+    pub pool: Option<String>,
+    /// Killed after this long.
+    #[serde(default = "default_notify_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Run as this user (default: the daemon's).
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+fn default_notify_timeout() -> Duration {
+    Duration::from_secs(30)
+}

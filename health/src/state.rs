@@ -1,0 +1,125 @@
+//! Shared health state: what relays read on every new connection and what
+//! alerts and VRRP tracking consume as events.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::SystemTime;
+
+use hafront_config::Role;
+
+/// A server's health as relays and operators see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Not probed yet; receives no clients.
+    Unknown,
+    /// Passing its check (rise reached).
+    Up,
+    /// Failing its check (fall reached).
+    Down,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Unknown => "unknown",
+            Status::Up => "up",
+            Status::Down => "down",
+        })
+    }
+}
+
+/// The live health of one server of one pool, readable without locks.
+#[derive(Debug)]
+pub struct ServerHealth {
+    /// Pool the server belongs to.
+    pub pool: String,
+    /// Server name as configured (or its address).
+    pub name: String,
+    /// Where the server listens.
+    pub address: SocketAddr,
+    /// Relative share of connections.
+    pub weight: u32,
+    /// Used only while no non-backup server is up.
+    pub backup: bool,
+    status: AtomicU8,
+    role: AtomicU8,
+}
+
+impl ServerHealth {
+    /// A server not probed yet.
+    pub fn new(pool: &str, server: &hafront_config::Server) -> Self {
+        ServerHealth {
+            pool: pool.to_owned(),
+            name: server.display_name(),
+            address: server.address,
+            weight: server.weight,
+            backup: server.backup,
+            status: AtomicU8::new(0),
+            role: AtomicU8::new(0),
+        }
+    }
+
+    /// Current status.
+    pub fn status(&self) -> Status {
+        match self.status.load(Ordering::Acquire) {
+            1 => Status::Up,
+            2 => Status::Down,
+            _ => Status::Unknown,
+        }
+    }
+
+    /// Whether the server may receive new clients.
+    pub fn is_up(&self) -> bool {
+        self.status() == Status::Up
+    }
+
+    /// Role reported by the last successful role-aware probe.
+    pub fn role(&self) -> Option<Role> {
+        match self.role.load(Ordering::Acquire) {
+            1 => Some(Role::Primary),
+            2 => Some(Role::Replica),
+            _ => None,
+        }
+    }
+
+    /// Records a new status.
+    pub fn set_status(&self, status: Status) {
+        let code = match status {
+            Status::Unknown => 0,
+            Status::Up => 1,
+            Status::Down => 2,
+        };
+        self.status.store(code, Ordering::Release);
+    }
+
+    /// Records the role seen by the last probe.
+    pub fn set_role(&self, role: Option<Role>) {
+        let code = match role {
+            None => 0,
+            Some(Role::Primary) => 1,
+            Some(Role::Replica) => 2,
+        };
+        self.role.store(code, Ordering::Release);
+    }
+}
+
+/// A change of a server's status or role, published once per change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthEvent {
+    /// Pool of the server.
+    pub pool: String,
+    /// Server name.
+    pub server: String,
+    /// Server address.
+    pub address: SocketAddr,
+    /// Status before the change.
+    pub old: Status,
+    /// Status after the change.
+    pub new: Status,
+    /// Role after the change, if the check reports one.
+    pub role: Option<Role>,
+    /// Why, in the check's words (for example "connect: connection refused").
+    pub reason: String,
+    /// When the change was decided.
+    pub at: SystemTime,
+}

@@ -1,0 +1,1 @@
+//! VRRP v2/v3: wire codec, sans-IO state machine, Linux driver.
