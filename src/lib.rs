@@ -1,0 +1,5 @@
+//! The hafront daemon: relays, daemon wiring, alerts and control.
+//! The command line lives in `main.rs`; VRRP, health checks and the
+//! configuration schema live in their own crates.
+
+pub mod relay;

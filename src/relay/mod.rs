@@ -1,0 +1,1 @@
+//! TCP relays: listeners that forward clients to the healthy servers of a pool.
