@@ -1,0 +1,613 @@
+//! The VRRP state machine of RFC 9568 section 6 (and RFC 3768 for version 2), free of I/O.
+//!
+//! Modelled on quinn-proto: the caller feeds events ([`Machine::start`],
+//! [`Machine::handle_advert`], [`Machine::handle_timeout`], [`Machine::set_priority`],
+//! [`Machine::set_fault`], [`Machine::shutdown`]) with the current time, drains
+//! [`Machine::poll_action`] after each, and calls [`Machine::handle_timeout`] when
+//! [`Machine::poll_timeout`] is reached. Nothing here reads a clock or sleeps, so a
+//! simulation drives many machines on a virtual clock.
+//!
+//! Beyond the RFC, following what keepalived's users ask for:
+//! - a master that hears a losing advert (two masters after a partition heals) answers at
+//!   once (RFC 9568) and re-announces its addresses, so stale ARP caches are corrected;
+//! - optional periodic gratuitous ARP while master;
+//! - an address-list mismatch is reported once per peer and list, not on every advert;
+//! - a FAULT state driven by tracking, entered with a priority 0 advert so the backup takes
+//!   over after skew time instead of the full master down interval.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+
+use crate::wire::{Advert, Auth, Centiseconds, DropReason, Version};
+
+/// Priority of the address owner, which becomes master at once.
+pub const OWNER_PRIORITY: u8 = 255;
+/// Priority a master sends when it resigns.
+pub const RESIGN_PRIORITY: u8 = 0;
+
+/// Gratuitous ARP / unsolicited neighbour advertisement schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GarpConfig {
+    /// Announcements in a burst (on becoming master, after a contested election); at least 1.
+    pub repeat: u32,
+    /// Gap between the announcements of a burst.
+    pub interval: Duration,
+    /// Period of one re-announcement while master; none when `None`.
+    pub refresh: Option<Duration>,
+}
+
+impl Default for GarpConfig {
+    fn default() -> Self {
+        GarpConfig {
+            repeat: 3,
+            interval: Duration::from_millis(100),
+            refresh: None,
+        }
+    }
+}
+
+/// What the state machine needs to know about one virtual router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceConfig {
+    /// Virtual router id, 1..=255.
+    pub vrid: u8,
+    /// Protocol version; v2 is IPv4 only.
+    pub version: Version,
+    /// Configured priority: 1..=254, or 255 for the address owner.
+    pub priority: u8,
+    /// Advert interval: whole seconds 1..=255 for v2, 10 ms steps up to 40.95 s for v3.
+    pub advert_interval: Duration,
+    /// Virtual addresses with prefix length, all of one family.
+    pub virtual_addresses: Vec<IpNet>,
+    /// This router's primary address on the interface (IPv4 primary or IPv6 link-local):
+    /// the advert source and the election tie-breaker.
+    pub primary_address: IpAddr,
+    /// Take over from a lower-priority master (the owner always does).
+    pub preempt: bool,
+    /// After start and after leaving FAULT, do not preempt for this long.
+    pub preempt_delay: Duration,
+    /// v2 authentication (must be [`Auth::None`] for v3).
+    pub auth: Auth,
+    /// Gratuitous ARP schedule.
+    pub garp: GarpConfig,
+}
+
+/// Why an [`InstanceConfig`] is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// VRID 0.
+    #[error("VRID must be 1..=255")]
+    Vrid,
+    /// Priority 0 (reserved for resigning).
+    #[error("priority must be 1..=255")]
+    Priority,
+    /// Interval not representable in the version's unit and range.
+    #[error(
+        "advert interval must be whole seconds 1..=255 (v2) or 10 ms steps 10 ms..=40.95 s (v3)"
+    )]
+    Interval,
+    /// No virtual address, more than 255, mixed families, or IPv6 with v2.
+    #[error("1 to 255 virtual addresses of the primary address's family (IPv4 for v2)")]
+    Addresses,
+    /// Authentication configured for v3.
+    #[error("authentication exists only in VRRPv2")]
+    Auth,
+    /// A gratuitous ARP repeat of zero.
+    #[error("gratuitous ARP repeat must be at least 1")]
+    GarpRepeat,
+}
+
+impl InstanceConfig {
+    /// Checks the configuration against the protocol's limits.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.vrid == 0 {
+            return Err(ConfigError::Vrid);
+        }
+        if self.priority == RESIGN_PRIORITY {
+            return Err(ConfigError::Priority);
+        }
+        self.interval_centiseconds()?;
+        let family_ok =
+            |address: &IpNet| address.addr().is_ipv4() == self.primary_address.is_ipv4();
+        if self.virtual_addresses.is_empty()
+            || self.virtual_addresses.len() > usize::from(u8::MAX)
+            || !self.virtual_addresses.iter().all(family_ok)
+            || (self.version == Version::V2 && !self.primary_address.is_ipv4())
+        {
+            return Err(ConfigError::Addresses);
+        }
+        if self.version == Version::V3 && self.auth != Auth::None {
+            return Err(ConfigError::Auth);
+        }
+        if self.garp.repeat == 0 {
+            return Err(ConfigError::GarpRepeat);
+        }
+        Ok(())
+    }
+
+    fn interval_centiseconds(&self) -> Result<Centiseconds, ConfigError> {
+        let millis = self.advert_interval.as_millis();
+        let (unit_ms, max_units) = match self.version {
+            Version::V2 => (1000, 255),
+            Version::V3 => (10, 4095),
+        };
+        if self.advert_interval.subsec_nanos() % 10_000_000 != 0
+            || millis % unit_ms != 0
+            || !(1..=max_units).contains(&(millis / unit_ms))
+        {
+            return Err(ConfigError::Interval);
+        }
+        Ok(Centiseconds((millis / 10) as u16))
+    }
+}
+
+/// Protocol state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Not started, or shut down.
+    Initialize,
+    /// Listening for the master, ready to take over.
+    Backup,
+    /// Holding the virtual addresses and advertising.
+    Master,
+    /// Tracking reported a failure: neither listening nor advertising.
+    Fault,
+}
+
+impl State {
+    /// Stable lower-case name for logs, metrics and notify scripts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Initialize => "initialize",
+            State::Backup => "backup",
+            State::Master => "master",
+            State::Fault => "fault",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a transition happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The instance was started.
+    Startup,
+    /// Priority 255: the address owner takes over at once.
+    AddressOwner,
+    /// No advert from the master within the master down interval.
+    MasterDown,
+    /// The master resigned (priority 0) and the skew time passed.
+    MasterResigned,
+    /// An advert from a router with higher priority (or equal priority, higher address).
+    HigherPriorityAdvert,
+    /// Tracking forced a fault.
+    FaultRaised,
+    /// The fault was cleared.
+    FaultCleared,
+    /// The instance was shut down.
+    Shutdown,
+}
+
+impl Reason {
+    /// Stable snake_case name for logs and notify scripts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Startup => "startup",
+            Reason::AddressOwner => "address_owner",
+            Reason::MasterDown => "master_down",
+            Reason::MasterResigned => "master_resigned",
+            Reason::HigherPriorityAdvert => "higher_priority_advert",
+            Reason::FaultRaised => "fault_raised",
+            Reason::FaultCleared => "fault_cleared",
+            Reason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Something the driver must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send this advert (to the multicast group or the unicast peers).
+    SendAdvert(Advert),
+    /// Add the virtual addresses to the interface.
+    AddVips,
+    /// Remove the virtual addresses from the interface.
+    RemoveVips,
+    /// Send one gratuitous ARP (IPv4) / unsolicited NA (IPv6) per virtual address.
+    SendGratuitous,
+    /// The state changed.
+    Transition {
+        /// State left.
+        old: State,
+        /// State entered.
+        new: State,
+        /// Why.
+        reason: Reason,
+    },
+    /// A peer advertises another address list (a classic cause of two masters). Reported
+    /// once per peer and list; its adverts are dropped unless it is the owner.
+    AddressMismatch {
+        /// The peer's primary address.
+        peer: IpAddr,
+        /// The addresses it advertises.
+        advertised: Vec<IpAddr>,
+    },
+}
+
+/// One virtual router's protocol state.
+#[derive(Debug)]
+pub struct Machine {
+    config: InstanceConfig,
+    interval: Centiseconds,
+    advert_interval: Duration,
+    configured_addresses: Vec<IpAddr>,
+    state: State,
+    priority: u8,
+    fault: bool,
+    preempt_blocked_until: Option<Instant>,
+    master_adver_interval: Duration,
+    master_down_timer: Option<Instant>,
+    master_down_reason: Reason,
+    adver_timer: Option<Instant>,
+    garp_burst_remaining: u32,
+    garp_burst_timer: Option<Instant>,
+    garp_refresh_timer: Option<Instant>,
+    reported_mismatches: HashMap<IpAddr, Vec<IpAddr>>,
+    actions: VecDeque<Action>,
+}
+
+impl Machine {
+    /// A machine in [`State::Initialize`]; call [`Machine::start`] to run it.
+    pub fn new(config: InstanceConfig) -> Result<Machine, ConfigError> {
+        config.validate()?;
+        let interval = config.interval_centiseconds()?;
+        let advert_interval = interval.to_duration();
+        let mut configured_addresses: Vec<IpAddr> =
+            config.virtual_addresses.iter().map(IpNet::addr).collect();
+        configured_addresses.sort_unstable();
+        Ok(Machine {
+            priority: config.priority,
+            interval,
+            advert_interval,
+            configured_addresses,
+            state: State::Initialize,
+            fault: false,
+            preempt_blocked_until: None,
+            master_adver_interval: advert_interval,
+            master_down_timer: None,
+            master_down_reason: Reason::MasterDown,
+            adver_timer: None,
+            garp_burst_remaining: 0,
+            garp_burst_timer: None,
+            garp_refresh_timer: None,
+            reported_mismatches: HashMap::new(),
+            actions: VecDeque::new(),
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &InstanceConfig {
+        &self.config
+    }
+
+    /// Current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Current effective priority.
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+
+    /// The master's advert interval as last learned (v3) or configured (v2).
+    pub fn master_adver_interval(&self) -> Duration {
+        self.master_adver_interval
+    }
+
+    /// Skew time at the current priority and master advert interval.
+    pub fn skew_time(&self) -> Duration {
+        let base = match self.config.version {
+            Version::V2 => Duration::from_secs(1),
+            Version::V3 => self.master_adver_interval,
+        };
+        let nanos = base.as_nanos() * u128::from(256 - u16::from(self.priority)) / 256;
+        Duration::from_nanos(nanos as u64)
+    }
+
+    /// Master down interval: three master advert intervals plus skew time.
+    pub fn master_down_interval(&self) -> Duration {
+        3 * self.master_adver_interval + self.skew_time()
+    }
+
+    /// The startup event.
+    pub fn start(&mut self, now: Instant) {
+        if self.state != State::Initialize {
+            return;
+        }
+        if self.fault {
+            self.transition(State::Fault, Reason::FaultRaised);
+        } else {
+            self.enter_running(now, Reason::Startup);
+        }
+    }
+
+    /// The shutdown event: a master resigns with priority 0 and withdraws its addresses.
+    pub fn shutdown(&mut self, _now: Instant) {
+        if self.state == State::Initialize {
+            return;
+        }
+        self.leave_current(true);
+        self.transition(State::Initialize, Reason::Shutdown);
+    }
+
+    /// Sets the effective priority (configured priority adjusted by tracking weights);
+    /// 0 is treated as 1, as resigning is [`Machine::set_fault`]'s job. A master announces
+    /// the change at once so a better backup can preempt.
+    pub fn set_priority(&mut self, now: Instant, priority: u8) {
+        let priority = priority.max(1);
+        if priority == self.priority {
+            return;
+        }
+        self.priority = priority;
+        if self.state == State::Master {
+            self.send_advert(now);
+        }
+    }
+
+    /// Raises or clears a fault from tracking. Raising it makes a master resign with a
+    /// priority 0 advert and withdraw its addresses; clearing it restarts as from startup.
+    pub fn set_fault(&mut self, now: Instant, fault: bool) {
+        if fault == self.fault {
+            return;
+        }
+        self.fault = fault;
+        match (fault, self.state) {
+            (true, State::Backup | State::Master) => {
+                self.leave_current(true);
+                self.transition(State::Fault, Reason::FaultRaised);
+            }
+            (false, State::Fault) => self.enter_running(now, Reason::FaultCleared),
+            _ => {}
+        }
+    }
+
+    /// Handles an advert parsed from a packet whose IP source was `src` and whose hop limit
+    /// was checked. Returns the reason when the instance-specific checks drop it.
+    pub fn handle_advert(
+        &mut self,
+        now: Instant,
+        src: IpAddr,
+        advert: &Advert,
+    ) -> Result<(), DropReason> {
+        self.check(src, advert)?;
+        match self.state {
+            State::Initialize | State::Fault => {}
+            State::Backup => {
+                if advert.priority == RESIGN_PRIORITY {
+                    self.master_down_timer = Some(now + self.skew_time());
+                    self.master_down_reason = Reason::MasterResigned;
+                } else if !self.preempts(now) || advert.priority >= self.priority {
+                    self.learn_master_interval(advert);
+                    self.master_down_timer = Some(now + self.master_down_interval());
+                    self.master_down_reason = Reason::MasterDown;
+                }
+            }
+            State::Master => {
+                if advert.priority == RESIGN_PRIORITY {
+                    self.send_advert(now);
+                } else if advert.priority > self.priority
+                    || (advert.priority == self.priority && src > self.config.primary_address)
+                {
+                    self.leave_current(false);
+                    self.learn_master_interval(advert);
+                    self.master_down_timer = Some(now + self.master_down_interval());
+                    self.master_down_reason = Reason::MasterDown;
+                    self.transition(State::Backup, Reason::HigherPriorityAdvert);
+                } else {
+                    // Another router believes it is master: assert the role now and correct
+                    // the ARP caches it may have taken over.
+                    self.send_advert(now);
+                    if self.garp_burst_timer.is_none() {
+                        self.start_garp_burst(now);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Processes every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due = |timer: Option<Instant>| timer.is_some_and(|at| at <= now);
+        if self.state == State::Backup && due(self.master_down_timer) {
+            let reason = self.master_down_reason;
+            self.become_master(now, reason);
+        }
+        if self.state != State::Master {
+            return;
+        }
+        if due(self.adver_timer) {
+            self.send_advert(now);
+        }
+        if due(self.garp_burst_timer) {
+            self.actions.push_back(Action::SendGratuitous);
+            self.garp_burst_remaining -= 1;
+            self.garp_burst_timer =
+                (self.garp_burst_remaining > 0).then(|| now + self.config.garp.interval);
+        }
+        if due(self.garp_refresh_timer) {
+            self.actions.push_back(Action::SendGratuitous);
+            self.garp_refresh_timer = self.config.garp.refresh.map(|period| now + period);
+        }
+    }
+
+    /// The earliest time [`Machine::handle_timeout`] has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.master_down_timer,
+            self.adver_timer,
+            self.garp_burst_timer,
+            self.garp_refresh_timer,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The next action to carry out, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The instance-specific receive checks of RFC 9568 section 7.1.
+    fn check(&mut self, src: IpAddr, advert: &Advert) -> Result<(), DropReason> {
+        if src == self.config.primary_address {
+            return Err(DropReason::OwnAdvert);
+        }
+        if advert.version != self.config.version {
+            return Err(DropReason::Version);
+        }
+        if advert.vrid != self.config.vrid {
+            return Err(DropReason::UnknownVrid);
+        }
+        if advert.interval.0 == 0 {
+            return Err(DropReason::Interval);
+        }
+        if self.config.version == Version::V2 {
+            match (&self.config.auth, &advert.auth) {
+                (Auth::None, Auth::None) => {}
+                (Auth::Password(expected), Auth::Password(received)) => {
+                    if expected != received {
+                        return Err(DropReason::AuthData);
+                    }
+                }
+                _ => return Err(DropReason::AuthType),
+            }
+            if advert.interval.to_duration() != self.advert_interval {
+                return Err(DropReason::Interval);
+            }
+        }
+        let mut advertised = advert.addresses.clone();
+        advertised.sort_unstable();
+        if advertised == self.configured_addresses {
+            self.reported_mismatches.remove(&src);
+            return Ok(());
+        }
+        if self.reported_mismatches.get(&src) != Some(&advertised) {
+            self.reported_mismatches.insert(src, advertised);
+            self.actions.push_back(Action::AddressMismatch {
+                peer: src,
+                advertised: advert.addresses.clone(),
+            });
+        }
+        if advert.priority == OWNER_PRIORITY {
+            Ok(())
+        } else {
+            Err(DropReason::AddressMismatch)
+        }
+    }
+
+    /// Whether lower-priority adverts are discarded now (preempt mode, outside the delay).
+    fn preempts(&self, now: Instant) -> bool {
+        (self.config.preempt || self.priority == OWNER_PRIORITY)
+            && self.preempt_blocked_until.is_none_or(|until| now >= until)
+    }
+
+    fn learn_master_interval(&mut self, advert: &Advert) {
+        if self.config.version == Version::V3 {
+            self.master_adver_interval = advert.interval.to_duration();
+        }
+    }
+
+    /// Leaves Initialize or Fault: the owner becomes master, anyone else backup.
+    fn enter_running(&mut self, now: Instant, reason: Reason) {
+        self.preempt_blocked_until = Some(now + self.config.preempt_delay);
+        if self.priority == OWNER_PRIORITY {
+            let reason = if reason == Reason::Startup {
+                Reason::AddressOwner
+            } else {
+                reason
+            };
+            self.become_master(now, reason);
+        } else {
+            self.master_adver_interval = self.advert_interval;
+            self.master_down_timer = Some(now + self.master_down_interval());
+            self.master_down_reason = Reason::MasterDown;
+            self.transition(State::Backup, reason);
+        }
+    }
+
+    fn become_master(&mut self, now: Instant, reason: Reason) {
+        self.master_down_timer = None;
+        self.transition(State::Master, reason);
+        self.actions.push_back(Action::AddVips);
+        self.send_advert(now);
+        self.start_garp_burst(now);
+        self.garp_refresh_timer = self.config.garp.refresh.map(|period| now + period);
+    }
+
+    /// The advert this router sends with `priority`.
+    fn advert(&self, priority: u8) -> Advert {
+        Advert {
+            version: self.config.version,
+            vrid: self.config.vrid,
+            priority,
+            interval: self.interval,
+            auth: self.config.auth,
+            addresses: self
+                .config
+                .virtual_addresses
+                .iter()
+                .map(IpNet::addr)
+                .collect(),
+        }
+    }
+
+    /// Sends an advert now and restarts the advert timer.
+    fn send_advert(&mut self, now: Instant) {
+        self.actions
+            .push_back(Action::SendAdvert(self.advert(self.priority)));
+        self.adver_timer = Some(now + self.advert_interval);
+    }
+
+    /// Announces the addresses now and `repeat - 1` more times.
+    fn start_garp_burst(&mut self, now: Instant) {
+        self.actions.push_back(Action::SendGratuitous);
+        self.garp_burst_remaining = self.config.garp.repeat - 1;
+        self.garp_burst_timer =
+            (self.garp_burst_remaining > 0).then(|| now + self.config.garp.interval);
+    }
+
+    /// Stops every timer; a master withdraws its addresses, resigning first if `resign`.
+    fn leave_current(&mut self, resign: bool) {
+        if self.state == State::Master {
+            if resign {
+                self.actions
+                    .push_back(Action::SendAdvert(self.advert(RESIGN_PRIORITY)));
+            }
+            self.actions.push_back(Action::RemoveVips);
+        }
+        self.master_down_timer = None;
+        self.adver_timer = None;
+        self.garp_burst_timer = None;
+        self.garp_burst_remaining = 0;
+        self.garp_refresh_timer = None;
+    }
+
+    fn transition(&mut self, new: State, reason: Reason) {
+        let old = std::mem::replace(&mut self.state, new);
+        self.actions
+            .push_back(Action::Transition { old, new, reason });
+    }
+}
