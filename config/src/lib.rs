@@ -1,6 +1,90 @@
 //! hafront's configuration: the YAML schema with its defaults, loading with
 //! file:line:column errors, and validation of cross-references.
+//!
+//! ```no_run
+//! let config = hafront_config::load(std::path::Path::new("/etc/hafront/hafront.yaml"))
+//!     .unwrap_or_else(|errors| {
+//!         eprintln!("{errors}");
+//!         std::process::exit(1)
+//!     });
+//! # let _ = config;
+//! ```
 
+mod document;
+mod error;
+mod loader;
 mod schema;
+mod validate;
 
+use std::path::Path;
+
+pub use error::{ConfigError, ConfigErrors, KeyPath, Position, Segment};
 pub use schema::*;
+
+/// What [`parse_with`] checks besides the YAML itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Check that secret, key and certificate files exist and that secrets
+    /// and keys are readable by their owner only. Turn off to check a config
+    /// written for another machine.
+    pub check_files: bool,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        ParseOptions { check_files: true }
+    }
+}
+
+/// Reads, parses and validates the configuration file at `path`.
+///
+/// Errors name the file as `path` is written.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, &file),
+        Err(error) => Err(ConfigErrors::single(ConfigError {
+            file,
+            position: None,
+            key: KeyPath::root(),
+            message: format!("cannot read the configuration: {error}"),
+        })),
+    }
+}
+
+/// Parses and validates a configuration held in `text`, with every check
+/// (including files); `file_name` names it in errors.
+pub fn parse(text: &str, file_name: &str) -> Result<Config, ConfigErrors> {
+    parse_with(text, file_name, ParseOptions::default())
+}
+
+/// Parses and validates a configuration held in `text` with the checks
+/// chosen in `options`; `file_name` names it in errors.
+pub fn parse_with(
+    text: &str,
+    file_name: &str,
+    options: ParseOptions,
+) -> Result<Config, ConfigErrors> {
+    let document = match document::Document::parse(text) {
+        Ok(document) => document,
+        Err(error) => {
+            let position = error.location().map(|location| Position {
+                line: location.line(),
+                column: location.column(),
+            });
+            return Err(ConfigErrors::single(ConfigError {
+                file: file_name.to_owned(),
+                position,
+                key: KeyPath::root(),
+                message: loader::parse_error_message(&error),
+            }));
+        }
+    };
+    let mut errors = Vec::new();
+    let config = loader::read_config(text, &document, file_name, &mut errors);
+    validate::validate(&config, &document, file_name, options, &mut errors);
+    match ConfigErrors::from_vec(errors) {
+        Some(errors) => Err(errors),
+        None => Ok(config),
+    }
+}

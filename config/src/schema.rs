@@ -117,24 +117,151 @@ pub enum LogFormat {
 }
 
 /// A health check: how often, how patient, and what it does.
+///
+/// Written as one flat mapping: the common settings, `kind:` and the
+/// settings of that kind (see [`CheckKind`]).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "CheckRepr")]
 pub struct Check {
     /// Time between the starts of two probes.
-    #[serde(default = "default_check_interval", with = "humantime_serde")]
     pub interval: Duration,
     /// Time a single probe may take before it counts as failed.
-    #[serde(default = "default_check_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     /// Consecutive successes that bring a down server up.
-    #[serde(default = "default_rise")]
     pub rise: u32,
     /// Consecutive failures that bring an up server down.
-    #[serde(default = "default_fall")]
     pub fall: u32,
     /// What the probe does.
-    #[serde(flatten)]
     pub kind: CheckKind,
+}
+
+/// The YAML form of a [`Check`]: every setting of every kind, so unknown
+/// keys are refused with their exact position (serde's `flatten` would
+/// lose it and cannot be combined with `deny_unknown_fields`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckRepr {
+    kind: CheckKindName,
+    #[serde(default = "default_check_interval", with = "humantime_serde")]
+    interval: Duration,
+    #[serde(default = "default_check_timeout", with = "humantime_serde")]
+    timeout: Duration,
+    #[serde(default = "default_rise")]
+    rise: u32,
+    #[serde(default = "default_fall")]
+    fall: u32,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<Secret>,
+    #[serde(default)]
+    role: Option<bool>,
+    #[serde(default)]
+    replication: Option<ReplicationCheck>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    expect_status: Option<StatusRange>,
+    #[serde(default)]
+    command: Option<Vec<String>>,
+}
+
+/// The values of `kind:` in a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CheckKindName {
+    Tcp,
+    Mysql,
+    Redis,
+    Http,
+    Exec,
+}
+
+impl CheckKindName {
+    fn name(self) -> &'static str {
+        match self {
+            CheckKindName::Tcp => "tcp",
+            CheckKindName::Mysql => "mysql",
+            CheckKindName::Redis => "redis",
+            CheckKindName::Http => "http",
+            CheckKindName::Exec => "exec",
+        }
+    }
+}
+
+impl CheckKind {
+    /// The `kind:` value naming this probe.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CheckKind::Tcp => "tcp",
+            CheckKind::Mysql(_) => "mysql",
+            CheckKind::Redis(_) => "redis",
+            CheckKind::Http(_) => "http",
+            CheckKind::Exec(_) => "exec",
+        }
+    }
+
+    /// The settings of this kind, besides the common `kind`, `interval`,
+    /// `timeout`, `rise` and `fall`.
+    pub fn setting_names(&self) -> &'static [&'static str] {
+        match self {
+            CheckKind::Tcp => &[],
+            CheckKind::Mysql(_) => &["user", "password", "role", "replication"],
+            CheckKind::Redis(_) => &["username", "password", "role"],
+            CheckKind::Http(_) => &["path", "host", "expect_status"],
+            CheckKind::Exec(_) => &["command"],
+        }
+    }
+}
+
+impl TryFrom<CheckRepr> for Check {
+    type Error = String;
+
+    /// Builds the check of the named kind from its settings.
+    fn try_from(repr: CheckRepr) -> Result<Self, String> {
+        // Settings of other kinds are reported, with their position, by
+        // validation; they are dropped here.
+        let kind = repr.kind;
+        let missing = |setting: &str| {
+            format!(
+                "missing field `{setting}` (required by kind {})",
+                kind.name()
+            )
+        };
+        let kind = match kind {
+            CheckKindName::Tcp => CheckKind::Tcp,
+            CheckKindName::Mysql => CheckKind::Mysql(MysqlCheck {
+                user: repr.user.ok_or_else(|| missing("user"))?,
+                password: repr.password,
+                role: repr.role.unwrap_or_default(),
+                replication: repr.replication,
+            }),
+            CheckKindName::Redis => CheckKind::Redis(RedisCheck {
+                username: repr.username,
+                password: repr.password,
+                role: repr.role.unwrap_or_default(),
+            }),
+            CheckKindName::Http => CheckKind::Http(HttpCheck {
+                path: repr.path.unwrap_or_else(default_http_path),
+                host: repr.host,
+                expect_status: repr.expect_status.unwrap_or_else(default_http_expect),
+            }),
+            CheckKindName::Exec => CheckKind::Exec(ExecCheck {
+                command: repr.command.ok_or_else(|| missing("command"))?,
+            }),
+        };
+        Ok(Check {
+            interval: repr.interval,
+            timeout: repr.timeout,
+            rise: repr.rise,
+            fall: repr.fall,
+            kind,
+        })
+    }
 }
 
 fn default_check_interval() -> Duration {
@@ -154,8 +281,7 @@ fn default_fall() -> u32 {
 }
 
 /// The probe a check runs against each server, chosen by `kind:`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CheckKind {
     /// A TCP connect.
     Tcp,
@@ -177,6 +303,22 @@ pub enum Secret {
     Value(String),
     /// A file holding the secret (trailing newline ignored).
     File(PathBuf),
+}
+
+impl Secret {
+    /// The secret itself: the value, or the file's content without its
+    /// trailing newline.
+    pub fn reveal(&self) -> std::io::Result<String> {
+        match self {
+            Secret::Value(value) => Ok(value.clone()),
+            Secret::File(path) => {
+                let mut content = std::fs::read_to_string(path)?;
+                let kept = content.trim_end_matches(['\n', '\r']).len();
+                content.truncate(kept);
+                Ok(content)
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Secret {
@@ -254,7 +396,10 @@ fn default_http_path() -> String {
 }
 
 fn default_http_expect() -> StatusRange {
-    StatusRange { low: 200, high: 399 }
+    StatusRange {
+        low: 200,
+        high: 399,
+    }
 }
 
 /// An inclusive range of HTTP status codes, written `200` or `200-399`.
@@ -342,7 +487,9 @@ pub struct Server {
 impl Server {
     /// The name shown to operators.
     pub fn display_name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| self.address.to_string())
+        self.name
+            .clone()
+            .unwrap_or_else(|| self.address.to_string())
     }
 }
 

@@ -1,0 +1,253 @@
+//! Reading the YAML into a [`Config`], one section or named entry at a time,
+//! so that a mistake in one entry does not hide the mistakes in the others.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::MessageFormatter;
+
+use crate::document::{Document, Shape};
+use crate::error::{ConfigError, KeyPath, Position, Segment};
+use crate::schema::{Alerts, Config, Global, Vrrp};
+
+/// The top-level sections, in the order they are documented.
+const SECTIONS: &[&str] = &[
+    "global", "checks", "pools", "relays", "vrrp", "alerts", "notify",
+];
+
+/// Deserializes `text` (already outlined as `document`) into a [`Config`].
+///
+/// Sections and named entries are read independently; the ones that fail
+/// are left out of the returned config and their errors are pushed to
+/// `errors`. The caller must not use the config as complete when errors
+/// were pushed.
+pub(crate) fn read_config(
+    text: &str,
+    document: &Document,
+    file: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Config {
+    let mut reader = Reader {
+        text,
+        document,
+        file,
+        errors,
+    };
+    let root = document.root();
+    if !matches!(root.shape, Shape::Mapping(_)) && !is_empty_document(text) {
+        reader.report(
+            root.position,
+            KeyPath::root(),
+            "expected a mapping of sections (global, checks, pools, relays, vrrp, alerts, notify)"
+                .to_owned(),
+        );
+    }
+    for entry in root.entries() {
+        if !SECTIONS.contains(&entry.key.as_str()) {
+            reader.report(
+                entry.key_position,
+                KeyPath::root().key(&entry.key),
+                format!("unknown key, expected one of {}", SECTIONS.join(", ")),
+            );
+        }
+    }
+    // Reports keys other than `instances`; the instances are read one by one.
+    reader.read::<VrrpOutline>(&KeyPath::root().key("vrrp"));
+    Config {
+        global: reader
+            .read::<Global>(&KeyPath::root().key("global"))
+            .unwrap_or_default(),
+        checks: reader.read_named(&KeyPath::root().key("checks")),
+        pools: reader.read_named(&KeyPath::root().key("pools")),
+        relays: reader.read_named(&KeyPath::root().key("relays")),
+        vrrp: Vrrp {
+            instances: reader.read_named(&KeyPath::root().key("vrrp").key("instances")),
+        },
+        alerts: reader
+            .read::<Alerts>(&KeyPath::root().key("alerts"))
+            .unwrap_or_default(),
+        notify: reader.read_listed(&KeyPath::root().key("notify")),
+    }
+}
+
+/// Whether `text` holds no YAML document at all (only blanks and comments).
+fn is_empty_document(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .all(|line| line.is_empty() || line.starts_with('#'))
+}
+
+/// The `vrrp:` section without its instances, which are read one by one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VrrpOutline {
+    #[serde(default)]
+    #[allow(dead_code, reason = "read only to check that instances is a mapping")]
+    instances: BTreeMap<String, IgnoredAny>,
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    document: &'a Document,
+    file: &'a str,
+    errors: &'a mut Vec<ConfigError>,
+}
+
+impl Reader<'_> {
+    fn report(&mut self, position: Position, key: KeyPath, message: String) {
+        self.errors.push(ConfigError {
+            file: self.file.to_owned(),
+            position: Some(position),
+            key,
+            message,
+        });
+    }
+
+    /// Reads the value at `path`; `None` if it is absent or wrong (reported).
+    fn read<T: for<'de> Deserialize<'de>>(&mut self, path: &KeyPath) -> Option<T> {
+        self.document.get(path)?;
+        let seed = Pick::<T> {
+            path: path.segments(),
+            target: PhantomData,
+        };
+        match serde_saphyr::with_deserializer_from_str(self.text, |deserializer| {
+            seed.deserialize(deserializer)
+        }) {
+            Ok(value) => value,
+            Err(error) => {
+                self.report_parse_error(path, &error);
+                None
+            }
+        }
+    }
+
+    /// Reads the mapping of named entries at `path`, each entry on its own.
+    fn read_named<T: for<'de> Deserialize<'de>>(&mut self, path: &KeyPath) -> BTreeMap<String, T> {
+        let Some(names) = self.read::<BTreeMap<String, IgnoredAny>>(path) else {
+            return BTreeMap::new();
+        };
+        names
+            .into_keys()
+            .filter_map(|name| {
+                let value = self.read(&path.key(&name))?;
+                Some((name, value))
+            })
+            .collect()
+    }
+
+    /// Reads the sequence at `path`, each item on its own.
+    fn read_listed<T: for<'de> Deserialize<'de>>(&mut self, path: &KeyPath) -> Vec<T> {
+        let Some(items) = self.read::<Vec<IgnoredAny>>(path) else {
+            return Vec::new();
+        };
+        (0..items.len())
+            .filter_map(|index| self.read(&path.index(index)))
+            .collect()
+    }
+
+    fn report_parse_error(&mut self, within: &KeyPath, error: &serde_saphyr::Error) {
+        let position = error.location().map(|location| Position {
+            line: location.line(),
+            column: location.column(),
+        });
+        let message = parse_error_message(error);
+        let key = match position {
+            // A missing field is reported at the first key of the mapping
+            // that lacks it: the key path is that mapping's.
+            Some(position) if message.starts_with("missing field") => {
+                let first_key = self.document.path_at(within, position);
+                first_key.parent().unwrap_or(first_key)
+            }
+            Some(position) => self.document.path_at(within, position),
+            None => within.clone(),
+        };
+        let position = position.unwrap_or_else(|| self.document.value_position(within));
+        self.report(position, key, message);
+    }
+}
+
+/// The parser's message for `error`, without its location suffix and with
+/// control characters escaped.
+pub(crate) fn parse_error_message(error: &serde_saphyr::Error) -> String {
+    let message = serde_saphyr::DefaultMessageFormatter.format_message(error);
+    message
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_debug().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
+/// Deserializes only the value at `path`, skipping everything else.
+struct Pick<'p, T> {
+    path: &'p [Segment],
+    target: PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Pick<'_, T> {
+    type Value = Option<T>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Option<T>, D::Error> {
+        match self.path.split_first() {
+            None => T::deserialize(deserializer).map(Some),
+            Some((Segment::Key(_), _)) => deserializer.deserialize_map(self),
+            Some((Segment::Index(_), _)) => deserializer.deserialize_seq(self),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Pick<'_, T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.path.first() {
+            Some(Segment::Index(_)) => f.write_str("a sequence"),
+            _ => f.write_str("a mapping"),
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+        let Some((Segment::Key(wanted), rest)) = self.path.split_first() else {
+            return Err(de::Error::invalid_type(de::Unexpected::Map, &self));
+        };
+        let mut found = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if &key == wanted && found.is_none() {
+                found = map.next_value_seed(Pick::<T> {
+                    path: rest,
+                    target: PhantomData,
+                })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<T>, A::Error> {
+        let Some((Segment::Index(wanted), rest)) = self.path.split_first() else {
+            return Err(de::Error::invalid_type(de::Unexpected::Seq, &self));
+        };
+        for _ in 0..*wanted {
+            if seq.next_element::<IgnoredAny>()?.is_none() {
+                return Ok(None);
+            }
+        }
+        let found = seq
+            .next_element_seed(Pick::<T> {
+                path: rest,
+                target: PhantomData,
+            })?
+            .flatten();
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(found)
+    }
+}

@@ -1,0 +1,734 @@
+//! Checks that go beyond the YAML shape: references between sections
+//! resolve, numbers are in range, VRRP settings are coherent, and secret
+//! files are private. Every problem found is reported, not just the first.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::ParseOptions;
+use crate::document::Document;
+use crate::error::{ConfigError, KeyPath, Position};
+use crate::schema::{
+    Check, CheckKind, Config, Email, Notify, Pool, Relay, RelayMode, Secret, Track, VrrpInstance,
+};
+
+/// Spiped derives its keys from the key file with SHA-256; shorter files
+/// hold less entropy than the derived key.
+const SPIPED_MIN_KEY_BYTES: u64 = 32;
+
+/// Settings every check kind accepts.
+const COMMON_CHECK_SETTINGS: &[&str] = &["kind", "interval", "timeout", "rise", "fall"];
+
+/// VRRPv2 (RFC 3768) passwords occupy an 8-byte field.
+const VRRP_V2_MAX_AUTH_PASS_BYTES: usize = 8;
+
+/// VRRPv3 advertises its interval in 12 bits of centiseconds.
+const VRRP_V3_MAX_ADVERT_CENTISECONDS: u128 = 4095;
+
+/// Validates `config` and pushes every problem to `errors`, located through
+/// `document`. References are resolved against the names declared in the
+/// document, so an entry that failed to deserialize does not also show up
+/// as an unknown reference.
+pub(crate) fn validate(
+    config: &Config,
+    document: &Document,
+    file: &str,
+    options: ParseOptions,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut validator = Validator {
+        config,
+        document,
+        file,
+        options,
+        errors,
+    };
+    let root = KeyPath::root();
+    for (name, check) in &config.checks {
+        validator.check(&root.key("checks").key(name), check);
+    }
+    for (name, pool) in &config.pools {
+        validator.pool(&root.key("pools").key(name), pool);
+    }
+    for (name, relay) in &config.relays {
+        validator.relay(&root.key("relays").key(name), relay);
+    }
+    validator.listen_addresses_are_unique();
+    for (name, instance) in &config.vrrp.instances {
+        validator.vrrp_instance(&root.key("vrrp").key("instances").key(name), instance);
+    }
+    validator.vrrp_routers_are_unique();
+    if let Some(email) = &config.alerts.email {
+        validator.email(&root.key("alerts").key("email"), email);
+    }
+    for (index, notify) in config.notify.iter().enumerate() {
+        validator.notify(&root.key("notify").index(index), notify);
+    }
+}
+
+struct Validator<'a> {
+    config: &'a Config,
+    document: &'a Document,
+    file: &'a str,
+    options: ParseOptions,
+    errors: &'a mut Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    /// Reports a problem with the value at `path`.
+    fn report(&mut self, path: &KeyPath, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_owned(),
+            position: Some(self.document.value_position(path)),
+            key: path.clone(),
+            message: message.into(),
+        });
+    }
+
+    /// Reports a problem with the key ending `path`, which starts at `position`.
+    fn report_key(&mut self, position: Position, path: KeyPath, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_owned(),
+            position: Some(position),
+            key: path,
+            message: message.into(),
+        });
+    }
+
+    /// The names declared under `section` in the document, in file order.
+    fn declared(&self, section: &KeyPath) -> Vec<&str> {
+        self.document
+            .get(section)
+            .map(|node| {
+                node.entries()
+                    .iter()
+                    .map(|entry| entry.key.as_str())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Reports `name` at `path` unless it is declared under `section`.
+    fn reference(&mut self, path: &KeyPath, what: &str, section: &KeyPath, name: &str) {
+        let declared = self.declared(section);
+        if declared.contains(&name) {
+            return;
+        }
+        let defined = if declared.is_empty() {
+            format!("no {what}s are defined under {section}")
+        } else {
+            format!("defined {what}s: {}", declared.join(", "))
+        };
+        self.report(path, format!("unknown {what} {name:?}; {defined}"));
+    }
+
+    fn at_least_one(&mut self, path: &KeyPath, value: u64) {
+        if value == 0 {
+            self.report(path, "must be at least 1");
+        }
+    }
+
+    fn positive_duration(&mut self, path: &KeyPath, value: Duration) {
+        if value.is_zero() {
+            self.report(path, "must be longer than 0s");
+        }
+    }
+
+    fn command(&mut self, path: &KeyPath, command: &[String]) {
+        match command.first() {
+            None => self.report(path, "must name a program to run, as [program, args...]"),
+            Some(program) if program.is_empty() => {
+                self.report(&path.index(0), "the program name is empty")
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn check(&mut self, path: &KeyPath, check: &Check) {
+        self.check_settings_match_kind(path, check);
+        self.at_least_one(&path.key("rise"), check.rise.into());
+        self.at_least_one(&path.key("fall"), check.fall.into());
+        self.positive_duration(&path.key("interval"), check.interval);
+        self.positive_duration(&path.key("timeout"), check.timeout);
+        if check.timeout > check.interval {
+            self.report(
+                &path.key("timeout"),
+                format!(
+                    "{} is longer than the interval ({}); a probe must end before the next starts",
+                    humantime::format_duration(check.timeout),
+                    humantime::format_duration(check.interval)
+                ),
+            );
+        }
+        match &check.kind {
+            CheckKind::Tcp | CheckKind::Http(_) => {}
+            CheckKind::Mysql(mysql) => {
+                if let Some(password) = &mysql.password {
+                    self.secret(&path.key("password"), password);
+                }
+                if let Some(replication) = &mysql.replication {
+                    self.positive_duration(
+                        &path.key("replication").key("max_lag"),
+                        replication.max_lag,
+                    );
+                }
+            }
+            CheckKind::Redis(redis) => {
+                if let Some(password) = &redis.password {
+                    self.secret(&path.key("password"), password);
+                }
+            }
+            CheckKind::Exec(exec) => self.command(&path.key("command"), &exec.command),
+        }
+    }
+
+    /// Settings of other kinds (`user` on a tcp check) are refused.
+    fn check_settings_match_kind(&mut self, path: &KeyPath, check: &Check) {
+        let kind = check.kind.name();
+        let own = check.kind.setting_names();
+        let foreign: Vec<(Position, String)> = self
+            .document
+            .get(path)
+            .map(|node| node.entries())
+            .unwrap_or_default()
+            .iter()
+            .filter(|entry| {
+                !COMMON_CHECK_SETTINGS.contains(&entry.key.as_str())
+                    && !own.contains(&entry.key.as_str())
+            })
+            .map(|entry| (entry.key_position, entry.key.clone()))
+            .collect();
+        for (position, key) in foreign {
+            let message = if own.is_empty() {
+                format!("does not apply to {kind} checks, which have no settings of their own")
+            } else {
+                format!(
+                    "does not apply to {kind} checks, whose own settings are: {}",
+                    own.join(", ")
+                )
+            };
+            self.report_key(position, path.key(key), message);
+        }
+    }
+
+    fn pool(&mut self, path: &KeyPath, pool: &Pool) {
+        self.reference(
+            &path.key("check"),
+            "check",
+            &KeyPath::root().key("checks"),
+            &pool.check,
+        );
+        let servers = path.key("servers");
+        if pool.servers.is_empty() {
+            self.report(&servers, "needs at least one server");
+        }
+        let mut names = HashMap::new();
+        let mut addresses = HashMap::new();
+        for (index, server) in pool.servers.iter().enumerate() {
+            let server_path = servers.index(index);
+            self.at_least_one(&server_path.key("weight"), server.weight.into());
+            let name = server.display_name();
+            let name_path = if server.name.is_some() {
+                server_path.key("name")
+            } else {
+                server_path.key("address")
+            };
+            if name.contains('/') {
+                self.report(
+                    &name_path,
+                    format!("server name {name:?} must not contain '/' (tracked as pool/server)"),
+                );
+            }
+            if let Some(first) = names.insert(name.clone(), index) {
+                self.report(
+                    &name_path,
+                    format!(
+                        "server name {name:?} is already used by {}",
+                        servers.index(first)
+                    ),
+                );
+            }
+            if let Some(first) = addresses.insert(server.address, index) {
+                self.report(
+                    &server_path.key("address"),
+                    format!(
+                        "address {} is already used by {}",
+                        server.address,
+                        servers.index(first)
+                    ),
+                );
+            }
+        }
+    }
+
+    fn relay(&mut self, path: &KeyPath, relay: &Relay) {
+        let pool_path = path.key("pool");
+        self.reference(
+            &pool_path,
+            "pool",
+            &KeyPath::root().key("pools"),
+            &relay.pool,
+        );
+        if relay.listen.is_empty() {
+            self.report(
+                &path.key("listen"),
+                "needs at least one address to listen on",
+            );
+        }
+        self.at_least_one(&path.key("connect_attempts"), relay.connect_attempts.into());
+        self.at_least_one(
+            &path.key("max_connections"),
+            u64::try_from(relay.max_connections).unwrap_or(u64::MAX),
+        );
+        self.positive_duration(&path.key("connect_timeout"), relay.connect_timeout);
+        self.positive_duration(&path.key("idle_timeout"), relay.idle_timeout);
+        if relay.role.is_some() {
+            self.relay_role(&path.key("role"), &relay.pool);
+        }
+        let mode = path.key("mode");
+        match &relay.mode {
+            RelayMode::Plain => {}
+            RelayMode::SpipedEncrypt(spiped) | RelayMode::SpipedDecrypt(spiped) => {
+                self.positive_duration(&mode.key("handshake_timeout"), spiped.handshake_timeout);
+                self.private_file(&mode.key("key_file"), &spiped.key_file, "key");
+                self.spiped_key_length(&mode.key("key_file"), &spiped.key_file);
+            }
+            RelayMode::TlsServer(tls) => {
+                self.existing_file(&mode.key("cert_file"), &tls.cert_file);
+                self.private_file(&mode.key("key_file"), &tls.key_file, "key");
+                if let Some(ca_file) = &tls.client_ca_file {
+                    self.existing_file(&mode.key("client_ca_file"), ca_file);
+                }
+            }
+            RelayMode::TlsClient(tls) => {
+                self.existing_file(&mode.key("ca_file"), &tls.ca_file);
+                if tls.server_name.is_empty() {
+                    self.report(&mode.key("server_name"), "must not be empty");
+                }
+                match (&tls.cert_file, &tls.key_file) {
+                    (Some(cert_file), Some(key_file)) => {
+                        self.existing_file(&mode.key("cert_file"), cert_file);
+                        self.private_file(&mode.key("key_file"), key_file, "key");
+                    }
+                    (Some(_), None) => {
+                        self.report(&mode.key("cert_file"), "needs key_file as well")
+                    }
+                    (None, Some(_)) => {
+                        self.report(&mode.key("key_file"), "needs cert_file as well")
+                    }
+                    (None, None) => {}
+                }
+            }
+            RelayMode::Gateway(gateway) => {
+                self.secret(&mode.key("secret"), &gateway.secret);
+                self.positive_duration(&mode.key("handshake_timeout"), gateway.handshake_timeout);
+                if gateway.allow.is_empty() {
+                    self.report(&mode.key("allow"), "needs at least one address or network");
+                }
+            }
+        }
+    }
+
+    /// A relay with `role:` needs its pool's check to report roles.
+    fn relay_role(&mut self, path: &KeyPath, pool_name: &str) {
+        let Some(pool) = self.config.pools.get(pool_name) else {
+            return;
+        };
+        let Some(check) = self.config.checks.get(&pool.check) else {
+            return;
+        };
+        let role_aware = match &check.kind {
+            CheckKind::Mysql(mysql) => mysql.role,
+            CheckKind::Redis(redis) => redis.role,
+            _ => false,
+        };
+        if !role_aware {
+            self.report(
+                path,
+                format!(
+                    "needs a role-aware check, but pool {pool_name:?} uses check {:?}, \
+                     which is not a mysql or redis check with `role: true`",
+                    pool.check
+                ),
+            );
+        }
+    }
+
+    /// No two listeners may bind the same address, counting a wildcard
+    /// address as overlapping every address of its family on that port.
+    fn listen_addresses_are_unique(&mut self) {
+        let mut listeners: Vec<(KeyPath, SocketAddr)> = self
+            .config
+            .relays
+            .iter()
+            .flat_map(|(name, relay)| {
+                let path = KeyPath::root().key("relays").key(name).key("listen");
+                relay
+                    .listen
+                    .iter()
+                    .enumerate()
+                    .map(move |(index, address)| (path.index(index), *address))
+            })
+            .collect();
+        listeners.sort_by_key(|(path, _)| self.document.value_position(path));
+        for (later, (path, address)) in listeners.iter().enumerate() {
+            let clash = listeners[..later]
+                .iter()
+                .find(|(_, earlier)| listeners_overlap(*earlier, *address));
+            if let Some((earlier_path, earlier)) = clash {
+                let message = if earlier == address {
+                    format!("address {address} is already used by {earlier_path}")
+                } else {
+                    format!("address {address} overlaps {earlier} of {earlier_path}")
+                };
+                self.report(path, message);
+            }
+        }
+    }
+
+    fn vrrp_instance(&mut self, path: &KeyPath, instance: &VrrpInstance) {
+        if instance.vrid == 0 {
+            self.report(&path.key("vrid"), "must be 1..=255");
+        }
+        if instance.priority == 0 {
+            self.report(
+                &path.key("priority"),
+                "must be 1..=255 (0 is reserved for a master that is leaving)",
+            );
+        }
+        let interval = instance.advert_interval;
+        let interval_path = path.key("advert_interval");
+        match instance.version {
+            2 => {
+                if interval.subsec_nanos() != 0 || !(1..=255).contains(&interval.as_secs()) {
+                    self.report(
+                        &interval_path,
+                        format!(
+                            "VRRPv2 adverts a whole number of seconds from 1s to 255s, not {}",
+                            humantime::format_duration(interval)
+                        ),
+                    );
+                }
+            }
+            3 => {
+                let centiseconds = interval.as_millis() / 10;
+                if interval.as_nanos() % 10_000_000 != 0
+                    || !(1..=VRRP_V3_MAX_ADVERT_CENTISECONDS).contains(&centiseconds)
+                {
+                    self.report(
+                        &interval_path,
+                        format!(
+                            "VRRPv3 adverts a multiple of 10ms from 10ms to 40s 950ms, not {}",
+                            humantime::format_duration(interval)
+                        ),
+                    );
+                }
+            }
+            _ => self.report(&path.key("version"), "must be 2 or 3"),
+        }
+        if let Some(auth_pass) = &instance.auth_pass {
+            self.auth_pass(&path.key("auth_pass"), instance.version, auth_pass);
+        }
+        self.virtual_addresses(path, instance);
+        for (index, track) in instance.track.iter().enumerate() {
+            self.track(&path.key("track").index(index), track);
+        }
+    }
+
+    fn auth_pass(&mut self, path: &KeyPath, version: u8, auth_pass: &Secret) {
+        if version != 2 {
+            self.report(
+                path,
+                "VRRPv3 has no authentication; remove auth_pass or use version: 2",
+            );
+            return;
+        }
+        self.secret(path, auth_pass);
+        let length = match auth_pass {
+            Secret::Value(value) => Some(value.len()),
+            Secret::File(_) if self.options.check_files => {
+                auth_pass.reveal().ok().map(|value| value.len())
+            }
+            Secret::File(_) => None,
+        };
+        if let Some(length) = length.filter(|&length| length > VRRP_V2_MAX_AUTH_PASS_BYTES) {
+            self.report(
+                path,
+                format!(
+                    "the password is {length} bytes; VRRPv2 carries at most {VRRP_V2_MAX_AUTH_PASS_BYTES}"
+                ),
+            );
+        }
+    }
+
+    fn virtual_addresses(&mut self, path: &KeyPath, instance: &VrrpInstance) {
+        let addresses_path = path.key("virtual_addresses");
+        let Some(first) = instance.virtual_addresses.first() else {
+            self.report(&addresses_path, "needs at least one virtual address");
+            return;
+        };
+        for (index, address) in instance.virtual_addresses.iter().enumerate() {
+            if address.addr().is_ipv4() != first.addr().is_ipv4() {
+                self.report(
+                    &addresses_path.index(index),
+                    format!(
+                        "{address} is {} but {first} is {}; one instance serves one address family",
+                        family(address),
+                        family(first)
+                    ),
+                );
+            } else if address.addr().is_ipv6() && instance.version == 2 {
+                self.report(
+                    &addresses_path.index(index),
+                    "IPv6 virtual addresses need version: 3",
+                );
+            }
+        }
+        for (index, peer) in instance.unicast_peers.iter().enumerate() {
+            if peer.is_ipv4() != first.addr().is_ipv4() {
+                self.report(
+                    &path.key("unicast_peers").index(index),
+                    format!(
+                        "peer {peer} is not {} like the virtual addresses",
+                        family(first)
+                    ),
+                );
+            }
+        }
+    }
+
+    fn track(&mut self, path: &KeyPath, track: &Track) {
+        let named = [
+            track.server.is_some(),
+            track.pool.is_some(),
+            track.interface.is_some(),
+        ];
+        if named.iter().filter(|&&set| set).count() != 1 {
+            self.report(path, "name exactly one of server, pool or interface");
+            return;
+        }
+        if track.weight == Some(0) {
+            self.report(
+                &path.key("weight"),
+                "must be at least 1 (leave it out to go FAULT while down)",
+            );
+        }
+        let pools = KeyPath::root().key("pools");
+        if let Some(pool) = &track.pool {
+            self.reference(&path.key("pool"), "pool", &pools, pool);
+        }
+        if let Some(server) = &track.server {
+            let server_path = path.key("server");
+            let Some((pool_name, server_name)) = server.split_once('/') else {
+                self.report(
+                    &server_path,
+                    format!("{server:?} is not written pool/server"),
+                );
+                return;
+            };
+            self.reference(&server_path, "pool", &pools, pool_name);
+            if let Some(pool) = self.config.pools.get(pool_name) {
+                let names: Vec<String> = pool.servers.iter().map(|s| s.display_name()).collect();
+                if !names.iter().any(|name| name == server_name) {
+                    self.report(
+                        &server_path,
+                        format!(
+                            "pool {pool_name:?} has no server {server_name:?}; its servers: {}",
+                            names.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        if track.interface.as_deref() == Some("") {
+            self.report(&path.key("interface"), "must not be empty");
+        }
+    }
+
+    /// No two instances may run the same virtual router: same interface,
+    /// same vrid and same address family.
+    fn vrrp_routers_are_unique(&mut self) {
+        let mut routers: Vec<(KeyPath, (&str, u8, bool))> = self
+            .config
+            .vrrp
+            .instances
+            .iter()
+            .filter_map(|(name, instance)| {
+                let is_ipv4 = instance.virtual_addresses.first()?.addr().is_ipv4();
+                let path = KeyPath::root().key("vrrp").key("instances").key(name);
+                Some((path, (instance.interface.as_str(), instance.vrid, is_ipv4)))
+            })
+            .collect();
+        routers.sort_by_key(|(path, _)| self.document.value_position(path));
+        for (later, (path, router)) in routers.iter().enumerate() {
+            if let Some((earlier_path, _)) = routers[..later].iter().find(|(_, r)| r == router) {
+                let (interface, vrid, is_ipv4) = *router;
+                let family = if is_ipv4 { "IPv4" } else { "IPv6" };
+                self.report(
+                    &path.key("vrid"),
+                    format!(
+                        "vrid {vrid} on {interface} ({family}) is already used by {earlier_path}"
+                    ),
+                );
+            }
+        }
+    }
+
+    fn email(&mut self, path: &KeyPath, email: &Email) {
+        if email.smtp_host.is_empty() {
+            self.report(&path.key("smtp_host"), "must not be empty");
+        }
+        if !looks_like_mail_address(&email.from) {
+            self.report(
+                &path.key("from"),
+                format!(
+                    "{:?} is not a mail address like alerts@example.com",
+                    email.from
+                ),
+            );
+        }
+        if email.to.is_empty() {
+            self.report(&path.key("to"), "needs at least one recipient");
+        }
+        for (index, recipient) in email.to.iter().enumerate() {
+            if !looks_like_mail_address(recipient) {
+                self.report(
+                    &path.key("to").index(index),
+                    format!("{recipient:?} is not a mail address like dba@example.com"),
+                );
+            }
+        }
+        self.at_least_one(&path.key("max_per_hour"), email.max_per_hour.into());
+        self.positive_duration(&path.key("timeout"), email.timeout);
+        if let Some(password) = &email.password {
+            self.secret(&path.key("password"), password);
+        }
+        if let Some(ca_file) = &email.ca_file {
+            self.existing_file(&path.key("ca_file"), ca_file);
+        }
+    }
+
+    fn notify(&mut self, path: &KeyPath, notify: &Notify) {
+        self.command(&path.key("command"), &notify.command);
+        self.positive_duration(&path.key("timeout"), notify.timeout);
+        if let Some(instance) = &notify.instance {
+            self.reference(
+                &path.key("instance"),
+                "VRRP instance",
+                &KeyPath::root().key("vrrp").key("instances"),
+                instance,
+            );
+        }
+        if let Some(pool) = &notify.pool {
+            self.reference(
+                &path.key("pool"),
+                "pool",
+                &KeyPath::root().key("pools"),
+                pool,
+            );
+        }
+    }
+
+    /// A secret given as a file: the file must be private.
+    fn secret(&mut self, path: &KeyPath, secret: &Secret) {
+        if let Secret::File(file) = secret {
+            self.private_file(&path.key("file"), file, "secret");
+        }
+    }
+
+    /// `file` must exist and be accessible by its owner only.
+    fn private_file(&mut self, path: &KeyPath, file: &Path, what: &str) {
+        let Some(metadata) = self.regular_file(path, file) else {
+            return;
+        };
+        let mode = metadata.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            self.report(
+                path,
+                format!(
+                    "{what} file {} is accessible by group or others (mode {mode:04o}); \
+                     run: chmod 600 {}",
+                    file.display(),
+                    file.display()
+                ),
+            );
+        }
+    }
+
+    fn existing_file(&mut self, path: &KeyPath, file: &Path) {
+        self.regular_file(path, file);
+    }
+
+    /// The metadata of `file` if file checks are on and it is a regular
+    /// file; reports why not otherwise.
+    fn regular_file(&mut self, path: &KeyPath, file: &Path) -> Option<std::fs::Metadata> {
+        if !self.options.check_files {
+            return None;
+        }
+        match std::fs::metadata(file) {
+            Ok(metadata) if metadata.is_file() => Some(metadata),
+            Ok(_) => {
+                self.report(path, format!("{} is not a regular file", file.display()));
+                None
+            }
+            Err(error) => {
+                self.report(path, format!("cannot use {}: {error}", file.display()));
+                None
+            }
+        }
+    }
+
+    fn spiped_key_length(&mut self, path: &KeyPath, file: &Path) {
+        if !self.options.check_files {
+            return;
+        }
+        if let Ok(metadata) = std::fs::metadata(file)
+            && metadata.is_file()
+            && metadata.len() < SPIPED_MIN_KEY_BYTES
+        {
+            self.report(
+                path,
+                format!(
+                    "key file {} holds {} bytes; use at least {SPIPED_MIN_KEY_BYTES} \
+                     (dd if=/dev/urandom bs=32 count=1 of=FILE)",
+                    file.display(),
+                    metadata.len()
+                ),
+            );
+        }
+    }
+}
+
+fn family(network: &IpNet) -> &'static str {
+    match network {
+        IpNet::V4(_) => "IPv4",
+        IpNet::V6(_) => "IPv6",
+    }
+}
+
+/// Whether two listen addresses cannot both be bound: equal, or a wildcard
+/// and any address of the same family on the same port.
+fn listeners_overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.is_ipv4() == b.is_ipv4()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// A plausibility check, not RFC 5321: `local@domain`, no spaces or angle
+/// brackets, a dotted domain without empty labels.
+fn looks_like_mail_address(address: &str) -> bool {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return false;
+    };
+    let forbidden = |c: char| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '@');
+    !local.is_empty()
+        && !local.contains(forbidden)
+        && domain.contains('.')
+        && !domain.contains(forbidden)
+        && domain.split('.').all(|label| !label.is_empty())
+}
