@@ -2,8 +2,9 @@
 //! alerts and VRRP tracking consume as events.
 
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use hafront_config::Role;
 
@@ -43,6 +44,7 @@ pub struct ServerHealth {
     pub backup: bool,
     status: AtomicU8,
     role: AtomicU8,
+    last_probe: Mutex<Option<ProbeResult>>,
 }
 
 impl ServerHealth {
@@ -56,6 +58,7 @@ impl ServerHealth {
             backup: server.backup,
             status: AtomicU8::new(0),
             role: AtomicU8::new(0),
+            last_probe: Mutex::new(None),
         }
     }
 
@@ -101,6 +104,39 @@ impl ServerHealth {
         };
         self.role.store(code, Ordering::Release);
     }
+
+    /// The most recent probe result, for status reports (`None` before the
+    /// first probe finishes).
+    pub fn last_probe(&self) -> Option<ProbeResult> {
+        self.last_probe
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Records the most recent probe result.
+    pub fn set_last_probe(&self, result: ProbeResult) {
+        *self
+            .last_probe
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(result);
+    }
+}
+
+/// What one probe of one server found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeResult {
+    /// Whether the probe passed.
+    pub ok: bool,
+    /// What the probe saw, in words: why it failed, or a short summary of
+    /// success (for example "ping ok, read_only=OFF").
+    pub reason: String,
+    /// Role the server reported, when the check asks for one and it passed.
+    pub role: Option<Role>,
+    /// Time from the probe's start to its result (at most the check's timeout).
+    pub latency: Duration,
+    /// When the probe finished.
+    pub at: SystemTime,
 }
 
 /// A change of a server's status or role, published once per change.
