@@ -1,1 +1,452 @@
 //! TCP relays: listeners that forward clients to the healthy servers of a pool.
+//!
+//! A [`Relay`] behaves like an HAProxy `mode tcp` frontend/backend pair:
+//! each new client gets a server chosen by the relay's policy among the
+//! servers that are up (and have the relay's role, if it names one), backups
+//! only when no other server qualifies. A refused or timed-out connect moves
+//! on to the next candidate, up to `connect_attempts` servers. Clients over
+//! `max_connections`, or with no server to go to, are accepted and closed at
+//! once, and counted. Bytes flow with splice(2) when the kernel allows it;
+//! half-close is honoured both ways and idle connections are closed.
+//!
+//! The pool view can be replaced at run time ([`Relay::replace_pool`])
+//! without closing listeners or open connections.
+
+pub mod balance;
+mod forward;
+mod listener;
+mod stats;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hafront_config::{OnServerDown, Policy, RelayMode, Role};
+use hafront_health::{HealthEvent, ServerHealth, Status};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use balance::{Balancer, Candidate};
+pub use forward::DataPath;
+use forward::{Ending, Meter};
+use stats::{ActiveGuard, RelayCounters, ServerCounters, bump};
+pub use stats::{RelayStats, ServerStats};
+
+/// Pause after an accept error such as running out of file descriptors, so
+/// the loop does not spin while the condition lasts.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A running relay: its listeners, counters and pool view.
+///
+/// Dropping it stops accepting and stops watching health events; open
+/// connections run on until they end by themselves.
+pub struct Relay {
+    shared: Arc<Shared>,
+    local_addrs: Vec<SocketAddr>,
+    acceptors: Vec<JoinHandle<()>>,
+    watcher: Option<JoinHandle<()>>,
+}
+
+/// What every connection task of a relay shares.
+struct Shared {
+    name: String,
+    settings: Settings,
+    data_path: DataPath,
+    pool: ArcSwap<PoolView>,
+    counters: RelayCounters,
+}
+
+/// The parts of the relay configuration used after start.
+struct Settings {
+    pool_name: String,
+    policy: Policy,
+    role: Option<Role>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    max_connections: u64,
+    connect_attempts: u32,
+    close_on_server_down: bool,
+}
+
+/// One version of the pool as this relay sees it, with its balancing state.
+struct PoolView {
+    backends: Vec<Backend>,
+    balancer: Mutex<Balancer>,
+}
+
+/// A server of the pool view: its live health and this relay's link to it.
+struct Backend {
+    health: Arc<ServerHealth>,
+    link: Arc<ServerLink>,
+}
+
+/// Per-server state that outlives pool replacements (matched by name and
+/// address), so counters and the close signal stay with open connections.
+#[derive(Default)]
+struct ServerLink {
+    counters: ServerCounters,
+    /// Notified to close every open connection to the server.
+    disconnect: watch::Sender<()>,
+}
+
+impl Relay {
+    /// Binds every `listen` address of `config` and starts forwarding to
+    /// `pool` with splice(2) where available. Must be called inside a Tokio
+    /// runtime. `events` is watched to close connections of servers that go
+    /// down when `on_server_down: close`.
+    ///
+    /// Fails if any address cannot be bound (nothing is left listening then)
+    /// or if `config.mode` is not `plain`.
+    pub fn start(
+        name: &str,
+        config: &hafront_config::Relay,
+        pool: Arc<[Arc<ServerHealth>]>,
+        events: broadcast::Receiver<HealthEvent>,
+    ) -> io::Result<Relay> {
+        Self::start_with_data_path(name, config, pool, events, DataPath::default())
+    }
+
+    /// [`Relay::start`] with an explicit data path (for example
+    /// [`DataPath::Copy`] where splice is known to misbehave).
+    pub fn start_with_data_path(
+        name: &str,
+        config: &hafront_config::Relay,
+        pool: Arc<[Arc<ServerHealth>]>,
+        events: broadcast::Receiver<HealthEvent>,
+        data_path: DataPath,
+    ) -> io::Result<Relay> {
+        if config.mode != RelayMode::Plain {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("relay {name}: only mode `plain` is supported by this relay"),
+            ));
+        }
+        let listeners = config
+            .listen
+            .iter()
+            .map(|&address| {
+                listener::bind(address).map_err(|error| {
+                    io::Error::new(
+                        error.kind(),
+                        format!("relay {name}: cannot listen on {address}: {error}"),
+                    )
+                })
+            })
+            .collect::<io::Result<Vec<TcpListener>>>()?;
+        let local_addrs = listeners
+            .iter()
+            .map(TcpListener::local_addr)
+            .collect::<io::Result<Vec<_>>>()?;
+        let settings = Settings {
+            pool_name: config.pool.clone(),
+            policy: config.policy,
+            role: config.role,
+            connect_timeout: config.connect_timeout,
+            idle_timeout: config.idle_timeout,
+            max_connections: u64::try_from(config.max_connections).unwrap_or(u64::MAX),
+            connect_attempts: config.connect_attempts.max(1),
+            close_on_server_down: config.on_server_down == OnServerDown::Close,
+        };
+        let shared = Arc::new(Shared {
+            name: name.to_owned(),
+            pool: ArcSwap::from_pointee(PoolView::new(settings.policy, &pool, None)),
+            settings,
+            data_path,
+            counters: RelayCounters::default(),
+        });
+        let acceptors = listeners
+            .into_iter()
+            .map(|listener| tokio::spawn(accept_loop(Arc::clone(&shared), listener)))
+            .collect();
+        let watcher = shared
+            .settings
+            .close_on_server_down
+            .then(|| tokio::spawn(watch_health(Arc::clone(&shared), events)));
+        info!(relay = name, listen = ?local_addrs, "relay started");
+        Ok(Relay {
+            shared,
+            local_addrs,
+            acceptors,
+            watcher,
+        })
+    }
+
+    /// The addresses actually listened on (ports resolved when 0 was asked).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// A snapshot of the relay's counters and those of its current servers.
+    pub fn stats(&self) -> RelayStats {
+        let pool = self.shared.pool.load();
+        let servers = pool
+            .backends
+            .iter()
+            .map(|backend| {
+                let health = &backend.health;
+                backend.link.counters.snapshot(&health.name, health.address)
+            })
+            .collect();
+        self.shared.counters.snapshot(&self.shared.name, servers)
+    }
+
+    /// Replaces the servers new clients are spread over (hot reload).
+    /// Listeners and open connections are untouched; servers kept (same name
+    /// and address) keep their counters and the close-on-down link to their
+    /// open connections. Balancing state starts afresh.
+    pub fn replace_pool(&self, pool: Arc<[Arc<ServerHealth>]>) {
+        let shared = &self.shared;
+        shared.pool.rcu(|previous| {
+            Arc::new(PoolView::new(shared.settings.policy, &pool, Some(previous)))
+        });
+        info!(relay = %shared.name, servers = pool.len(), "relay pool replaced");
+    }
+
+    /// Stops accepting: the listening sockets are closed when this returns.
+    /// Open connections drain on their own (watch `stats().active`), and
+    /// servers going down still close theirs under `on_server_down: close`.
+    pub async fn stop(&mut self) {
+        for acceptor in self.acceptors.drain(..) {
+            acceptor.abort();
+            // A cancelled task has dropped its listener once awaited.
+            let _ = acceptor.await;
+        }
+        info!(relay = %self.shared.name, "relay stopped accepting");
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        for acceptor in &self.acceptors {
+            acceptor.abort();
+        }
+        if let Some(watcher) = &self.watcher {
+            watcher.abort();
+        }
+    }
+}
+
+impl PoolView {
+    /// A view of `pool`, reusing the links of servers already in `previous`.
+    fn new(policy: Policy, pool: &[Arc<ServerHealth>], previous: Option<&PoolView>) -> Self {
+        let backends = pool
+            .iter()
+            .map(|health| {
+                let kept = previous.and_then(|view| {
+                    view.backends.iter().find(|old| {
+                        old.health.name == health.name && old.health.address == health.address
+                    })
+                });
+                Backend {
+                    health: Arc::clone(health),
+                    link: kept.map_or_else(Arc::default, |old| Arc::clone(&old.link)),
+                }
+            })
+            .collect::<Vec<_>>();
+        PoolView {
+            balancer: Mutex::new(Balancer::new(policy, backends.len())),
+            backends,
+        }
+    }
+
+    /// Chooses a server not yet `tried` and takes one unit of its `active`
+    /// gauge in the same step, so concurrent least-connections picks see it.
+    fn pick(&self, role: Option<Role>, tried: &[bool]) -> Option<(usize, ActiveGuard<'_>)> {
+        let candidates: Vec<Candidate> = self
+            .backends
+            .iter()
+            .zip(tried)
+            .map(|(backend, &tried)| Candidate {
+                eligible: !tried && backend.accepts_role(role),
+                backup: backend.health.backup,
+                weight: backend.health.weight,
+                active: backend.link.counters.active.load(std::sync::atomic::Ordering::Relaxed),
+            })
+            .collect();
+        let mut balancer = self.balancer.lock().unwrap_or_else(PoisonError::into_inner);
+        let index = balancer.pick(&candidates)?;
+        let (guard, _) = ActiveGuard::enter(&self.backends[index].link.counters.active);
+        Some((index, guard))
+    }
+}
+
+impl Backend {
+    /// Whether the server is up and, if the relay names a role, has it.
+    fn accepts_role(&self, role: Option<Role>) -> bool {
+        self.health.is_up() && role.is_none_or(|role| self.health.role() == Some(role))
+    }
+
+    /// Closes every open connection to the server.
+    fn disconnect(&self, relay: &str, why: &str) {
+        let open = self
+            .link
+            .counters
+            .active
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if open > 0 {
+            info!(relay, server = %self.health.name, open, why, "closing connections to server");
+        }
+        self.link.disconnect.send_replace(());
+    }
+}
+
+/// Accepts clients until the task is aborted.
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((client, peer)) => {
+                tokio::spawn(serve(Arc::clone(&shared), client, peer));
+            }
+            Err(error) if is_resource_exhaustion(&error) => {
+                warn!(relay = %shared.name, %error, "accept failed; backing off");
+                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+            }
+            Err(error) => debug!(relay = %shared.name, %error, "accept failed"),
+        }
+    }
+}
+
+fn is_resource_exhaustion(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Serves one client: limit check, server choice with retries, forwarding.
+async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
+    let relay = shared.name.as_str();
+    let settings = &shared.settings;
+    let counters = &shared.counters;
+    let (_client_slot, active) = ActiveGuard::enter(&counters.active);
+    if active > settings.max_connections {
+        bump(&counters.refused_limit);
+        debug!(relay, %peer, limit = settings.max_connections, "refused: connection limit reached");
+        return;
+    }
+    if let Err(error) = listener::tune_client(&client) {
+        debug!(relay, %peer, %error, "client gone before forwarding");
+        return;
+    }
+    let pool = shared.pool.load_full();
+    let mut tried = vec![false; pool.backends.len()];
+    let mut attempts = 0;
+    while attempts < settings.connect_attempts {
+        let Some((index, server_slot)) = pool.pick(settings.role, &tried) else {
+            break;
+        };
+        attempts += 1;
+        tried[index] = true;
+        let backend = &pool.backends[index];
+        let mut disconnect = backend.link.disconnect.subscribe();
+        let address = backend.health.address;
+        let server = match listener::connect(address, settings.connect_timeout).await {
+            Ok(server) => server,
+            Err(error) => {
+                bump(&backend.link.counters.connect_failures);
+                debug!(relay, %peer, server = %backend.health.name, %error, "connect failed");
+                continue;
+            }
+        };
+        // The server may have gone down between the pick and the subscribe.
+        if settings.close_on_server_down && !backend.accepts_role(settings.role) {
+            debug!(relay, %peer, server = %backend.health.name, "server went down while connecting");
+            continue;
+        }
+        bump(&counters.total);
+        bump(&backend.link.counters.total);
+        let link = &backend.link.counters;
+        let forwarding = forward::forward(
+            &client,
+            &server,
+            shared.data_path,
+            settings.idle_timeout,
+            Meter {
+                relay: &counters.client_to_server_bytes,
+                server: &link.client_to_server_bytes,
+            },
+            Meter {
+                relay: &counters.server_to_client_bytes,
+                server: &link.server_to_client_bytes,
+            },
+        );
+        let server_name = backend.health.name.as_str();
+        tokio::select! {
+            forwarded = forwarding => {
+                if forwarded.copied {
+                    bump(&counters.copied);
+                }
+                match forwarded.ending {
+                    Ok(Ending::Finished) => debug!(relay, %peer, server = server_name, "connection closed"),
+                    Ok(Ending::Idle) => debug!(relay, %peer, server = server_name, "idle timeout"),
+                    Err(error) => debug!(relay, %peer, server = server_name, %error, "connection aborted"),
+                }
+            }
+            Ok(()) = disconnect.changed(), if settings.close_on_server_down => {
+                debug!(relay, %peer, server = server_name, "closed: server down");
+            }
+        }
+        drop(server_slot);
+        return;
+    }
+    if attempts == 0 {
+        bump(&counters.refused_no_server);
+        debug!(relay, %peer, "refused: no server up");
+    } else {
+        bump(&counters.refused_connect_failed);
+        debug!(relay, %peer, attempts, "refused: every connect attempt failed");
+    }
+}
+
+/// Closes connections of servers that go down (or lose the relay's role)
+/// until the event channel closes.
+async fn watch_health(shared: Arc<Shared>, mut events: broadcast::Receiver<HealthEvent>) {
+    loop {
+        match events.recv().await {
+            Ok(event) => shared.apply_event(&event),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                warn!(relay = %shared.name, missed, "health events lost; rechecking every server");
+                shared.disconnect_unusable();
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+impl Shared {
+    /// Closes the connections of the event's server if it is no longer usable.
+    fn apply_event(&self, event: &HealthEvent) {
+        if event.pool != self.settings.pool_name {
+            return;
+        }
+        let role_lost = self.settings.role.is_some_and(|role| event.role != Some(role));
+        if event.new == Status::Up && !role_lost {
+            return;
+        }
+        let why = if event.new == Status::Up {
+            "role changed"
+        } else {
+            "server down"
+        };
+        let pool = self.pool.load();
+        pool.backends
+            .iter()
+            .filter(|backend| {
+                backend.health.address == event.address && backend.health.name == event.server
+            })
+            .for_each(|backend| backend.disconnect(&self.name, why));
+    }
+
+    /// Closes the connections of every server not usable now (after lost events).
+    fn disconnect_unusable(&self) {
+        let pool = self.pool.load();
+        pool.backends
+            .iter()
+            .filter(|backend| !backend.accepts_role(self.settings.role))
+            .for_each(|backend| backend.disconnect(&self.name, "server not usable"));
+    }
+}
