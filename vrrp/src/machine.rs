@@ -9,7 +9,10 @@
 //!
 //! Beyond the RFC, following what keepalived's users ask for:
 //! - a master that hears a losing advert (two masters after a partition heals) answers at
-//!   once (RFC 9568) and re-announces its addresses, so stale ARP caches are corrected;
+//!   once (RFC 9568) and re-announces its addresses, so stale ARP caches are corrected; a
+//!   master that steps down sends one last advert at its own priority so that the winner
+//!   hears the contest even when the loser heard the winner first (backups treat it as an
+//!   ordinary advert);
 //! - optional periodic gratuitous ARP while master;
 //! - an address-list mismatch is reported once per peer and list, not on every advert;
 //! - a FAULT state driven by tracking, entered with a priority 0 advert so the backup takes
@@ -410,6 +413,11 @@ impl Machine {
                     || (advert.priority == self.priority && src > self.config.primary_address)
                 {
                     self.leave_current(false);
+                    // Not in the RFC: one last advert at our own priority tells the winner
+                    // the election was contested (two masters after a healed partition), so
+                    // it re-announces the addresses and fixes ARP caches we took over.
+                    self.actions
+                        .push_back(Action::SendAdvert(self.advert(self.priority)));
                     self.learn_master_interval(advert);
                     self.master_down_timer = Some(now + self.master_down_interval());
                     self.master_down_reason = Reason::MasterDown;
