@@ -619,3 +619,240 @@ impl Machine {
             .push_back(Action::Transition { old, new, reason });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v2_config() -> InstanceConfig {
+        InstanceConfig {
+            vrid: 7,
+            version: Version::V2,
+            priority: 100,
+            advert_interval: Duration::from_secs(1),
+            virtual_addresses: vec!["10.213.0.100/24".parse().unwrap()],
+            primary_address: "10.213.0.1".parse().unwrap(),
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            auth: Auth::Password(crate::Password::new(b"pw").unwrap()),
+            garp: GarpConfig::default(),
+        }
+    }
+
+    fn peer() -> IpAddr {
+        "10.213.0.2".parse().unwrap()
+    }
+
+    fn peer_advert(machine: &Machine) -> Advert {
+        machine.advert(150)
+    }
+
+    fn drain(machine: &mut Machine) -> Vec<Action> {
+        std::iter::from_fn(|| machine.poll_action()).collect()
+    }
+
+    #[test]
+    fn config_limits_are_enforced() {
+        let refused = |change: fn(&mut InstanceConfig), error| {
+            let mut config = v2_config();
+            change(&mut config);
+            assert_eq!(Machine::new(config).map(|_| ()), Err(error));
+        };
+        refused(|c| c.vrid = 0, ConfigError::Vrid);
+        refused(|c| c.priority = 0, ConfigError::Priority);
+        refused(
+            |c| c.advert_interval = Duration::from_millis(1500),
+            ConfigError::Interval,
+        );
+        refused(
+            |c| c.advert_interval = Duration::from_secs(256),
+            ConfigError::Interval,
+        );
+        refused(|c| c.virtual_addresses.clear(), ConfigError::Addresses);
+        refused(
+            |c| c.virtual_addresses.push("2001:db8::1/64".parse().unwrap()),
+            ConfigError::Addresses,
+        );
+        refused(|c| c.version = Version::V3, ConfigError::Auth);
+        refused(|c| c.garp.repeat = 0, ConfigError::GarpRepeat);
+        let mut v3 = InstanceConfig {
+            version: Version::V3,
+            auth: Auth::None,
+            advert_interval: Duration::from_millis(15),
+            ..v2_config()
+        };
+        assert_eq!(
+            Machine::new(v3.clone()).map(|_| ()),
+            Err(ConfigError::Interval)
+        );
+        v3.advert_interval = Duration::from_millis(40_950);
+        assert!(Machine::new(v3).is_ok());
+    }
+
+    #[test]
+    fn instance_checks_each_have_a_reason() {
+        let mut machine = Machine::new(v2_config()).unwrap();
+        machine.start(Instant::now());
+        let good = peer_advert(&machine);
+        let now = Instant::now();
+        let own = machine.config.primary_address;
+        assert_eq!(
+            machine.handle_advert(now, own, &good),
+            Err(DropReason::OwnAdvert)
+        );
+        let cases = [
+            (
+                Advert {
+                    version: Version::V3,
+                    ..good.clone()
+                },
+                DropReason::Version,
+            ),
+            (
+                Advert {
+                    vrid: 8,
+                    ..good.clone()
+                },
+                DropReason::UnknownVrid,
+            ),
+            (
+                Advert {
+                    auth: Auth::None,
+                    ..good.clone()
+                },
+                DropReason::AuthType,
+            ),
+            (
+                Advert {
+                    auth: Auth::Password(crate::Password::new(b"other").unwrap()),
+                    ..good.clone()
+                },
+                DropReason::AuthData,
+            ),
+            (
+                Advert {
+                    interval: Centiseconds(200),
+                    ..good.clone()
+                },
+                DropReason::Interval,
+            ),
+        ];
+        for (advert, reason) in cases {
+            assert_eq!(machine.handle_advert(now, peer(), &advert), Err(reason));
+        }
+        assert_eq!(machine.handle_advert(now, peer(), &good), Ok(()));
+    }
+
+    #[test]
+    fn address_mismatch_is_reported_once_per_change_and_accepted_from_the_owner() {
+        let mut machine = Machine::new(v2_config()).unwrap();
+        let now = Instant::now();
+        machine.start(now);
+        drain(&mut machine);
+        let mut advert = peer_advert(&machine);
+        advert.addresses = vec!["10.213.0.200".parse().unwrap()];
+        for _ in 0..3 {
+            assert_eq!(
+                machine.handle_advert(now, peer(), &advert),
+                Err(DropReason::AddressMismatch)
+            );
+        }
+        let reports = drain(&mut machine);
+        assert_eq!(
+            reports,
+            vec![Action::AddressMismatch {
+                peer: peer(),
+                advertised: advert.addresses.clone()
+            }]
+        );
+        advert.addresses.push("10.213.0.201".parse().unwrap());
+        advert.priority = OWNER_PRIORITY;
+        assert_eq!(machine.handle_advert(now, peer(), &advert), Ok(()));
+        assert_eq!(
+            drain(&mut machine).len(),
+            1,
+            "a changed list is reported again"
+        );
+    }
+
+    #[test]
+    fn master_answers_a_resigning_peer_and_refreshes_gratuitous_arp() {
+        let config = InstanceConfig {
+            priority: OWNER_PRIORITY,
+            garp: GarpConfig {
+                repeat: 1,
+                interval: Duration::from_millis(100),
+                refresh: Some(Duration::from_secs(10)),
+            },
+            ..v2_config()
+        };
+        let mut machine = Machine::new(config).unwrap();
+        let start = Instant::now();
+        machine.start(start);
+        assert_eq!(machine.state(), State::Master);
+        drain(&mut machine);
+        let resigning = machine.advert(RESIGN_PRIORITY);
+        let at = start + Duration::from_millis(500);
+        machine.handle_advert(at, peer(), &resigning).unwrap();
+        assert_eq!(
+            drain(&mut machine),
+            vec![Action::SendAdvert(machine.advert(255))]
+        );
+        assert_eq!(machine.poll_timeout(), Some(at + Duration::from_secs(1)));
+        // Adverts every second from 1.5 s, one gratuitous ARP every ten seconds.
+        let mut gratuitous = 0;
+        let mut adverts = 0;
+        while let Some(next) = machine
+            .poll_timeout()
+            .filter(|&t| t <= start + Duration::from_secs(30))
+        {
+            machine.handle_timeout(next);
+            for action in drain(&mut machine) {
+                match action {
+                    Action::SendGratuitous => gratuitous += 1,
+                    Action::SendAdvert(_) => adverts += 1,
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        assert_eq!((adverts, gratuitous), (29, 3));
+    }
+
+    #[test]
+    fn shutdown_of_a_master_resigns_and_withdraws() {
+        let config = InstanceConfig {
+            priority: OWNER_PRIORITY,
+            ..v2_config()
+        };
+        let mut machine = Machine::new(config).unwrap();
+        let now = Instant::now();
+        machine.start(now);
+        drain(&mut machine);
+        machine.shutdown(now);
+        assert_eq!(
+            drain(&mut machine),
+            vec![
+                Action::SendAdvert(machine.advert(RESIGN_PRIORITY)),
+                Action::RemoveVips,
+                Action::Transition {
+                    old: State::Master,
+                    new: State::Initialize,
+                    reason: Reason::Shutdown
+                },
+            ]
+        );
+        assert_eq!(machine.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_fault_raised_before_start_starts_in_fault() {
+        let mut machine = Machine::new(v2_config()).unwrap();
+        let now = Instant::now();
+        machine.set_fault(now, true);
+        machine.start(now);
+        assert_eq!(machine.state(), State::Fault);
+        assert_eq!(machine.poll_timeout(), None);
+        machine.set_fault(now, false);
+        assert_eq!(machine.state(), State::Backup);
+    }
+}
