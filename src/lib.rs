@@ -3,3 +3,4 @@
 //! configuration schema live in their own crates.
 
 pub mod relay;
+pub mod alerts;

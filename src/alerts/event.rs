@@ -1,0 +1,456 @@
+//! The one event type that notify scripts, mails and logs consume: server,
+//! pool, VRRP and relay changes, with what an operator needs to act on them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use hafront_config::Role;
+use hafront_health::{HealthEvent, Status};
+
+/// Something that changed on this node, stamped with when it was decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// When the change was decided.
+    pub at: SystemTime,
+    /// What changed.
+    pub kind: EventKind,
+}
+
+/// What changed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    /// A server's status or role changed.
+    Server(ServerTransition),
+    /// The last healthy server of a pool went down: clients have nowhere to go.
+    PoolDown {
+        /// The pool.
+        pool: String,
+    },
+    /// A pool that had no healthy server has one again.
+    PoolRecovered {
+        /// The pool.
+        pool: String,
+        /// How long the pool had no healthy server, when known.
+        down_for: Option<Duration>,
+    },
+    /// A VRRP instance changed state.
+    Vrrp(VrrpTransition),
+    /// A relay refused a client because it holds `max_connections` already.
+    /// Relays send this once when they start refusing, not once per client.
+    RelaySaturated {
+        /// The relay.
+        relay: String,
+        /// The pool it forwards to.
+        pool: String,
+        /// Its connection limit.
+        max_connections: usize,
+    },
+}
+
+/// A change of one server's status or role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerTransition {
+    /// Pool of the server.
+    pub pool: String,
+    /// Server name.
+    pub server: String,
+    /// Server address.
+    pub address: SocketAddr,
+    /// Status before the change.
+    pub old: Status,
+    /// Status after the change (equal to `old` for a role change).
+    pub new: Status,
+    /// Role after the change, if the check reports one.
+    pub role: Option<Role>,
+    /// Why, in the check's words.
+    pub reason: String,
+    /// For a recovery: how long the server had been down, when known.
+    /// Filled in by alerts; producers leave it `None`.
+    pub down_for: Option<Duration>,
+}
+
+/// A VRRP instance's state change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VrrpTransition {
+    /// Instance name as configured.
+    pub instance: String,
+    /// State before.
+    pub old: VrrpState,
+    /// State after.
+    pub new: VrrpState,
+    /// This node's effective priority after the change.
+    pub priority: u8,
+    /// Why (for example "higher priority advert from 10.0.0.2", "track pool mysql down").
+    pub reason: String,
+}
+
+/// A VRRP instance's state, named as keepalived passes it to notify scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VrrpState {
+    /// Starting up, not yet backup or master.
+    Init,
+    /// Listening for the master's adverts.
+    Backup,
+    /// Holding the virtual addresses.
+    Master,
+    /// Unable to serve (a tracked item without weight is down).
+    Fault,
+    /// Stopped (daemon shutting down or instance removed).
+    Stop,
+}
+
+impl fmt::Display for VrrpState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VrrpState::Init => "INIT",
+            VrrpState::Backup => "BACKUP",
+            VrrpState::Master => "MASTER",
+            VrrpState::Fault => "FAULT",
+            VrrpState::Stop => "STOP",
+        })
+    }
+}
+
+impl From<HealthEvent> for Event {
+    fn from(event: HealthEvent) -> Self {
+        Event {
+            at: event.at,
+            kind: EventKind::Server(ServerTransition {
+                pool: event.pool,
+                server: event.server,
+                address: event.address,
+                old: event.old,
+                new: event.new,
+                role: event.role,
+                reason: event.reason,
+                down_for: None,
+            }),
+        }
+    }
+}
+
+impl Event {
+    /// A short machine name for the kind of event (`HAFRONT_EVENT`).
+    pub fn name(&self) -> &'static str {
+        match &self.kind {
+            EventKind::Server(t) if t.old == t.new => "server_role",
+            EventKind::Server(t) => match t.new {
+                Status::Up => "server_up",
+                Status::Down => "server_down",
+                Status::Unknown => "server_unknown",
+            },
+            EventKind::PoolDown { .. } => "pool_down",
+            EventKind::PoolRecovered { .. } => "pool_recovered",
+            EventKind::Vrrp(_) => "vrrp",
+            EventKind::RelaySaturated { .. } => "relay_saturated",
+        }
+    }
+
+    /// The pool the event concerns, if any.
+    pub fn pool(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::Server(t) => Some(&t.pool),
+            EventKind::PoolDown { pool }
+            | EventKind::PoolRecovered { pool, .. }
+            | EventKind::RelaySaturated { pool, .. } => Some(pool),
+            EventKind::Vrrp(_) => None,
+        }
+    }
+
+    /// The VRRP instance the event concerns, if any.
+    pub fn instance(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::Vrrp(t) => Some(&t.instance),
+            _ => None,
+        }
+    }
+
+    /// Whether the event deserves a mail. A server first seen up at start
+    /// is routine; everything else is a change an operator should hear of.
+    pub fn is_mail_worthy(&self) -> bool {
+        match &self.kind {
+            EventKind::Server(t) => {
+                t.new != Status::Unknown && !(t.old == Status::Unknown && t.new == Status::Up)
+            }
+            _ => true,
+        }
+    }
+
+    /// How urgent the event is, lowest first: clients without a server,
+    /// then losing the VIP, then a lost server, then saturation, then news.
+    pub fn severity_rank(&self) -> u8 {
+        match &self.kind {
+            EventKind::PoolDown { .. } => 0,
+            EventKind::Vrrp(t) if t.new == VrrpState::Fault || t.old == VrrpState::Master => 1,
+            EventKind::Server(t) if t.new == Status::Down => 2,
+            EventKind::RelaySaturated { .. } => 3,
+            EventKind::Vrrp(_) => 4,
+            _ => 5,
+        }
+    }
+}
+
+/// One line describing the event, without its time: the mail subject for a
+/// single event and a line of the mail body.
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            EventKind::Server(t) if t.old == t.new => {
+                write!(f, "{}/{} ({}) role is now ", t.pool, t.server, t.address)?;
+                match t.role {
+                    Some(Role::Primary) => f.write_str("primary")?,
+                    Some(Role::Replica) => f.write_str("replica")?,
+                    None => f.write_str("unknown")?,
+                }
+                write_reason(f, &t.reason)
+            }
+            EventKind::Server(t) => {
+                let state = t.new.to_string().to_uppercase();
+                write!(f, "{}/{} ({}) is {state}", t.pool, t.server, t.address)?;
+                if let Some(down_for) = t.down_for {
+                    write!(f, " after being down for {}", format_duration(down_for))?;
+                } else {
+                    write!(f, " (was {})", t.old)?;
+                }
+                write_reason(f, &t.reason)
+            }
+            EventKind::PoolDown { pool } => write!(f, "pool {pool} has NO healthy server"),
+            EventKind::PoolRecovered { pool, down_for } => {
+                write!(f, "pool {pool} has a healthy server again")?;
+                match down_for {
+                    Some(down_for) => write!(f, " after {}", format_duration(*down_for)),
+                    None => Ok(()),
+                }
+            }
+            EventKind::Vrrp(t) => {
+                write!(
+                    f,
+                    "VRRP instance {} {} -> {} (priority {})",
+                    t.instance, t.old, t.new, t.priority
+                )?;
+                write_reason(f, &t.reason)
+            }
+            EventKind::RelaySaturated {
+                relay,
+                pool,
+                max_connections,
+            } => write!(
+                f,
+                "relay {relay} (pool {pool}) is refusing clients at its limit of {max_connections} connections"
+            ),
+        }
+    }
+}
+
+fn write_reason(f: &mut fmt::Formatter<'_>, reason: &str) -> fmt::Result {
+    if reason.is_empty() {
+        Ok(())
+    } else {
+        write!(f, ": {reason}")
+    }
+}
+
+/// A duration rounded to whole seconds, as `1h 2m 3s`.
+pub fn format_duration(duration: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(duration.as_secs())).to_string()
+}
+
+/// Follows server events to derive pool events and outage durations: the
+/// one place that knows when a pool lost its last healthy server and when
+/// each server went down.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    /// Last known status of every server, by pool then server name.
+    servers: BTreeMap<String, BTreeMap<String, Status>>,
+    /// When each currently down server went down.
+    server_down_since: BTreeMap<(String, String), SystemTime>,
+    /// When each pool without a healthy server lost its last one.
+    pool_down_since: BTreeMap<String, SystemTime>,
+}
+
+impl Tracker {
+    /// A tracker that knows the configured pools and their servers, all
+    /// in status `Unknown`.
+    pub fn new(pools: &BTreeMap<String, hafront_config::Pool>) -> Self {
+        let servers = pools
+            .iter()
+            .map(|(name, pool)| {
+                let members = pool
+                    .servers
+                    .iter()
+                    .map(|server| (server.display_name(), Status::Unknown))
+                    .collect();
+                (name.clone(), members)
+            })
+            .collect();
+        Tracker {
+            servers,
+            ..Tracker::default()
+        }
+    }
+
+    /// Takes in one event and returns it, enriched with the outage duration
+    /// of a recovery, followed by any pool event it causes.
+    pub fn observe(&mut self, mut event: Event) -> Vec<Event> {
+        let EventKind::Server(transition) = &mut event.kind else {
+            return vec![event];
+        };
+        let key = (transition.pool.clone(), transition.server.clone());
+        match transition.new {
+            Status::Down => {
+                self.server_down_since.entry(key).or_insert(event.at);
+            }
+            Status::Up | Status::Unknown => {
+                if let Some(since) = self.server_down_since.remove(&key) {
+                    if transition.new == Status::Up {
+                        transition.down_for = event.at.duration_since(since).ok();
+                    }
+                }
+            }
+        }
+        let pool = transition.pool.clone();
+        let members = self.servers.entry(pool.clone()).or_default();
+        let was_down = pool_is_down(members);
+        members.insert(transition.server.clone(), transition.new);
+        let is_down = pool_is_down(members);
+        let at = event.at;
+        let mut events = vec![event];
+        match (was_down, is_down) {
+            (false, true) => {
+                self.pool_down_since.insert(pool.clone(), at);
+                events.push(Event {
+                    at,
+                    kind: EventKind::PoolDown { pool },
+                });
+            }
+            (true, false) => {
+                let down_for = self
+                    .pool_down_since
+                    .remove(&pool)
+                    .and_then(|since| at.duration_since(since).ok());
+                events.push(Event {
+                    at,
+                    kind: EventKind::PoolRecovered { pool, down_for },
+                });
+            }
+            _ => {}
+        }
+        events
+    }
+}
+
+/// A pool is down when none of its servers is up and at least one is known
+/// to be down (a pool still being probed at start is not down).
+fn pool_is_down(members: &BTreeMap<String, Status>) -> bool {
+    let mut any_down = false;
+    for status in members.values() {
+        match status {
+            Status::Up => return false,
+            Status::Down => any_down = true,
+            Status::Unknown => {}
+        }
+    }
+    any_down
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_event(server: &str, old: Status, new: Status, at_secs: u64) -> Event {
+        Event {
+            at: SystemTime::UNIX_EPOCH + Duration::from_secs(at_secs),
+            kind: EventKind::Server(ServerTransition {
+                pool: "mysql".into(),
+                server: server.into(),
+                address: "127.0.0.1:3306".parse().unwrap(),
+                old,
+                new,
+                role: None,
+                reason: "connect: connection refused".into(),
+                down_for: None,
+            }),
+        }
+    }
+
+    fn two_server_pools() -> BTreeMap<String, hafront_config::Pool> {
+        let server = |name: &str, port: u16| hafront_config::Server {
+            name: Some(name.into()),
+            address: SocketAddr::from(([127, 0, 0, 1], port)),
+            weight: 1,
+            backup: false,
+        };
+        BTreeMap::from([(
+            "mysql".to_owned(),
+            hafront_config::Pool {
+                check: "mysql".into(),
+                servers: vec![server("db1", 3306), server("db2", 3307)],
+            },
+        )])
+    }
+
+    #[test]
+    fn pool_goes_down_only_with_its_last_server_and_recovery_says_how_long() {
+        let mut tracker = Tracker::new(&two_server_pools());
+        use Status::*;
+        assert_eq!(
+            tracker.observe(server_event("db1", Unknown, Up, 0)).len(),
+            1
+        );
+        assert_eq!(
+            tracker.observe(server_event("db2", Unknown, Up, 0)).len(),
+            1
+        );
+        assert_eq!(tracker.observe(server_event("db1", Up, Down, 10)).len(), 1);
+        let events = tracker.observe(server_event("db2", Up, Down, 20));
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].name(), "pool_down");
+
+        let events = tracker.observe(server_event("db1", Down, Up, 100));
+        assert_eq!(events.len(), 2);
+        let EventKind::Server(t) = &events[0].kind else {
+            panic!("expected a server event first");
+        };
+        assert_eq!(t.down_for, Some(Duration::from_secs(90)));
+        assert_eq!(
+            events[1].kind,
+            EventKind::PoolRecovered {
+                pool: "mysql".into(),
+                down_for: Some(Duration::from_secs(80)),
+            }
+        );
+        assert!(
+            events[0]
+                .to_string()
+                .contains("after being down for 1m 30s")
+        );
+    }
+
+    #[test]
+    fn servers_down_at_start_take_the_pool_down_but_unknown_ones_do_not() {
+        let mut tracker = Tracker::new(&two_server_pools());
+        assert_eq!(
+            tracker
+                .observe(server_event("db1", Status::Unknown, Status::Down, 0))
+                .len(),
+            2,
+            "db2 unknown, db1 down: no server can take clients"
+        );
+        let mut fresh = Tracker::new(&two_server_pools());
+        assert_eq!(
+            fresh
+                .observe(server_event("db1", Status::Unknown, Status::Up, 0))
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn startup_discovery_is_not_mail_worthy_but_failures_are() {
+        assert!(!server_event("db1", Status::Unknown, Status::Up, 0).is_mail_worthy());
+        assert!(server_event("db1", Status::Unknown, Status::Down, 0).is_mail_worthy());
+        assert!(server_event("db1", Status::Down, Status::Up, 0).is_mail_worthy());
+    }
+}
