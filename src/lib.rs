@@ -2,5 +2,5 @@
 //! The command line lives in `main.rs`; VRRP, health checks and the
 //! configuration schema live in their own crates.
 
-pub mod relay;
 pub mod alerts;
+pub mod relay;
