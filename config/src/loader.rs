@@ -164,9 +164,25 @@ impl Reader<'_> {
             Some(position) => self.document.path_at(within, position),
             None => within.clone(),
         };
+        // Inside an internally tagged enum (`mode: {kind: ...}`) the parser
+        // only knows where the enclosing value starts; find the key itself.
+        if let Some(unknown) = unknown_field(&message)
+            && let Some(entry) = self.document.get(&key).and_then(|node| node.entry(unknown))
+        {
+            let (position, key) = (entry.key_position, key.key(unknown));
+            self.report(position, key, message);
+            return;
+        }
         let position = position.unwrap_or_else(|| self.document.value_position(within));
         self.report(position, key, message);
     }
+}
+
+/// The key named by serde's "unknown field `KEY`, expected ..." message.
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, _) = rest.split_once('`')?;
+    Some(field)
 }
 
 /// The parser's message for `error`, without its location suffix and with

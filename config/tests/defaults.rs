@@ -1,0 +1,190 @@
+//! What an operator gets for the keys left out, and loading from disk.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hafront_config::{
+    CheckKind, Garp, LogFormat, OnServerDown, Policy, RelayMode, Secret, SmtpSecurity, V3Checksum,
+    load, parse,
+};
+
+#[test]
+fn an_empty_file_is_an_empty_config_with_default_globals() {
+    for text in ["", "# nothing yet\n", "global: {}\n"] {
+        let config = parse(text, "empty.yaml").expect("empty config");
+        assert_eq!(config.global.node, None);
+        assert_eq!(config.global.state_dir, PathBuf::from("/var/lib/hafront"));
+        assert_eq!(
+            config.global.control_socket,
+            PathBuf::from("/run/hafront/control.sock")
+        );
+        assert_eq!(config.global.log.level, "info");
+        assert_eq!(config.global.log.format, LogFormat::Text);
+        assert_eq!(config.global.metrics, None);
+        assert!(config.checks.is_empty() && config.pools.is_empty() && config.relays.is_empty());
+        assert!(config.vrrp.instances.is_empty() && config.notify.is_empty());
+        assert_eq!(config.alerts.email, None);
+    }
+}
+
+#[test]
+fn left_out_keys_take_the_documented_defaults() {
+    let config = parse(
+        "\
+checks:
+  db: {kind: tcp}
+  web: {kind: http}
+pools:
+  p: {check: db, servers: [{address: 127.0.0.1:3306}]}
+relays:
+  r: {listen: ['127.0.0.1:13306'], pool: p}
+vrrp:
+  instances:
+    vip: {interface: eth0, vrid: 1, virtual_addresses: [192.0.2.1/24]}
+alerts:
+  email: {smtp_host: localhost, from: a@example.com, to: [b@example.com]}
+notify:
+  - command: [/bin/true]
+",
+        "defaults.yaml",
+    )
+    .expect("valid config");
+
+    let check = &config.checks["db"];
+    assert_eq!(
+        (check.interval, check.timeout),
+        (Duration::from_secs(2), Duration::from_secs(1))
+    );
+    assert_eq!((check.rise, check.fall), (2, 3));
+    let CheckKind::Http(http) = &config.checks["web"].kind else {
+        panic!("expected an http check");
+    };
+    assert_eq!(http.path, "/");
+    assert!(http.expect_status.contains(200) && http.expect_status.contains(399));
+    assert!(!http.expect_status.contains(404));
+
+    let server = &config.pools["p"].servers[0];
+    assert_eq!((server.weight, server.backup), (1, false));
+    assert_eq!(server.display_name(), "127.0.0.1:3306");
+
+    let relay = &config.relays["r"];
+    assert_eq!(
+        relay.listen,
+        ["127.0.0.1:13306".parse::<SocketAddr>().expect("address")]
+    );
+    assert_eq!(relay.policy, Policy::RoundRobin);
+    assert_eq!(relay.role, None);
+    assert_eq!(relay.connect_timeout, Duration::from_secs(3));
+    assert_eq!(relay.idle_timeout, Duration::from_secs(3600));
+    assert_eq!(relay.max_connections, 10_000);
+    assert_eq!(relay.connect_attempts, 3);
+    assert_eq!(relay.on_server_down, OnServerDown::Keep);
+    assert_eq!(relay.mode, RelayMode::Plain);
+
+    let instance = &config.vrrp.instances["vip"];
+    assert_eq!((instance.version, instance.priority), (3, 100));
+    assert_eq!(instance.advert_interval, Duration::from_secs(1));
+    assert!(instance.preempt);
+    assert_eq!(instance.preempt_delay, Duration::ZERO);
+    assert!(instance.unicast_peers.is_empty() && instance.track.is_empty());
+    assert_eq!(instance.auth_pass, None);
+    assert_eq!(instance.v3_checksum, V3Checksum::PseudoHeader);
+    assert_eq!(
+        instance.garp,
+        Garp {
+            repeat: 3,
+            interval: Duration::from_millis(100),
+            refresh: None
+        }
+    );
+
+    let email = config.alerts.email.as_ref().expect("email");
+    assert_eq!(
+        (email.smtp_port, email.security),
+        (None, SmtpSecurity::Starttls)
+    );
+    assert_eq!(email.coalesce, Duration::from_secs(10));
+    assert_eq!(email.max_per_hour, 20);
+    assert_eq!(email.timeout, Duration::from_secs(30));
+
+    let notify = &config.notify[0];
+    assert_eq!(notify.timeout, Duration::from_secs(30));
+    assert_eq!(
+        (
+            notify.instance.as_ref(),
+            notify.pool.as_ref(),
+            notify.user.as_ref()
+        ),
+        (None, None, None)
+    );
+}
+
+#[test]
+fn load_reads_the_file_and_names_it_in_errors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("hafront.yaml");
+    std::fs::write(&path, "global:\n  node: front-1\n").expect("write config");
+    let config = load(&path).expect("valid config");
+    assert_eq!(config.global.node.as_deref(), Some("front-1"));
+
+    std::fs::write(&path, "global:\n  nod: front-1\n").expect("write config");
+    let errors = load(&path).expect_err("unknown key");
+    let expected = format!("{}:2:3: global.nod: unknown field `nod`", path.display());
+    assert!(errors.to_string().starts_with(&expected), "{errors}");
+
+    let missing = dir.path().join("absent.yaml");
+    let errors = load(&missing).expect_err("absent file");
+    assert_eq!(errors.len(), 1);
+    let line = errors.to_string();
+    assert!(
+        line.starts_with(&format!(
+            "{}: cannot read the configuration:",
+            missing.display()
+        )),
+        "{line}"
+    );
+}
+
+fn private_file(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    let mut file = std::fs::File::create(&path).expect("create");
+    file.write_all(content.as_bytes()).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    path
+}
+
+#[test]
+fn secrets_reveal_values_and_file_contents_without_the_trailing_newline() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let unix = private_file(dir.path(), "unix.pass", "pa ss\n");
+    let dos = private_file(dir.path(), "dos.pass", "word\r\n");
+    assert_eq!(Secret::File(unix).reveal().expect("read"), "pa ss");
+    assert_eq!(Secret::File(dos).reveal().expect("read"), "word");
+    assert_eq!(
+        Secret::Value("inline\n".to_owned())
+            .reveal()
+            .expect("value"),
+        "inline\n"
+    );
+    assert!(Secret::File(dir.path().join("absent")).reveal().is_err());
+}
+
+#[test]
+fn secret_values_stay_out_of_debug_output_and_errors() {
+    let config = parse(
+        "checks:\n  db: {kind: redis, password: {value: hunter2}}\n",
+        "secret.yaml",
+    )
+    .expect("valid config");
+    assert!(!format!("{config:?}").contains("hunter2"));
+
+    let errors = parse(
+        "vrrp:\n  instances:\n    v: {interface: eth0, vrid: 1, version: 2, auth_pass: {value: hunter2-too-long}, virtual_addresses: [192.0.2.1/24]}\n",
+        "secret.yaml",
+    )
+    .expect_err("password too long");
+    assert!(!errors.to_string().contains("hunter2"), "{errors}");
+}
