@@ -201,10 +201,7 @@ mod tests {
     fn nothing_usable_picks_nothing() {
         for policy in [Policy::RoundRobin, Policy::LeastConnections, Policy::First] {
             let mut balancer = Balancer::new(policy, 3);
-            assert_eq!(
-                balancer.pick(&[down(up(1)), down(backup(1)), up(0)]),
-                None
-            );
+            assert_eq!(balancer.pick(&[down(up(1)), down(backup(1)), up(0)]), None);
             assert_eq!(Balancer::new(policy, 0).pick(&[]), None);
         }
     }
@@ -221,7 +218,10 @@ mod tests {
     #[test]
     fn least_connections_weighs_active_by_weight() {
         let mut balancer = Balancer::new(Policy::LeastConnections, 3);
-        let with_active = |weight, active| Candidate { active, ..up(weight) };
+        let with_active = |weight, active| Candidate {
+            active,
+            ..up(weight)
+        };
         // 4/1 vs 5/2 vs 3/1: server 1 has the fewest per weight.
         let pool = [with_active(1, 4), with_active(2, 5), with_active(1, 3)];
         assert_eq!(balancer.pick(&pool), Some(1));

@@ -86,8 +86,10 @@ impl Activity {
 
     fn touch(&self) {
         let elapsed = self.start.elapsed().as_millis();
-        self.last_millis
-            .store(u64::try_from(elapsed).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.last_millis.store(
+            u64::try_from(elapsed).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// Resolves once `idle` has passed with no activity.
@@ -214,8 +216,8 @@ async fn splice_one_way(
     meter: &Meter<'_>,
     activity: &Activity,
 ) -> Result<(), SpliceError> {
-    let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
-        .map_err(|errno| {
+    let (read, write) =
+        nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(|errno| {
             tracing::debug!(%errno, "no pipe for splice; copying instead");
             SpliceError::Unavailable
         })?;
@@ -243,8 +245,7 @@ async fn splice_one_way(
         while in_pipe > 0 {
             destination.writable().await?;
             match destination.try_io(Interest::WRITABLE, || {
-                splice(&pipe.read, None, destination, None, in_pipe, flags)
-                    .map_err(io::Error::from)
+                splice(&pipe.read, None, destination, None, in_pipe, flags).map_err(io::Error::from)
             }) {
                 Ok(sent) => in_pipe -= sent,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,

@@ -200,9 +200,9 @@ impl Relay {
     /// open connections. Balancing state starts afresh.
     pub fn replace_pool(&self, pool: Arc<[Arc<ServerHealth>]>) {
         let shared = &self.shared;
-        shared.pool.rcu(|previous| {
-            Arc::new(PoolView::new(shared.settings.policy, &pool, Some(previous)))
-        });
+        shared
+            .pool
+            .rcu(|previous| Arc::new(PoolView::new(shared.settings.policy, &pool, Some(previous))));
         info!(relay = %shared.name, servers = pool.len(), "relay pool replaced");
     }
 
@@ -264,7 +264,11 @@ impl PoolView {
                 eligible: !tried && backend.accepts_role(role),
                 backup: backend.health.backup,
                 weight: backend.health.weight,
-                active: backend.link.counters.active.load(std::sync::atomic::Ordering::Relaxed),
+                active: backend
+                    .link
+                    .counters
+                    .active
+                    .load(std::sync::atomic::Ordering::Relaxed),
             })
             .collect();
         let mut balancer = self.balancer.lock().unwrap_or_else(PoisonError::into_inner);
@@ -423,7 +427,10 @@ impl Shared {
         if event.pool != self.settings.pool_name {
             return;
         }
-        let role_lost = self.settings.role.is_some_and(|role| event.role != Some(role));
+        let role_lost = self
+            .settings
+            .role
+            .is_some_and(|role| event.role != Some(role));
         if event.new == Status::Up && !role_lost {
             return;
         }
