@@ -48,9 +48,10 @@ impl Document {
         let root: Option<Spanned<Shape>> = serde_saphyr::from_str(text)?;
         let root = match root {
             Some(spanned) => node(spanned),
+            // A file without a document, or with an empty one, is an empty config.
             None => Node {
                 position: Position { line: 1, column: 1 },
-                shape: Shape::Scalar,
+                shape: Shape::Mapping(Vec::new()),
             },
         };
         Ok(Document { root })

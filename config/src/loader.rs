@@ -37,7 +37,7 @@ pub(crate) fn read_config(
         errors,
     };
     let root = document.root();
-    if !matches!(root.shape, Shape::Mapping(_)) && !is_empty_document(text) {
+    if !matches!(root.shape, Shape::Mapping(_)) {
         reader.report(
             root.position,
             KeyPath::root(),
@@ -71,13 +71,6 @@ pub(crate) fn read_config(
             .unwrap_or_default(),
         notify: reader.read_listed(&KeyPath::root().key("notify")),
     }
-}
-
-/// Whether `text` holds no YAML document at all (only blanks and comments).
-fn is_empty_document(text: &str) -> bool {
-    text.lines()
-        .map(str::trim)
-        .all(|line| line.is_empty() || line.starts_with('#'))
 }
 
 /// The `vrrp:` section without its instances, which are read one by one.

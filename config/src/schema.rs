@@ -295,9 +295,9 @@ pub enum CheckKind {
     Exec(ExecCheck),
 }
 
-/// A secret given inline or, preferably, in a file that only its owner can read.
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+/// A secret given inline or, preferably, in a file that only its owner can
+/// read: `{value: TEXT}` or `{file: PATH}`.
+#[derive(Clone, PartialEq)]
 pub enum Secret {
     /// The secret itself, in the config file.
     Value(String),
@@ -318,6 +318,69 @@ impl Secret {
                 Ok(content)
             }
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    /// Written by hand so that no error message ever repeats the text given
+    /// (serde's derive would say "unknown variant `hunter2`" for
+    /// `password: hunter2`).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SecretVisitor)
+    }
+}
+
+struct SecretVisitor;
+
+impl SecretVisitor {
+    fn not_a_mapping<E: serde::de::Error>() -> E {
+        E::custom(
+            "expected `{value: ...}` or, better, `{file: /path}` \
+             (the text given is not repeated here, it may be a secret)",
+        )
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SecretVisitor {
+    type Value = Secret;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("`{value: ...}` or `{file: /path}`")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Secret, E> {
+        Err(Self::not_a_mapping())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Secret, E> {
+        Err(Self::not_a_mapping())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Secret, E> {
+        Err(Self::not_a_mapping())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Secret, E> {
+        Err(Self::not_a_mapping())
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Secret, E> {
+        Err(Self::not_a_mapping())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Secret, A::Error> {
+        use serde::de::Error;
+        const FORMS: &[&str] = &["value", "file"];
+        let secret = match map.next_key::<String>()?.as_deref() {
+            Some("value") => Secret::Value(map.next_value()?),
+            Some("file") => Secret::File(map.next_value()?),
+            Some(other) => return Err(A::Error::unknown_field(other, FORMS)),
+            None => return Err(A::Error::custom("expected one of `value` or `file`")),
+        };
+        if map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            return Err(A::Error::custom("give either `value` or `file`, not both"));
+        }
+        Ok(secret)
     }
 }
 

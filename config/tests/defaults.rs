@@ -13,7 +13,7 @@ use hafront_config::{
 
 #[test]
 fn an_empty_file_is_an_empty_config_with_default_globals() {
-    for text in ["", "# nothing yet\n", "global: {}\n"] {
+    for text in ["", "# nothing yet\n", "---\n", "global: {}\n"] {
         let config = parse(text, "empty.yaml").expect("empty config");
         assert_eq!(config.global.node, None);
         assert_eq!(config.global.state_dir, PathBuf::from("/var/lib/hafront"));
@@ -186,5 +186,12 @@ fn secret_values_stay_out_of_debug_output_and_errors() {
         "secret.yaml",
     )
     .expect_err("password too long");
+    assert!(!errors.to_string().contains("hunter2"), "{errors}");
+
+    let errors = parse(
+        "checks:\n  db: {kind: redis, password: hunter2}\n",
+        "secret.yaml",
+    )
+    .expect_err("a secret must be {value: ...} or {file: ...}");
     assert!(!errors.to_string().contains("hunter2"), "{errors}");
 }

@@ -21,6 +21,41 @@ const CASES: &[Case] = &[
         errors: &[("2:7", "", "unclosed bracket")],
     },
     Case {
+        name: "not a mapping",
+        yaml: "- checks\n",
+        errors: &[("1:1", "", "expected a mapping of sections")],
+    },
+    Case {
+        name: "secret written as plain text is refused without repeating it",
+        yaml: "\
+checks:
+  cache:
+    kind: redis
+    password: hunter2
+",
+        errors: &[(
+            "4:15",
+            "checks.cache.password",
+            "expected `{value: ...}` or, better, `{file: /path}`",
+        )],
+    },
+    Case {
+        name: "secret given both ways",
+        yaml: "\
+checks:
+  cache:
+    kind: redis
+    password:
+      value: x
+      file: /x
+",
+        errors: &[(
+            "5:7",
+            "checks.cache.password.value",
+            "give either `value` or `file`, not both",
+        )],
+    },
+    Case {
         name: "unknown top-level key",
         yaml: "global: {}\nchekcs: {}\n",
         errors: &[(
