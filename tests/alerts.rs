@@ -1,0 +1,710 @@
+//! Alert mails against a real SMTP server on loopback (Debian's aiosmtpd):
+//! content and count, coalescing and rate limit under flapping, queueing
+//! while the server is down, restarts, STARTTLS with AUTH and a private CA,
+//! and implicit TLS.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use hafront::alerts::{Alerts, AlertsHandle, Event};
+use hafront_config::{
+    Alerts as AlertsConfig, Config, Email, Global, Pool, Secret, Server, SmtpSecurity, Vrrp,
+};
+use hafront_health::{HealthEvent, Status};
+use serde_json::Value;
+use socket2::{Domain, Socket, Type};
+
+/// The SMTP sink: each accepted mail becomes a JSON file in `--dir`.
+const SINK: &str = r##""""SMTP sink for hafront's alert tests: every accepted mail becomes a JSON
+file in --dir (written to a temporary name, then renamed)."""
+import argparse, asyncio, email, email.policy, json, logging, os, ssl, sys
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--dir", required=True)
+parser.add_argument("--port", type=int, default=0)
+parser.add_argument("--mode", choices=["plain", "starttls", "tls"], default="plain")
+parser.add_argument("--cert")
+parser.add_argument("--key")
+parser.add_argument("--auth")
+args = parser.parse_args()
+# Refused handshakes are expected in some tests; the tests report failures.
+logging.getLogger("mail.log").setLevel(logging.CRITICAL)
+
+received = 0
+
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        global received
+        received += 1
+        message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+        record = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": envelope.rcpt_tos,
+            "tls": server.transport.get_extra_info("ssl_object") is not None,
+            "authenticated": bool(session.authenticated),
+            "subject": str(message["subject"]),
+            "message_id": str(message["message-id"]),
+            "body": message.get_content().replace("\r\n", "\n"),
+        }
+        name = os.path.join(args.dir, "%06d-%d.json" % (received, os.getpid()))
+        with open(name + ".tmp", "w") as f:
+            json.dump(record, f)
+        os.rename(name + ".tmp", name)
+        return "250 OK"
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    user, password = args.auth.split(":", 1)
+    ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user and auth_data.password.decode() == password
+    return AuthResult(success=ok)
+
+context = None
+if args.cert:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(args.cert, args.key)
+
+def factory():
+    kwargs = {}
+    if args.mode == "starttls":
+        kwargs.update(tls_context=context, require_starttls=True)
+    if args.auth:
+        kwargs.update(authenticator=authenticator, auth_required=True)
+    return SMTP(Sink(), hostname="sink.test", **kwargs)
+
+async def main():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(factory, "127.0.0.1", args.port,
+                                      ssl=context if args.mode == "tls" else None,
+                                      reuse_address=True)
+    print("PORT", server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"##;
+
+/// A running SMTP sink, killed by PID when dropped.
+struct SmtpSink {
+    child: Child,
+    port: u16,
+}
+
+/// How the sink secures and guards its sessions.
+#[derive(Clone, Copy)]
+enum SinkMode<'a> {
+    Plain,
+    Starttls { tls: &'a TestPki, auth: &'a str },
+    Tls { tls: &'a TestPki },
+}
+
+impl SmtpSink {
+    /// Starts the sink on `port` (0: any free port), writing mails to `mail_dir`.
+    fn start(work: &Path, mail_dir: &Path, port: u16, mode: SinkMode<'_>) -> SmtpSink {
+        let script = work.join("sink.py");
+        std::fs::write(&script, SINK).unwrap();
+        std::fs::create_dir_all(mail_dir).unwrap();
+        let mut command = Command::new("/usr/bin/python3");
+        command
+            .arg(&script)
+            .arg("--dir")
+            .arg(mail_dir)
+            .arg("--port")
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        match mode {
+            SinkMode::Plain => {}
+            SinkMode::Starttls { tls, auth } => {
+                command.args(["--mode", "starttls", "--auth", auth]);
+                command.arg("--cert").arg(&tls.server_cert);
+                command.arg("--key").arg(&tls.server_key);
+            }
+            SinkMode::Tls { tls } => {
+                command.args(["--mode", "tls"]);
+                command.arg("--cert").arg(&tls.server_cert);
+                command.arg("--key").arg(&tls.server_key);
+            }
+        }
+        let mut child = command.spawn().expect("python3 with aiosmtpd");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .strip_prefix("PORT ")
+            .and_then(|port| port.trim().parse().ok());
+        let mut sink = SmtpSink { child, port: 0 };
+        sink.port = port.unwrap_or_else(|| panic!("SMTP sink did not start: {line:?}"));
+        sink
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port held but not listening: connections to it are refused
+/// until a sink binds it too (both sockets use SO_REUSEADDR).
+fn reserved_port() -> (Socket, u16) {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_reuse_address(true).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    (socket, port)
+}
+
+/// A private CA and a server certificate for 127.0.0.1 signed by it.
+struct TestPki {
+    ca_cert: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+}
+
+impl TestPki {
+    fn generate(dir: &Path) -> TestPki {
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec[..],
+                &["-keyout", "ca.key", "-out", "ca.pem"][..],
+                &["-days", "2", "-subj", "/CN=hafront test CA"][..],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"][..],
+                &ec[..],
+                &["-keyout", "server.key", "-out", "server.csr"][..],
+                &["-subj", "/CN=localhost"][..],
+            ]
+            .concat(),
+        );
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        TestPki {
+            ca_cert: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+        }
+    }
+}
+
+fn email(port: u16, security: SmtpSecurity, coalesce: Duration, max_per_hour: u32) -> Email {
+    Email {
+        smtp_host: "127.0.0.1".into(),
+        smtp_port: Some(port),
+        security,
+        username: None,
+        password: None,
+        ca_file: None,
+        from: "hafront <hafront@node1.example>".into(),
+        to: vec!["ops@example.com".into(), "dba@example.com".into()],
+        coalesce,
+        max_per_hour,
+        timeout: Duration::from_secs(5),
+    }
+}
+
+fn config(state_dir: &Path, email: Email) -> Config {
+    let server = |name: &str, port: u16| Server {
+        name: Some(name.into()),
+        address: SocketAddr::from(([127, 0, 0, 1], port)),
+        weight: 1,
+        backup: false,
+    };
+    Config {
+        global: Global {
+            node: Some("node1".into()),
+            state_dir: state_dir.to_path_buf(),
+            ..Global::default()
+        },
+        checks: BTreeMap::new(),
+        pools: BTreeMap::from([(
+            "mysql".to_owned(),
+            Pool {
+                check: "mysql".into(),
+                servers: vec![server("db1", 3306), server("db2", 3307)],
+            },
+        )]),
+        relays: BTreeMap::new(),
+        vrrp: Vrrp::default(),
+        alerts: AlertsConfig { email: Some(email) },
+        notify: Vec::new(),
+    }
+}
+
+fn start(cfg: &Config) -> AlertsHandle {
+    let snapshot = Arc::new(|| "pool mysql: db1 <state>, db2 up".to_owned());
+    Alerts::start("node1".into(), cfg, snapshot).expect("alerts start")
+}
+
+fn health(server: &str, old: Status, new: Status, at: SystemTime) -> HealthEvent {
+    let port = if server == "db1" { 3306 } else { 3307 };
+    HealthEvent {
+        pool: "mysql".into(),
+        server: server.into(),
+        address: SocketAddr::from(([127, 0, 0, 1], port)),
+        old,
+        new,
+        role: None,
+        reason: if new == Status::Down {
+            "connect: connection refused".into()
+        } else {
+            "ping ok".into()
+        },
+        at,
+    }
+}
+
+/// Both servers discovered up: no mail for that.
+fn discover(alerts: &AlertsHandle, at: SystemTime) {
+    assert!(alerts.send(health("db1", Status::Unknown, Status::Up, at)));
+    assert!(alerts.send(health("db2", Status::Unknown, Status::Up, at)));
+}
+
+/// The mails received so far, in arrival order.
+fn mails(dir: &Path) -> Vec<Value> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.map(|entry| entry.unwrap().path()).collect())
+        .unwrap_or_default();
+    paths.retain(|path| path.extension().is_some_and(|ext| ext == "json"));
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap())
+        .collect()
+}
+
+/// Waits (bounded) until at least `count` mails arrived; returns them all.
+async fn wait_for_mails(dir: &Path, count: usize, patience: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let received = mails(dir);
+        if received.len() >= count || Instant::now() >= deadline {
+            return received;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn queued(state_dir: &Path) -> usize {
+    std::fs::read_dir(state_dir.join("mail-queue"))
+        .unwrap()
+        .filter(|entry| {
+            let name = entry.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".mail")
+        })
+        .count()
+}
+
+fn text<'a>(mail: &'a Value, field: &str) -> &'a str {
+    mail[field].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn down_then_up_sends_one_mail_each_and_the_recovery_says_how_long() {
+    let work = tempfile::tempdir().unwrap();
+    let inbox = work.path().join("inbox");
+    let sink = SmtpSink::start(work.path(), &inbox, 0, SinkMode::Plain);
+    let cfg = config(
+        work.path(),
+        email(
+            sink.port,
+            SmtpSecurity::Plain,
+            Duration::from_millis(200),
+            20,
+        ),
+    );
+    let alerts = start(&cfg);
+    let down_at = SystemTime::now();
+    discover(&alerts, down_at);
+    assert!(alerts.send(health("db1", Status::Up, Status::Down, down_at)));
+
+    let received = wait_for_mails(&inbox, 1, Duration::from_secs(10)).await;
+    assert_eq!(received.len(), 1, "one mail for the failure");
+    let down = &received[0];
+    assert_eq!(
+        text(down, "subject"),
+        "[hafront node1] mysql/db1 (127.0.0.1:3306) is DOWN (was up): connect: connection refused"
+    );
+    assert_eq!(text(down, "mail_from"), "hafront@node1.example");
+    assert_eq!(
+        down["rcpt_tos"],
+        serde_json::json!(["ops@example.com", "dba@example.com"])
+    );
+    let body = text(down, "body");
+    assert!(
+        body.starts_with("hafront on node node1 reports 1 event between "),
+        "{body}"
+    );
+    assert!(
+        body.contains(&humantime::format_rfc3339_seconds(down_at).to_string()),
+        "{body}"
+    );
+    assert!(body.contains("pool mysql: db1 <state>, db2 up"), "{body}");
+    assert!(
+        !body.contains("db2 (127.0.0.1:3307)"),
+        "discovery is not news: {body}"
+    );
+
+    let up_at = down_at + Duration::from_secs(150);
+    assert!(alerts.send(health("db1", Status::Down, Status::Up, up_at)));
+    let received = wait_for_mails(&inbox, 2, Duration::from_secs(10)).await;
+    assert_eq!(received.len(), 2, "one mail for the recovery");
+    assert_eq!(
+        text(&received[1], "subject"),
+        "[hafront node1] mysql/db1 (127.0.0.1:3306) is UP after being down for 2m 30s: ping ok"
+    );
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    alerts.shutdown().await;
+    assert_eq!(mails(&inbox).len(), 2, "no further mail");
+    assert_eq!(queued(work.path()), 0);
+    drop(sink);
+}
+
+#[tokio::test]
+async fn last_server_down_names_the_pool_in_the_same_mail() {
+    let work = tempfile::tempdir().unwrap();
+    let inbox = work.path().join("inbox");
+    let sink = SmtpSink::start(work.path(), &inbox, 0, SinkMode::Plain);
+    let cfg = config(
+        work.path(),
+        email(
+            sink.port,
+            SmtpSecurity::Plain,
+            Duration::from_millis(300),
+            20,
+        ),
+    );
+    let alerts = start(&cfg);
+    let at = SystemTime::now();
+    discover(&alerts, at);
+    alerts.send(health("db1", Status::Up, Status::Down, at));
+    alerts.send(health("db2", Status::Up, Status::Down, at));
+    let received = wait_for_mails(&inbox, 1, Duration::from_secs(10)).await;
+    alerts.shutdown().await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        text(&received[0], "subject"),
+        "[hafront node1] pool mysql has NO healthy server (+2 more)"
+    );
+    assert!(text(&received[0], "body").contains("reports 3 events"));
+    drop(sink);
+}
+
+/// The number of events a mail reports ("reports N event(s)").
+fn reported_events(mail: &Value) -> usize {
+    let body = text(mail, "body");
+    let count = body
+        .strip_prefix("hafront on node node1 reports ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok());
+    count.unwrap_or_else(|| panic!("no event count in {body}"))
+}
+
+#[tokio::test]
+async fn a_hundred_flaps_make_few_mails_and_lose_no_event() {
+    let work = tempfile::tempdir().unwrap();
+    let inbox = work.path().join("inbox");
+    let sink = SmtpSink::start(work.path(), &inbox, 0, SinkMode::Plain);
+    let max_per_hour = 4;
+    let cfg = config(
+        work.path(),
+        email(
+            sink.port,
+            SmtpSecurity::Plain,
+            Duration::from_millis(150),
+            max_per_hour,
+        ),
+    );
+    let alerts = start(&cfg);
+    let start_at = SystemTime::now();
+    discover(&alerts, start_at);
+    // A minute of flapping, compressed into two seconds.
+    for flap in 0..100u64 {
+        let at = start_at + Duration::from_millis(600 * flap);
+        alerts.send(health("db1", Status::Up, Status::Down, at));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        alerts.send(health(
+            "db1",
+            Status::Down,
+            Status::Up,
+            at + Duration::from_millis(300),
+        ));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let during = mails(&inbox).len();
+    assert!(
+        (1..=max_per_hour as usize).contains(&during),
+        "{during} mails while flapping, limit {max_per_hour}"
+    );
+
+    assert_eq!(alerts.dropped(), 0);
+    // Shutdown sends what the rate limit held back, as one mail.
+    alerts.shutdown().await;
+    let received = wait_for_mails(&inbox, during + 1, Duration::from_secs(10)).await;
+    assert_eq!(received.len(), during + 1);
+    let total: usize = received.iter().map(reported_events).sum();
+    assert_eq!(total, 200, "every flap reported exactly once");
+    assert!(
+        text(received.last().unwrap(), "body")
+            .contains("held back by the limit of 4 mails per hour"),
+        "{}",
+        text(received.last().unwrap(), "body")
+    );
+    drop(sink);
+}
+
+#[tokio::test]
+async fn a_mail_queued_while_smtp_is_down_arrives_when_it_is_back() {
+    let work = tempfile::tempdir().unwrap();
+    let inbox = work.path().join("inbox");
+    let (_reserved, port) = reserved_port();
+    let cfg = config(
+        work.path(),
+        email(port, SmtpSecurity::Plain, Duration::from_millis(100), 20),
+    );
+    let alerts = start(&cfg);
+    let at = SystemTime::now();
+    discover(&alerts, at);
+    alerts.send(health("db1", Status::Up, Status::Down, at));
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while queued(work.path()) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(queued(work.path()), 1, "the mail waits in the queue");
+
+    let sink = SmtpSink::start(work.path(), &inbox, port, SinkMode::Plain);
+    let received = wait_for_mails(&inbox, 1, Duration::from_secs(15)).await;
+    assert_eq!(received.len(), 1, "delivered once the server is back");
+    assert!(text(&received[0], "subject").contains("mysql/db1 (127.0.0.1:3306) is DOWN"));
+    alerts.shutdown().await;
+    assert_eq!(queued(work.path()), 0);
+    assert_eq!(mails(&inbox).len(), 1);
+    drop(sink);
+}
+
+#[tokio::test]
+async fn a_queued_mail_survives_a_restart_and_arrives_exactly_once() {
+    let work = tempfile::tempdir().unwrap();
+    let inbox = work.path().join("inbox");
+    let (_reserved, port) = reserved_port();
+    let cfg = config(
+        work.path(),
+        email(port, SmtpSecurity::Plain, Duration::from_millis(100), 20),
+    );
+
+    let first = start(&cfg);
+    let at = SystemTime::now();
+    discover(&first, at);
+    first.send(health("db1", Status::Up, Status::Down, at));
+    first.shutdown().await;
+    assert_eq!(
+        queued(work.path()),
+        1,
+        "undeliverable mail kept for the next run"
+    );
+
+    let sink = SmtpSink::start(work.path(), &inbox, port, SinkMode::Plain);
+    let second = start(&cfg);
+    let received = wait_for_mails(&inbox, 1, Duration::from_secs(10)).await;
+    assert_eq!(received.len(), 1);
+    assert!(text(&received[0], "subject").contains("is DOWN"));
+    second.shutdown().await;
+    assert_eq!(queued(work.path()), 0);
+
+    let third = start(&cfg);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    third.shutdown().await;
+    assert_eq!(mails(&inbox).len(), 1, "sent mail is not sent again");
+    drop(sink);
+}
+
+#[tokio::test]
+async fn starttls_with_auth_against_a_private_ca() {
+    let work = tempfile::tempdir().unwrap();
+    let inbox = work.path().join("inbox");
+    let pki = TestPki::generate(work.path());
+    let sink = SmtpSink::start(
+        work.path(),
+        &inbox,
+        0,
+        SinkMode::Starttls {
+            tls: &pki,
+            auth: "alerts:s3cret pass",
+        },
+    );
+    let password_file = work.path().join("smtp-password");
+    std::fs::write(&password_file, "s3cret pass\n").unwrap();
+    let mut settings = email(
+        sink.port,
+        SmtpSecurity::Starttls,
+        Duration::from_millis(100),
+        20,
+    );
+    settings.username = Some("alerts".into());
+    settings.password = Some(Secret::File(password_file));
+    settings.ca_file = Some(pki.ca_cert.clone());
+    let cfg = config(work.path(), settings);
+    let alerts = start(&cfg);
+    alerts.send(Event::from(health(
+        "db1",
+        Status::Unknown,
+        Status::Down,
+        SystemTime::now(),
+    )));
+    let received = wait_for_mails(&inbox, 1, Duration::from_secs(10)).await;
+    alerts.shutdown().await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0]["tls"], Value::Bool(true));
+    assert_eq!(received[0]["authenticated"], Value::Bool(true));
+    drop(sink);
+}
+
+#[tokio::test]
+async fn starttls_refuses_a_server_the_ca_did_not_sign() {
+    let work = tempfile::tempdir().unwrap();
+    let inbox = work.path().join("inbox");
+    let server_pki = TestPki::generate(&{
+        let dir = work.path().join("server-pki");
+        std::fs::create_dir(&dir).unwrap();
+        dir
+    });
+    let other_pki = TestPki::generate(&{
+        let dir = work.path().join("other-pki");
+        std::fs::create_dir(&dir).unwrap();
+        dir
+    });
+    let sink = SmtpSink::start(
+        work.path(),
+        &inbox,
+        0,
+        SinkMode::Starttls {
+            tls: &server_pki,
+            auth: "alerts:pw",
+        },
+    );
+    let mut settings = email(
+        sink.port,
+        SmtpSecurity::Starttls,
+        Duration::from_millis(100),
+        20,
+    );
+    settings.username = Some("alerts".into());
+    settings.password = Some(Secret::Value("pw".into()));
+    settings.ca_file = Some(other_pki.ca_cert.clone());
+    let cfg = config(work.path(), settings);
+    let alerts = start(&cfg);
+    alerts.send(health(
+        "db1",
+        Status::Unknown,
+        Status::Down,
+        SystemTime::now(),
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    alerts.shutdown().await;
+    assert!(
+        mails(&inbox).is_empty(),
+        "no mail (and no password) to an unverified server"
+    );
+    assert_eq!(queued(work.path()), 1, "the mail stays queued");
+    drop(sink);
+}
+
+#[tokio::test]
+async fn implicit_tls() {
+    let work = tempfile::tempdir().unwrap();
+    let inbox = work.path().join("inbox");
+    let pki = TestPki::generate(work.path());
+    let sink = SmtpSink::start(work.path(), &inbox, 0, SinkMode::Tls { tls: &pki });
+    let mut settings = email(sink.port, SmtpSecurity::Tls, Duration::from_millis(100), 20);
+    settings.ca_file = Some(pki.ca_cert.clone());
+    let cfg = config(work.path(), settings);
+    let alerts = start(&cfg);
+    alerts.send(health(
+        "db2",
+        Status::Unknown,
+        Status::Down,
+        SystemTime::now(),
+    ));
+    let received = wait_for_mails(&inbox, 1, Duration::from_secs(10)).await;
+    alerts.shutdown().await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0]["tls"], Value::Bool(true));
+    assert!(text(&received[0], "body").contains("mysql/db2 (127.0.0.1:3307) is DOWN"));
+    drop(sink);
+}
+
+#[test]
+fn invalid_settings_are_refused_at_start() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let work = tempfile::tempdir().unwrap();
+    let snapshot = Arc::new(String::new);
+    let mut settings = email(25, SmtpSecurity::Plain, Duration::from_secs(1), 1);
+    settings.to = vec!["not an address".into()];
+    let err =
+        Alerts::start("n".into(), &config(work.path(), settings), snapshot.clone()).unwrap_err();
+    assert!(err.to_string().contains("not an address"), "{err}");
+
+    let mut settings = email(25, SmtpSecurity::Plain, Duration::from_secs(1), 1);
+    settings.password = Some(Secret::Value("hunter2".into()));
+    let err = Alerts::start("n".into(), &config(work.path(), settings), snapshot).unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("hunter2"));
+}
