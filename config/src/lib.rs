@@ -36,13 +36,20 @@ impl Default for ParseOptions {
     }
 }
 
-/// Reads, parses and validates the configuration file at `path`.
+/// Reads, parses and validates the configuration file at `path`, with
+/// every check (including files).
 ///
 /// Errors name the file as `path` is written.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, ParseOptions::default())
+}
+
+/// Reads, parses and validates the configuration file at `path` with the
+/// checks chosen in `options`.
+pub fn load_with(path: &Path, options: ParseOptions) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text, &file),
+        Ok(text) => parse_with(&text, &file, options),
         Err(error) => Err(ConfigErrors::single(ConfigError {
             file,
             position: None,

@@ -13,7 +13,8 @@ use crate::document::{Document, Shape};
 use crate::error::{ConfigError, KeyPath, Position, Segment};
 use crate::schema::{Alerts, Config, Global, Vrrp};
 
-/// The top-level sections, in the order they are documented.
+/// The top-level sections, in the order they are documented: every field
+/// of [`Config`].
 const SECTIONS: &[&str] = &[
     "global", "checks", "pools", "relays", "vrrp", "alerts", "notify",
 ];
@@ -41,8 +42,7 @@ pub(crate) fn read_config(
         reader.report(
             root.position,
             KeyPath::root(),
-            "expected a mapping of sections (global, checks, pools, relays, vrrp, alerts, notify)"
-                .to_owned(),
+            format!("expected a mapping of sections ({})", SECTIONS.join(", ")),
         );
     }
     for entry in root.entries() {
