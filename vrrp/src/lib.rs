@@ -45,6 +45,8 @@
 //! drain pending packets before handling a timeout, so an advert queued while the process
 //! was descheduled is not mistaken for a dead master.
 
+#[cfg(target_os = "linux")]
+pub mod linux;
 pub mod machine;
 pub mod wire;
 

@@ -154,11 +154,15 @@ pub enum DropReason {
     /// The advert carries this router's own primary address (looped back).
     #[error("own advert")]
     OwnAdvert,
+    /// Unicast mode: the sender is not a configured peer.
+    #[error("sender is not a configured unicast peer")]
+    UnknownPeer,
 }
 
 impl DropReason {
-    /// Every reason, for pre-registering metrics.
-    pub const ALL: [DropReason; 14] = [
+    /// Every reason in declaration order (`reason as usize` indexes it), for
+    /// pre-registering metrics.
+    pub const ALL: [DropReason; 15] = [
         DropReason::HopLimit,
         DropReason::Truncated,
         DropReason::Version,
@@ -173,6 +177,7 @@ impl DropReason {
         DropReason::AddressCount,
         DropReason::AddressMismatch,
         DropReason::OwnAdvert,
+        DropReason::UnknownPeer,
     ];
 
     /// Stable snake_case name, suitable as a metrics label.
@@ -192,6 +197,7 @@ impl DropReason {
             DropReason::AddressCount => "address_count",
             DropReason::AddressMismatch => "address_mismatch",
             DropReason::OwnAdvert => "own_advert",
+            DropReason::UnknownPeer => "unknown_peer",
         }
     }
 }
@@ -644,6 +650,9 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), DropReason::ALL.len());
+        for (index, reason) in DropReason::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, index);
+        }
     }
 
     #[test]

@@ -1,0 +1,329 @@
+//! The Linux driver: runs one [`Machine`] on an interface with raw sockets, rtnetlink and
+//! packet sockets. Needs CAP_NET_RAW and CAP_NET_ADMIN.
+//!
+//! Sockets and the netlink connection belong to the network namespace of the thread that
+//! calls [`Driver::new`].
+
+mod announce;
+mod netlink;
+mod socket;
+
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::machine::{Action, ConfigError, InstanceConfig, Machine, Reason, State};
+use crate::wire::{self, Advert, ChecksumForm, DropReason};
+use announce::Announcer;
+use netlink::Netlink;
+use socket::AdvertSockets;
+
+/// Everything the driver needs for one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriverConfig {
+    /// Interface the adverts use and the VIPs are added to.
+    pub interface: String,
+    /// The protocol settings; `primary_address` must be on `interface`.
+    pub instance: InstanceConfig,
+    /// Send adverts to these peers instead of the multicast group, and accept adverts only
+    /// from them.
+    pub unicast_peers: Vec<IpAddr>,
+    /// Checksum form sent for v3 over IPv4.
+    pub checksum: ChecksumForm,
+    /// Valid lifetime of the VIPs, renewed with every advert sent: how long they outlive a
+    /// killed daemon. Whole seconds, at least 1; see [`DriverConfig::default_vip_lifetime`].
+    pub vip_lifetime: Duration,
+}
+
+impl DriverConfig {
+    /// Two advert intervals rounded up to whole seconds, at least 2 s: long enough that a
+    /// late advert timer does not drop the VIPs, short enough that they are gone before a
+    /// backup takes over (three intervals plus skew).
+    pub fn default_vip_lifetime(advert_interval: Duration) -> Duration {
+        let doubled = 2 * advert_interval;
+        let seconds = doubled.as_secs() + u64::from(doubled.subsec_nanos() > 0);
+        Duration::from_secs(seconds.max(2))
+    }
+}
+
+/// Commands to a running driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// New effective priority (tracking weights applied).
+    SetPriority(u8),
+    /// Tracking forces (or releases) FAULT.
+    SetFault(bool),
+    /// Resign if master, withdraw the VIPs and stop.
+    Shutdown,
+}
+
+/// What the driver reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The state changed.
+    Transition {
+        /// State left.
+        old: State,
+        /// State entered.
+        new: State,
+        /// Why.
+        reason: Reason,
+    },
+    /// A peer advertises another address list (reported once per peer and list).
+    AddressMismatch {
+        /// The peer.
+        peer: IpAddr,
+        /// Its addresses.
+        advertised: Vec<IpAddr>,
+    },
+}
+
+/// Received adverts dropped, by reason; shared with whoever exports metrics.
+#[derive(Debug, Default)]
+pub struct DropCounters {
+    counts: [AtomicU64; DropReason::ALL.len()],
+}
+
+impl DropCounters {
+    /// Adverts dropped for `reason` so far.
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.counts[reason as usize].load(Ordering::Relaxed)
+    }
+
+    fn increment(&self, reason: DropReason) {
+        self.counts[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Why the driver could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The instance configuration is invalid.
+    #[error("invalid VRRP instance: {0}")]
+    Config(#[from] ConfigError),
+    /// No interface of that name.
+    #[error("no interface named {0:?}")]
+    NoSuchInterface(String),
+    /// The interface has no Ethernet address.
+    #[error("interface {0:?} has no Ethernet address")]
+    NotEthernet(String),
+    /// A system call failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+    /// A netlink request failed.
+    #[error("{context}: {source}")]
+    Netlink {
+        /// What was being done.
+        context: &'static str,
+        /// The error.
+        source: rtnetlink::Error,
+    },
+}
+
+impl DriverError {
+    fn io(context: &'static str, source: io::Error) -> DriverError {
+        DriverError::Io { context, source }
+    }
+
+    fn netlink(context: &'static str, source: rtnetlink::Error) -> DriverError {
+        DriverError::Netlink { context, source }
+    }
+}
+
+/// One VRRP instance on a Linux interface.
+pub struct Driver {
+    config: DriverConfig,
+    machine: Machine,
+    sockets: AdvertSockets,
+    netlink: Netlink,
+    announcer: Announcer,
+    counters: Arc<DropCounters>,
+    events: mpsc::UnboundedSender<Event>,
+    holds_vips: bool,
+}
+
+impl Driver {
+    /// Opens the sockets and removes VIPs of this instance left on the interface by a
+    /// previous run. Reports to `events`. Must run inside a tokio runtime.
+    pub async fn new(
+        config: DriverConfig,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Result<Driver, DriverError> {
+        let machine = Machine::new(config.instance.clone())?;
+        let (netlink, link) = Netlink::connect(&config.interface).await?;
+        let vips = &config.instance.virtual_addresses;
+        let leftovers = netlink
+            .present(vips)
+            .await
+            .map_err(|error| DriverError::netlink("listing addresses", error))?;
+        if !leftovers.is_empty() {
+            tracing::warn!(interface = %config.interface, ?leftovers, "removing virtual addresses left by a previous run");
+            netlink.remove(vips).await.map_err(|error| {
+                DriverError::netlink("removing leftover virtual addresses", error)
+            })?;
+        }
+        let source = config.instance.primary_address;
+        let sockets =
+            AdvertSockets::open(&config.interface, link.index, source, &config.unicast_peers)
+                .map_err(|error| DriverError::io("opening VRRP sockets", error))?;
+        let link_local = match source {
+            IpAddr::V6(v6) => Some(v6),
+            IpAddr::V4(_) => None,
+        };
+        let announcer = Announcer::open(link.index, link.mac, link_local)
+            .map_err(|error| DriverError::io("opening announcement sockets", error))?;
+        Ok(Driver {
+            config,
+            machine,
+            sockets,
+            netlink,
+            announcer,
+            counters: Arc::default(),
+            events,
+            holds_vips: false,
+        })
+    }
+
+    /// The drop counters, to export as metrics.
+    pub fn drop_counters(&self) -> Arc<DropCounters> {
+        Arc::clone(&self.counters)
+    }
+
+    /// Runs until [`Control::Shutdown`] or until `control` is closed, then resigns and
+    /// withdraws the VIPs. Errors sending adverts or changing addresses are logged and
+    /// retried with the next event; only a failing receive socket ends the run early.
+    pub async fn run(mut self, mut control: mpsc::Receiver<Control>) -> Result<(), DriverError> {
+        self.machine.start(Instant::now());
+        loop {
+            self.carry_out_actions().await;
+            let deadline = self.machine.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                // Received adverts first: one queued while the process was descheduled must
+                // not be mistaken for a dead master when the timer fires.
+                biased;
+                received = self.sockets.receive() => {
+                    let received = received.map_err(|error| DriverError::io("receiving adverts", error))?;
+                    let result = received.and_then(|datagram| {
+                        wire::check_hop_limit(datagram.hop_limit)?;
+                        if !self.config.unicast_peers.is_empty()
+                            && !self.config.unicast_peers.contains(&datagram.src)
+                        {
+                            return Err(DropReason::UnknownPeer);
+                        }
+                        let advert = Advert::parse(datagram.payload, datagram.src, datagram.dst)?;
+                        self.machine.handle_advert(Instant::now(), datagram.src, &advert)
+                    });
+                    if let Err(reason) = result {
+                        self.counters.increment(reason);
+                        tracing::debug!(interface = %self.config.interface, reason = reason.as_str(), "advert dropped");
+                    }
+                }
+                command = control.recv() => match command {
+                    Some(Control::SetPriority(priority)) => self.machine.set_priority(Instant::now(), priority),
+                    Some(Control::SetFault(fault)) => self.machine.set_fault(Instant::now(), fault),
+                    Some(Control::Shutdown) | None => {
+                        self.machine.shutdown(Instant::now());
+                        self.carry_out_actions().await;
+                        return Ok(());
+                    }
+                },
+                () = sleep => self.machine.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    async fn carry_out_actions(&mut self) {
+        while let Some(action) = self.machine.poll_action() {
+            match action {
+                Action::SendAdvert(advert) => {
+                    self.send_advert(&advert).await;
+                    if self.holds_vips {
+                        self.add_vips().await;
+                    }
+                }
+                Action::AddVips => {
+                    self.holds_vips = true;
+                    self.add_vips().await;
+                }
+                Action::RemoveVips => {
+                    self.holds_vips = false;
+                    if let Err(error) = self
+                        .netlink
+                        .remove(&self.config.instance.virtual_addresses)
+                        .await
+                    {
+                        tracing::error!(interface = %self.config.interface, %error, "cannot remove virtual addresses");
+                    }
+                }
+                Action::SendGratuitous => {
+                    for vip in &self.config.instance.virtual_addresses {
+                        if let Err(error) = self.announcer.announce(vip.addr()) {
+                            tracing::warn!(interface = %self.config.interface, %vip, %error, "cannot announce address");
+                        }
+                    }
+                }
+                Action::Transition { old, new, reason } => {
+                    tracing::info!(
+                        interface = %self.config.interface,
+                        vrid = self.config.instance.vrid,
+                        from = old.as_str(),
+                        to = new.as_str(),
+                        reason = reason.as_str(),
+                        "VRRP state change"
+                    );
+                    let _ = self.events.send(Event::Transition { old, new, reason });
+                }
+                Action::AddressMismatch { peer, advertised } => {
+                    tracing::warn!(
+                        interface = %self.config.interface,
+                        vrid = self.config.instance.vrid,
+                        %peer,
+                        ?advertised,
+                        configured = ?self.config.instance.virtual_addresses,
+                        "peer advertises another virtual address list; its adverts are dropped"
+                    );
+                    let _ = self
+                        .events
+                        .send(Event::AddressMismatch { peer, advertised });
+                }
+            }
+        }
+    }
+
+    async fn send_advert(&self, advert: &Advert) {
+        let source = self.sockets.source();
+        for destination in self.sockets.destinations() {
+            let result = match advert.emit(source, destination, self.config.checksum) {
+                Ok(message) => self.sockets.send(destination, &message).await,
+                Err(error) => Err(io::Error::new(io::ErrorKind::InvalidInput, error)),
+            };
+            if let Err(error) = result {
+                tracing::warn!(interface = %self.config.interface, %destination, %error, "cannot send advert");
+            }
+        }
+    }
+
+    /// Adds the VIPs or renews their lifetime.
+    async fn add_vips(&self) {
+        for &vip in &self.config.instance.virtual_addresses {
+            if let Err(error) = self.netlink.add(vip, self.config.vip_lifetime).await {
+                tracing::error!(interface = %self.config.interface, %vip, %error, "cannot add virtual address");
+            }
+        }
+    }
+}
