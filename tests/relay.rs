@@ -806,6 +806,27 @@ async fn replacing_the_pool_keeps_listeners_and_open_connections() {
 }
 
 #[tokio::test]
+async fn a_reload_keeps_closing_connections_of_servers_that_go_down() {
+    let a = TestServer::start("a").await;
+    let harness = Harness::start(
+        &hafront_config::Relay {
+            on_server_down: OnServerDown::Close,
+            ..config(Policy::First)
+        },
+        &[a.health(1, false)],
+    );
+    let (mut client, _) = harness.connect().await;
+    // The reload builds new health state for the same server.
+    let reloaded = a.health(1, false);
+    harness
+        .relay
+        .replace_pool(vec![Arc::clone(&reloaded)].into());
+    reloaded.set_status(Status::Down);
+    harness.publish(&reloaded, Status::Up);
+    assert_closed_within(&mut client, Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
 async fn listens_on_an_address_this_node_does_not_hold_yet() {
     let harness = Harness::start(
         &hafront_config::Relay {
