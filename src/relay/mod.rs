@@ -19,6 +19,7 @@ mod stats;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -264,11 +265,7 @@ impl PoolView {
                 eligible: !tried && backend.accepts_role(role),
                 backup: backend.health.backup,
                 weight: backend.health.weight,
-                active: backend
-                    .link
-                    .counters
-                    .active
-                    .load(std::sync::atomic::Ordering::Relaxed),
+                active: backend.link.counters.active.load(Ordering::Relaxed),
             })
             .collect();
         let mut balancer = self.balancer.lock().unwrap_or_else(PoisonError::into_inner);
@@ -286,11 +283,7 @@ impl Backend {
 
     /// Closes every open connection to the server.
     fn disconnect(&self, relay: &str, why: &str) {
-        let open = self
-            .link
-            .counters
-            .active
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let open = self.link.counters.active.load(Ordering::Relaxed);
         if open > 0 {
             info!(relay, server = %self.health.name, open, why, "closing connections to server");
         }
