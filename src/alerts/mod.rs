@@ -252,7 +252,6 @@ impl Dispatcher {
         loop {
             let mail_due = self.email.as_ref().and_then(|email| email.batcher.due());
             tokio::select! {
-                biased;
                 event = received.recv() => match event {
                     Some(event) => self.dispatch(event),
                     None => break,

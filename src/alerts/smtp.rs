@@ -2,7 +2,10 @@
 //! task that drains the mail queue, retrying with exponential backoff while
 //! the server is unreachable.
 
+use std::collections::HashSet;
 use std::fs;
+use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -25,6 +28,8 @@ use super::spool::{QueuedMail, Spool};
 const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest retry delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Longest last delivery attempt at shutdown.
+const SHUTDOWN_DELIVERY_LIMIT: Duration = Duration::from_secs(10);
 
 /// Builds and sends the alert mails of one node.
 pub(crate) struct Mailer {
@@ -204,23 +209,34 @@ fn read_secret(secret: &Secret) -> Result<String, AlertsError> {
     }
 }
 
-/// Delivers queued mails until told to stop, then makes one last attempt.
+/// Delivers queued mails until told to stop, then makes one last attempt
+/// (bounded by [`SHUTDOWN_DELIVERY_LIMIT`]).
 pub(crate) async fn deliver(
     mailer: Arc<Mailer>,
     spool: Arc<Spool>,
     queued: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut delivery = Delivery {
+        mailer,
+        spool,
+        sent_not_removed: HashSet::new(),
+    };
     let mut backoff = INITIAL_BACKOFF;
     loop {
         // Mails are queued before stop is set, so a pass that starts after
         // seeing stop includes the last of them.
         let stopping = *stop.borrow_and_update() || stop.has_changed().is_err();
-        let delivered = deliver_queue(&mailer, &spool).await;
         if stopping {
+            if tokio::time::timeout(SHUTDOWN_DELIVERY_LIMIT, delivery.pass())
+                .await
+                .is_err()
+            {
+                warn!("SMTP server too slow at shutdown; mails stay queued");
+            }
             break;
         }
-        let wait = if delivered {
+        let wait = if delivery.pass().await {
             backoff = INITIAL_BACKOFF;
             None
         } else {
@@ -234,67 +250,112 @@ pub(crate) async fn deliver(
             _ = stop.changed() => {}
         }
     }
-    match spool.list() {
+    match delivery.on_disk(|spool| spool.list()).await {
         Ok(left) if !left.is_empty() => warn!(
             count = left.len(),
-            queue = %spool.dir().display(),
+            queue = %delivery.spool.dir().display(),
             "alert mails left queued; they will be sent after the next start"
         ),
         Ok(_) => {}
-        Err(e) => error!(queue = %spool.dir().display(), error = %e, "cannot list mail queue"),
+        Err(e) => {
+            error!(queue = %delivery.spool.dir().display(), error = %e, "cannot list mail queue")
+        }
     }
 }
 
-/// Sends every queued mail, oldest first; false when the server could not
-/// be reached (or a mail could not be read) and a retry is due.
-async fn deliver_queue(mailer: &Mailer, spool: &Spool) -> bool {
-    let paths = match spool.list() {
-        Ok(paths) => paths,
-        Err(e) => {
-            error!(queue = %spool.dir().display(), error = %e, "cannot list mail queue");
-            return false;
-        }
-    };
-    for path in paths {
-        let mail = match spool.load(&path) {
-            Ok(Some(mail)) => mail,
-            Ok(None) => {
-                set_aside(spool, &path, "not a queued mail");
-                continue;
-            }
+/// The delivery task's state.
+struct Delivery {
+    mailer: Arc<Mailer>,
+    spool: Arc<Spool>,
+    /// Mails the server accepted whose queue file could not be deleted:
+    /// never sent again by this process.
+    sent_not_removed: HashSet<PathBuf>,
+}
+
+impl Delivery {
+    /// Runs a queue operation off the async workers (it syncs the disk).
+    async fn on_disk<T: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&Spool) -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
+        let spool = Arc::clone(&self.spool);
+        tokio::task::spawn_blocking(move || operation(&spool))
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(e)))
+    }
+
+    /// Sends every queued mail, oldest first; false when the server could
+    /// not be reached (or the queue not read) and a retry is due.
+    async fn pass(&mut self) -> bool {
+        let paths = match self.on_disk(|spool| spool.list()).await {
+            Ok(paths) => paths,
             Err(e) => {
-                error!(mail = %path.display(), error = %e, "cannot read queued mail");
+                error!(queue = %self.spool.dir().display(), error = %e, "cannot list mail queue");
                 return false;
             }
         };
-        match mailer.send(&mail).await {
-            Ok(()) => {
-                info!(mail = %path.display(), "alert mail sent");
-                if let Err(e) = spool.remove(&path) {
-                    // Sent but still queued: it would go out twice. Stop
-                    // here rather than loop on it.
-                    error!(mail = %path.display(), error = %e, "cannot remove sent mail from queue");
+        for path in paths {
+            if self.sent_not_removed.contains(&path) {
+                self.remove_sent(path).await;
+                continue;
+            }
+            let load_path = path.clone();
+            let mail = match self.on_disk(move |spool| spool.load(&load_path)).await {
+                Ok(Some(mail)) => mail,
+                Ok(None) => {
+                    self.set_aside(path, "not a queued mail".to_owned()).await;
+                    continue;
+                }
+                Err(e) => {
+                    error!(mail = %path.display(), error = %e, "cannot read queued mail");
+                    return false;
+                }
+            };
+            match self.mailer.send(&mail).await {
+                Ok(()) => {
+                    info!(mail = %path.display(), "alert mail sent");
+                    self.sent_not_removed.insert(path.clone());
+                    self.remove_sent(path).await;
+                }
+                Err(SendError::Permanent(reason)) => self.set_aside(path, reason).await,
+                Err(SendError::Transient(reason)) => {
+                    warn!(mail = %path.display(), %reason, "alert mail not sent; will retry");
                     return false;
                 }
             }
-            Err(SendError::Permanent(reason)) => set_aside(spool, &path, &reason),
-            Err(SendError::Transient(reason)) => {
-                warn!(mail = %path.display(), %reason, "alert mail not sent; will retry");
-                return false;
+        }
+        true
+    }
+
+    /// Deletes the queue file of a sent mail.
+    async fn remove_sent(&mut self, path: PathBuf) {
+        let remove_path = path.clone();
+        match self.on_disk(move |spool| spool.remove(&remove_path)).await {
+            Ok(()) => {
+                self.sent_not_removed.remove(&path);
             }
+            Err(e) => error!(
+                mail = %path.display(), error = %e,
+                "cannot remove sent mail from queue; it may be sent again after a restart"
+            ),
         }
     }
-    true
-}
 
-fn set_aside(spool: &Spool, path: &std::path::Path, reason: &str) {
-    match spool.set_aside(path) {
-        Ok(kept) => error!(
-            mail = %kept.display(), %reason,
-            "alert mail refused for good; kept for the operator"
-        ),
-        Err(e) => {
-            error!(mail = %path.display(), %reason, error = %e, "alert mail refused for good and cannot be moved aside")
+    /// Keeps a mail the server refused for good where the operator finds it.
+    async fn set_aside(&self, path: PathBuf, reason: String) {
+        let aside_path = path.clone();
+        match self
+            .on_disk(move |spool| spool.set_aside(&aside_path))
+            .await
+        {
+            Ok(kept) => error!(
+                mail = %kept.display(), %reason,
+                "alert mail refused for good; kept for the operator"
+            ),
+            Err(e) => error!(
+                mail = %path.display(), %reason, error = %e,
+                "alert mail refused for good and cannot be moved aside"
+            ),
         }
     }
 }
