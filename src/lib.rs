@@ -3,4 +3,6 @@
 //! configuration schema live in their own crates.
 
 pub mod alerts;
+pub mod daemon;
+pub mod logging;
 pub mod relay;
