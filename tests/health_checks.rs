@@ -76,7 +76,7 @@ fn server(monitor: &Monitor, name: &str) -> Arc<ServerHealth> {
 fn mysql_check(extra: &str) -> String {
     format!(
         "{{kind: mysql, user: {CHECK_USER}, password: {{value: {CHECK_PASSWORD}}}, \
-         interval: 100ms, timeout: 100ms, rise: 1, fall: 1{extra}}}"
+         interval: 250ms, timeout: 250ms, rise: 1, fall: 2{extra}}}"
     )
 }
 
@@ -252,6 +252,40 @@ async fn mysql_replication_check_follows_the_sql_thread() {
 }
 
 #[tokio::test]
+async fn mysql_replication_check_fails_while_the_replica_lags() {
+    let (primary, replica) = replication_pair().await;
+    // Delayed replication: every event is applied 3s after it was written.
+    replica
+        .execute_all(&[
+            "STOP SLAVE",
+            "CHANGE MASTER TO MASTER_DELAY = 3",
+            "START SLAVE",
+        ])
+        .await;
+    let config = config(
+        &mysql_check(", replication: {max_lag: 1s}"),
+        &[("replica", replica.address())],
+    );
+    let monitor = Monitor::start(&config).unwrap();
+    let mut events = monitor.subscribe();
+    let up = next_event(&mut events, "replica").await;
+    assert_eq!(up.new, Status::Up, "{}", up.reason);
+
+    primary
+        .execute_all(&[
+            "CREATE DATABASE lag_test",
+            "CREATE TABLE lag_test.t (id INT PRIMARY KEY)",
+        ])
+        .await;
+    let lagging = next_event(&mut events, "replica").await;
+    assert_eq!((lagging.old, lagging.new), (Status::Up, Status::Down));
+    assert!(lagging.reason.contains("exceeds 1s"), "{}", lagging.reason);
+
+    let caught_up = next_event(&mut events, "replica").await;
+    assert_eq!((caught_up.old, caught_up.new), (Status::Down, Status::Up));
+}
+
+#[tokio::test]
 async fn redis_check_authenticates_with_password_or_acl_user() {
     let redis = Redis::start_with(RedisOptions {
         password: Some("redis-secret".to_owned()),
@@ -308,7 +342,7 @@ async fn redis_role_tells_master_from_replica() {
     })
     .await;
     let config = config(
-        "{kind: redis, role: true, interval: 100ms, timeout: 100ms, rise: 1, fall: 1}",
+        "{kind: redis, role: true, interval: 200ms, timeout: 200ms, rise: 1, fall: 2}",
         &[("master", master.address()), ("replica", replica.address())],
     );
     let monitor = Monitor::start(&config).unwrap();
@@ -491,27 +525,37 @@ async fn killed_server_goes_down_after_fall_and_returns_after_rise() {
         "down only after {went_down:?}"
     );
 
+    // The checks may log in before the harness sees the server ready, so
+    // the lower bound counts from the restart's start and the upper bound
+    // from its end.
+    let restarting = Instant::now();
     db.restart().await;
     let restarted = Instant::now();
     let up = next_event(&mut events, "db1").await;
-    let came_up = restarted.elapsed();
     assert_eq!((up.old, up.new), (Status::Down, Status::Up));
     assert!(server(&monitor, "db1").is_up());
+    let came_up = restarting.elapsed();
     assert!(
         came_up >= interval * (rise - 1),
-        "up after {came_up:?}: fewer than {rise} successes"
+        "up {came_up:?} after the restart began: fewer than {rise} successes"
     );
+    let came_up = restarted.elapsed();
     assert!(
         came_up <= interval * rise + slack,
-        "up only after {came_up:?}"
+        "up only {came_up:?} after the server was ready"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hung_server_times_out_without_delaying_other_servers() {
     let (hung, healthy) = tokio::join!(MariaDb::start(), MariaDb::start());
+    // fall: 3, so a probe slowed by a loaded machine does not count as the hang.
+    let check = format!(
+        "{{kind: mysql, user: {CHECK_USER}, password: {{value: {CHECK_PASSWORD}}}, \
+         interval: 100ms, timeout: 100ms, rise: 1, fall: 3}}"
+    );
     let config = config(
-        &mysql_check(""),
+        &check,
         &[("hung", hung.address()), ("healthy", healthy.address())],
     );
     let monitor = Monitor::start(&config).unwrap();

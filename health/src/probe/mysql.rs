@@ -57,9 +57,11 @@ async fn inspect(conn: &mut Conn, check: &MysqlCheck) -> Result<Pass, String> {
     };
     // Replication requirements apply to replicas: a server known to be a
     // writable primary has no replication threads to judge.
-    if let Some(replication) = &check.replication
-        && role != Some(Role::Primary)
-    {
+    let replication = check
+        .replication
+        .as_ref()
+        .filter(|_| role != Some(Role::Primary));
+    if let Some(replication) = replication {
         let lag = check_replication(conn, replication.max_lag).await?;
         summary.push_str(&format!(", replication running, lag {lag}s"));
     }
