@@ -167,13 +167,15 @@ impl Event {
         }
     }
 
-    /// Whether the event deserves a mail. A server first seen up at start
-    /// is routine; everything else is a change an operator should hear of.
+    /// Whether the event deserves a mail. A server first seen up and an
+    /// instance starting as backup are routine at start; everything else
+    /// is a change an operator should hear of.
     pub fn is_mail_worthy(&self) -> bool {
         match &self.kind {
             EventKind::Server(t) => {
                 t.new != Status::Unknown && !(t.old == Status::Unknown && t.new == Status::Up)
             }
+            EventKind::Vrrp(t) => !(t.old == VrrpState::Init && t.new == VrrpState::Backup),
             _ => true,
         }
     }
@@ -447,10 +449,41 @@ mod tests {
         );
     }
 
+    fn vrrp_event(old: VrrpState, new: VrrpState) -> Event {
+        Event {
+            at: SystemTime::UNIX_EPOCH,
+            kind: EventKind::Vrrp(VrrpTransition {
+                instance: "VI_1".into(),
+                old,
+                new,
+                priority: 100,
+                reason: "higher priority advert from 10.0.0.2".into(),
+            }),
+        }
+    }
+
     #[test]
-    fn startup_discovery_is_not_mail_worthy_but_failures_are() {
+    fn startup_discovery_is_not_mail_worthy_but_failures_and_takeovers_are() {
         assert!(!server_event("db1", Status::Unknown, Status::Up, 0).is_mail_worthy());
         assert!(server_event("db1", Status::Unknown, Status::Down, 0).is_mail_worthy());
         assert!(server_event("db1", Status::Down, Status::Up, 0).is_mail_worthy());
+        assert!(!vrrp_event(VrrpState::Init, VrrpState::Backup).is_mail_worthy());
+        assert!(vrrp_event(VrrpState::Init, VrrpState::Master).is_mail_worthy());
+        assert!(vrrp_event(VrrpState::Master, VrrpState::Backup).is_mail_worthy());
+    }
+
+    #[test]
+    fn losing_the_vip_outranks_a_lost_server() {
+        let lost_vip = vrrp_event(VrrpState::Master, VrrpState::Backup);
+        assert_eq!(
+            lost_vip.to_string(),
+            "VRRP instance VI_1 MASTER -> BACKUP (priority 100): higher priority advert from 10.0.0.2"
+        );
+        let server_down = server_event("db1", Status::Up, Status::Down, 0);
+        assert!(lost_vip.severity_rank() < server_down.severity_rank());
+        assert!(
+            server_down.severity_rank()
+                < vrrp_event(VrrpState::Backup, VrrpState::Master).severity_rank()
+        );
     }
 }
