@@ -1,0 +1,332 @@
+//! The `hafront` binary end to end: `check` on good and bad files, and
+//! `run` in front of a real MariaDB primary/replica pair — the write relay
+//! follows the writable server, reads spread over both, a dead server gets
+//! no clients, SIGHUP reloads without dropping connections and a bad reload
+//! keeps the running configuration.
+
+mod support;
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use support::{CHECK_PASSWORD, CHECK_USER, MariaDb, free_port, replication_pair, wait_for};
+use tempfile::TempDir;
+
+const HAFRONT: &str = env!("CARGO_BIN_EXE_hafront");
+
+/// A `hafront run` process owned by the test, killed by PID on drop.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(config: &Path, log: PathBuf) -> Daemon {
+        let stderr = fs::File::create(&log).expect("create daemon log");
+        let child = Command::new(HAFRONT)
+            .args(["run", "-c"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start hafront run");
+        Daemon { child, log }
+    }
+
+    fn signal(&self, signal: Signal) {
+        let pid = Pid::from_raw(self.child.id() as i32);
+        kill(pid, signal).expect("signal hafront");
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    fn stop(mut self) -> Option<i32> {
+        self.signal(Signal::SIGTERM);
+        for _ in 0..250 {
+            if let Some(status) = self.child.try_wait().expect("wait for hafront") {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "hafront did not stop within 5 s of SIGTERM:\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- hafront log ---\n{}", self.log());
+        }
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn write_config(dir: &TempDir, text: &str) -> PathBuf {
+    let path = dir.path().join("hafront.yaml");
+    fs::write(&path, text).expect("write config");
+    path
+}
+
+/// The first part of every config here: paths inside the test's own dir.
+fn global(dir: &TempDir) -> String {
+    format!(
+        "global:\n  node: test\n  state_dir: {state}\n  control_socket: {state}/control.sock\n",
+        state = dir.path().display()
+    )
+}
+
+/// Login as the check user through `relay`, over TCP.
+fn client_opts(relay: SocketAddr) -> mysql_async::OptsBuilder {
+    mysql_async::OptsBuilder::default()
+        .ip_or_hostname(relay.ip().to_string())
+        .tcp_port(relay.port())
+        .prefer_socket(false)
+        .user(Some(CHECK_USER))
+        .pass(Some(CHECK_PASSWORD))
+}
+
+/// `SELECT @@server_id` over a fresh connection through `relay`.
+async fn server_id_through(relay: SocketAddr) -> Result<u32, mysql_async::Error> {
+    let mut conn = mysql_async::Conn::new(client_opts(relay)).await?;
+    let id: Option<u32> = conn.query_first("SELECT @@server_id").await?;
+    conn.disconnect().await?;
+    Ok(id.expect("a server id"))
+}
+
+#[test]
+fn check_prints_ok_or_every_error_with_its_location() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let good = write_config(
+        &dir,
+        "checks:\n  tcp: { kind: tcp }\npools:\n  web:\n    check: tcp\n    servers:\n      - address: 127.0.0.1:80\n",
+    );
+    let output = Command::new(HAFRONT)
+        .args(["check", "-c"])
+        .arg(&good)
+        .output()
+        .expect("run hafront check");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "OK");
+
+    let bad = write_config(
+        &dir,
+        "checks:\n  tcp: { kind: tcp, interval: soon }\npools:\n  web:\n    check: tpc\n    servers: []\n",
+    );
+    let output = Command::new(HAFRONT)
+        .args(["check", "-c"])
+        .arg(&bad)
+        .output()
+        .expect("run hafront check");
+    assert_eq!(output.status.code(), Some(1));
+    let errors = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = errors.lines().collect();
+    assert!(lines.len() >= 2, "every error reported, got: {errors}");
+    let file = bad.display().to_string();
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with(&format!("{file}:2:")) && line.contains("interval")),
+        "bad duration located on line 2: {errors}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with(&format!("{file}:5:")) && line.contains("tpc")),
+        "unknown check located on line 5: {errors}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_follow_the_writable_mysql_and_skip_dead_servers() {
+    let (primary, mut replica) = replication_pair().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (write, read) = (
+        SocketAddr::from(([127, 0, 0, 1], free_port())),
+        SocketAddr::from(([127, 0, 0, 1], free_port())),
+    );
+    let config = write_config(
+        &dir,
+        &format!(
+            "{global}checks:
+  mysql:
+    kind: mysql
+    user: {CHECK_USER}
+    password: {{ value: {CHECK_PASSWORD} }}
+    role: true
+    interval: 200ms
+    timeout: 200ms
+    rise: 2
+    fall: 2
+pools:
+  db:
+    check: mysql
+    servers:
+      - {{ name: one, address: {one} }}
+      - {{ name: two, address: {two} }}
+relays:
+  write:
+    listen: [{write}]
+    pool: db
+    policy: first
+    role: primary
+    on_server_down: close
+  read:
+    listen: [{read}]
+    pool: db
+",
+            global = global(&dir),
+            one = primary.address(),
+            two = replica.address(),
+        ),
+    );
+    let daemon = Daemon::start(&config, dir.path().join("daemon.log"));
+
+    wait_for(
+        "the write relay to reach the primary",
+        Duration::from_secs(10),
+        || async { server_id_through(write).await.ok() == Some(1) },
+    )
+    .await;
+    wait_for(
+        "both servers up for reads",
+        Duration::from_secs(10),
+        || async {
+            let mut seen = [false; 2];
+            for _ in 0..4 {
+                if let Ok(id) = server_id_through(read).await {
+                    seen[id as usize - 1] = true;
+                }
+            }
+            seen == [true, true]
+        },
+    )
+    .await;
+    let mut counts = [0; 2];
+    for _ in 0..20 {
+        let id = server_id_through(read)
+            .await
+            .expect("read through the relay");
+        counts[id as usize - 1] += 1;
+    }
+    assert_eq!(counts, [10, 10], "round-robin over both servers");
+
+    // Swap roles as a failover script would: the write relay follows.
+    primary.execute("SET GLOBAL read_only = ON").await;
+    replica
+        .execute_all(&["STOP SLAVE", "SET GLOBAL read_only = OFF"])
+        .await;
+    let moved = wait_for(
+        "the write relay to follow the new primary",
+        Duration::from_secs(5),
+        || async { server_id_through(write).await.ok() == Some(2) },
+    )
+    .await;
+    assert!(
+        moved < Duration::from_secs(2),
+        "role change seen within a few intervals: {moved:?}"
+    );
+
+    // The new primary dies: no server qualifies for writes, reads go to the survivor.
+    replica.kill();
+    wait_for(
+        "the dead server to leave the read relay",
+        Duration::from_secs(5),
+        || async {
+            let mut all_one = true;
+            for _ in 0..4 {
+                all_one &= server_id_through(read).await.ok() == Some(1);
+            }
+            all_one
+        },
+    )
+    .await;
+    assert!(
+        server_id_through(write).await.is_err(),
+        "with no writable server the write relay closes clients at once"
+    );
+    assert_eq!(daemon.stop(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_connections_and_a_bad_file_keeps_the_old_config() {
+    let server = MariaDb::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (first, second) = (
+        SocketAddr::from(([127, 0, 0, 1], free_port())),
+        SocketAddr::from(([127, 0, 0, 1], free_port())),
+    );
+    let body = |relays: &str| {
+        format!(
+            "{global}checks:\n  tcp: {{ kind: tcp, interval: 100ms, timeout: 100ms }}\n\
+             pools:\n  db:\n    check: tcp\n    servers:\n      - address: {address}\n\
+             relays:\n{relays}",
+            global = global(&dir),
+            address = server.address(),
+        )
+    };
+    let one_relay = format!("  first:\n    listen: [{first}]\n    pool: db\n");
+    let config = write_config(&dir, &body(&one_relay));
+    let daemon = Daemon::start(&config, dir.path().join("daemon.log"));
+    wait_for("the relay to serve", Duration::from_secs(10), || async {
+        server_id_through(first).await.is_ok()
+    })
+    .await;
+
+    // A MySQL session held open across both reloads.
+    let mut held = mysql_async::Conn::new(client_opts(first))
+        .await
+        .expect("session through the relay");
+
+    fs::write(&config, "relays: [this is not a map\n").expect("write a bad config");
+    daemon.signal(Signal::SIGHUP);
+    wait_for(
+        "the refusal to be logged",
+        Duration::from_secs(5),
+        || async { daemon.log().contains("reload refused") },
+    )
+    .await;
+    assert!(
+        server_id_through(first).await.is_ok(),
+        "old config still serves"
+    );
+
+    let two_relays = format!("{one_relay}  second:\n    listen: [{second}]\n    pool: db\n");
+    fs::write(&config, body(&two_relays)).expect("write the new config");
+    daemon.signal(Signal::SIGHUP);
+    wait_for(
+        "the added relay to serve",
+        Duration::from_secs(10),
+        || async { server_id_through(second).await.is_ok() },
+    )
+    .await;
+
+    let id: Option<u32> = held
+        .query_first("SELECT @@server_id")
+        .await
+        .expect("the session opened before both reloads still answers");
+    assert_eq!(id, Some(1));
+    assert!(
+        !daemon.log().contains("relay stopped accepting"),
+        "an unchanged relay is not restarted on reload:\n{}",
+        daemon.log()
+    );
+    assert_eq!(daemon.stop(), Some(0));
+}
