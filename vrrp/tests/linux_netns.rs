@@ -489,3 +489,82 @@ fn interoperates_with_keepalived() {
         "keepalived takes over after our priority 0 advert"
     );
 }
+
+/// The hardware address of `interface` in `namespace`.
+fn mac_of(namespace: &str, interface: &str) -> [u8; 6] {
+    let output = Command::new("ip")
+        .args(["-n", namespace, "-o", "link", "show", "dev", interface])
+        .output()
+        .expect("run ip");
+    let listing = String::from_utf8_lossy(&output.stdout).into_owned();
+    let text = listing
+        .split("link/ether ")
+        .nth(1)
+        .expect("an Ethernet link");
+    let mut mac = [0; 6];
+    for (byte, hex) in mac.iter_mut().zip(text[..17].split(':')) {
+        *byte = u8::from_str_radix(hex, 16).expect("hex");
+    }
+    mac
+}
+
+/// Collects ARP frames arriving in `namespace` for `within`, on a thread of its own.
+fn capture_arp(namespace: &str, within: Duration) -> JoinHandle<Vec<Vec<u8>>> {
+    let netns = PathBuf::from("/run/netns").join(namespace);
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let file = File::open(&netns).expect("open namespace");
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("enter namespace");
+        // Packet sockets take the EtherType in network byte order.
+        let protocol = socket2::Protocol::from(i32::from(0x0806u16.to_be()));
+        let socket =
+            socket2::Socket::new(socket2::Domain::PACKET, socket2::Type::RAW, Some(protocol))
+                .expect("packet socket");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        ready_tx.send(()).unwrap();
+        let deadline = Instant::now() + within;
+        let mut frames = Vec::new();
+        let mut buffer = [std::mem::MaybeUninit::<u8>::uninit(); 1514];
+        while Instant::now() < deadline {
+            if let Ok(length) = socket.recv(&mut buffer) {
+                // SAFETY: recv initialised the first `length` bytes.
+                frames.push(
+                    buffer[..length]
+                        .iter()
+                        .map(|byte| unsafe { byte.assume_init() })
+                        .collect(),
+                );
+            }
+        }
+        frames
+    });
+    ready
+        .recv_timeout(Duration::from_secs(5))
+        .expect("capture ready");
+    thread
+}
+
+#[test]
+fn becoming_master_announces_the_vip() {
+    require_root!();
+    let lan = Lan::new("garp");
+    let capture = capture_arp(&lan.b, Duration::from_secs(3));
+    let mut a = Node::spawn(&lan.a, driver_config("veth0", instance("10.213.0.1", 200)));
+    a.wait_for(State::Master, Duration::from_secs(3));
+    let mac = mac_of(&lan.a, "veth0");
+    let vip: [u8; 4] = VIP.parse::<std::net::Ipv4Addr>().unwrap().octets();
+    let announcements = capture
+        .join()
+        .expect("capture thread")
+        .into_iter()
+        .filter(|frame| {
+            frame.len() >= 42 && frame[6..12] == mac && frame[28..32] == vip && frame[38..42] == vip
+        })
+        .count();
+    assert_eq!(
+        announcements, 3,
+        "three gratuitous ARPs for the VIP from A's MAC"
+    );
+}
