@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use hafront::alerts::{Alerts, AlertsHandle, Event};
+use hafront::alerts::{Alerts, AlertsHandle, Event, check_email};
 use hafront_config::{
     Alerts as AlertsConfig, Config, Email, Global, Pool, Secret, Server, SmtpSecurity, Vrrp,
 };
@@ -774,4 +774,10 @@ fn invalid_settings_are_refused_at_start() {
     settings.password = Some(Secret::Value("hunter2".into()));
     let err = Alerts::start("n".into(), &config(work.path(), settings), snapshot).unwrap_err();
     assert!(!format!("{err} {err:?}").contains("hunter2"));
+
+    let mut settings = email(25, SmtpSecurity::Starttls, Duration::from_secs(1), 1);
+    assert!(check_email(&settings).is_ok());
+    settings.ca_file = Some(work.path().join("missing-ca.pem"));
+    let err = check_email(&settings).unwrap_err();
+    assert!(err.to_string().contains("missing-ca.pem"), "{err}");
 }

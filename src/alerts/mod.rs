@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use hafront_config::Config;
+use hafront_config::{Config, Email};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -157,6 +157,13 @@ impl Alerts {
             task,
         })
     }
+}
+
+/// Checks the `email:` settings as [`Alerts::start`] would use them
+/// (addresses, AUTH pairing, password and CA files, TLS setup), for the
+/// configuration check. Needs no runtime and sends nothing.
+pub fn check_email(email: &Email) -> Result<(), AlertsError> {
+    Mailer::new("localhost", email).map(drop)
 }
 
 /// A cloneable, never-waiting way to report events, for every producer.
