@@ -87,6 +87,11 @@ impl Monitor {
     /// server whose check or weight/backup changed gets a new task that
     /// continues from its current status and role. Servers no longer
     /// configured stop being probed. On error nothing changes.
+    ///
+    /// Unchanged servers keep the same `Arc<ServerHealth>`; replaced and
+    /// removed ones stop updating, so holders of [`Monitor::pool`] slices
+    /// must fetch them again after a reload. Carried-over states publish no
+    /// event; new servers start [`Status::Unknown`] and publish their first.
     pub fn reload(&mut self, config: &Config) -> Result<(), MonitorError> {
         let mut wanted = Vec::new();
         for (pool_name, pool) in &config.pools {
@@ -117,7 +122,12 @@ impl Monitor {
                 }
                 let task = match previous.remove(&key) {
                     Some(task) if task.check == *check && task.server == *server => task,
-                    Some(old) => self.spawn(pool_name, server, check, Some(&old.health)),
+                    Some(old) => {
+                        let health = Arc::clone(&old.health);
+                        // Stop the old task before its state is copied.
+                        drop(old);
+                        self.spawn(pool_name, server, check, Some(&health))
+                    }
                     None => self.spawn(pool_name, server, check, None),
                 };
                 members.push(Arc::clone(&task.health));

@@ -47,6 +47,7 @@ pub(super) async fn probe(check: &ExecCheck, server: &ServerHealth) -> Result<Pa
         .await
         .map_err(|error| format!("wait for {program}: {error}"))?;
     group.reaped();
+    drain_stderr(&mut stderr, &mut quoted).await;
     if status.success() {
         return Ok(Pass::new("exit status 0"));
     }
@@ -71,27 +72,33 @@ async fn wait_collecting_stderr(
     quoted: &mut Vec<u8>,
 ) -> std::io::Result<std::process::ExitStatus> {
     let mut chunk = [0u8; 512];
-    let status = loop {
+    loop {
         let Some(pipe) = stderr.as_mut() else {
-            break child.wait().await?;
+            return child.wait().await;
         };
         tokio::select! {
-            status = child.wait() => break status?,
+            status = child.wait() => return status,
             read = pipe.read(&mut chunk) => match read {
                 Ok(0) | Err(_) => *stderr = None,
                 Ok(read) => keep(quoted, &chunk[..read]),
             },
         }
+    }
+}
+
+/// Reads what the exited program left in the pipe, waiting at most
+/// [`STDERR_GRACE`] per read for a straggler still holding it open.
+async fn drain_stderr(stderr: &mut Option<ChildStderr>, quoted: &mut Vec<u8>) {
+    let Some(pipe) = stderr.as_mut() else {
+        return;
     };
-    if let Some(pipe) = stderr.as_mut() {
-        while quoted.len() < MAX_QUOTED_STDERR {
-            match tokio::time::timeout(STDERR_GRACE, pipe.read(&mut chunk)).await {
-                Ok(Ok(read @ 1..)) => keep(quoted, &chunk[..read]),
-                _ => break,
-            }
+    let mut chunk = [0u8; 512];
+    while quoted.len() < MAX_QUOTED_STDERR {
+        match tokio::time::timeout(STDERR_GRACE, pipe.read(&mut chunk)).await {
+            Ok(Ok(read @ 1..)) => keep(quoted, &chunk[..read]),
+            _ => break,
         }
     }
-    Ok(status)
 }
 
 fn keep(quoted: &mut Vec<u8>, bytes: &[u8]) {
