@@ -755,6 +755,92 @@ async fn implicit_tls() {
     drop(sink);
 }
 
+#[tokio::test]
+async fn a_hanging_smtp_server_delays_nothing_else() {
+    let work = tempfile::tempdir().unwrap();
+    // Accepts connections and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut settings = email(port, SmtpSecurity::Plain, Duration::from_millis(50), 20);
+    settings.timeout = Duration::from_secs(3);
+    let mut cfg = config(work.path(), settings);
+    let script = work.path().join("count.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"$HAFRONT_EVENT\" >> \"$1\"\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let log = work.path().join("count.log");
+    cfg.notify = vec![hafront_config::Notify {
+        command: vec![script.display().to_string(), log.display().to_string()],
+        instance: None,
+        pool: None,
+        timeout: Duration::from_secs(5),
+        user: None,
+    }];
+    let alerts = start(&cfg);
+    let at = SystemTime::now();
+    discover(&alerts, at);
+    let sending = Instant::now();
+    for flap in 0..20 {
+        let (old, new) = if flap % 2 == 0 {
+            (Status::Up, Status::Down)
+        } else {
+            (Status::Down, Status::Up)
+        };
+        assert!(alerts.send(health("db1", old, new, at)));
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let sent_in = sending.elapsed();
+    assert!(
+        sent_in < Duration::from_secs(3),
+        "producers waited: {sent_in:?}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 22
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap().lines().count(),
+        22,
+        "scripts ran while SMTP hung"
+    );
+    let stopping = Instant::now();
+    alerts.shutdown().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(12),
+        "shutdown is bounded"
+    );
+    assert!(queued(work.path()) >= 1, "undelivered mails stay queued");
+    drop(silent);
+}
+
+#[tokio::test]
+async fn a_full_queue_drops_and_counts_instead_of_waiting() {
+    let work = tempfile::tempdir().unwrap();
+    let mut cfg = config(
+        work.path(),
+        email(25, SmtpSecurity::Plain, Duration::from_secs(1), 1),
+    );
+    cfg.alerts.email = None;
+    let alerts = start(&cfg);
+    let sender = alerts.sender();
+    let at = SystemTime::now();
+    // The dispatcher cannot run while this single-threaded test does not
+    // yield, so the queue fills up.
+    let accepted = (0..10_000)
+        .filter(|_| sender.send(health("db1", Status::Up, Status::Down, at)))
+        .count();
+    assert_eq!(accepted, 4096);
+    assert_eq!(alerts.dropped(), 10_000 - 4096);
+    assert_eq!(sender.dropped(), alerts.dropped());
+    alerts.shutdown().await;
+}
+
 #[test]
 fn invalid_settings_are_refused_at_start() {
     let runtime = tokio::runtime::Builder::new_current_thread()
