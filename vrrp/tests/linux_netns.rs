@@ -568,3 +568,56 @@ fn becoming_master_announces_the_vip() {
         "three gratuitous ARPs for the VIP from A's MAC"
     );
 }
+
+#[test]
+fn primary_address_skips_vips() {
+    require_root!();
+    let lan = Lan::new("prim");
+    ip(&[
+        "-n",
+        &lan.a,
+        "address",
+        "add",
+        &format!("{VIP}/32"),
+        "dev",
+        "veth0",
+    ]);
+    ip(&[
+        "-n",
+        &lan.a,
+        "address",
+        "add",
+        "fe80::1/64",
+        "dev",
+        "veth0",
+        "nodad",
+    ]);
+    let netns = PathBuf::from("/run/netns").join(&lan.a);
+    let found = std::thread::spawn(move || {
+        let file = File::open(&netns).expect("open namespace");
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("enter namespace");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let vips = [format!("{VIP}/32").parse().unwrap()];
+        runtime.block_on(async {
+            (
+                hafront_vrrp::linux::primary_address("veth0", false, &vips)
+                    .await
+                    .unwrap(),
+                hafront_vrrp::linux::primary_address("veth0", true, &vips)
+                    .await
+                    .unwrap(),
+                hafront_vrrp::linux::primary_address("nonexistent0", false, &vips)
+                    .await
+                    .is_err(),
+            )
+        })
+    })
+    .join()
+    .unwrap();
+    assert_eq!(found.0, "10.213.0.1".parse::<IpAddr>().unwrap());
+    assert!(matches!(found.1, IpAddr::V6(v6) if v6.is_unicast_link_local()));
+    assert!(found.2, "unknown interface is an error");
+}

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use ipnet::IpNet;
 use tokio::sync::mpsc;
 
 use crate::machine::{Action, ConfigError, InstanceConfig, Machine, Reason, State};
@@ -111,6 +112,9 @@ pub enum DriverError {
     /// The interface has no Ethernet address.
     #[error("interface {0:?} has no Ethernet address")]
     NotEthernet(String),
+    /// The interface has no address of the VIPs' family to send adverts from.
+    #[error("interface {0:?} has no primary address of the virtual addresses' family")]
+    NoPrimaryAddress(String),
     /// A system call failed.
     #[error("{context}: {source}")]
     Io {
@@ -137,6 +141,22 @@ impl DriverError {
     fn netlink(context: &'static str, source: rtnetlink::Error) -> DriverError {
         DriverError::Netlink { context, source }
     }
+}
+
+/// The address adverts should come from on `interface`: its primary IPv4 address, or its
+/// IPv6 link-local address when `ipv6`, never one of `vips`. For
+/// [`InstanceConfig::primary_address`]; runs in the calling thread's network namespace.
+pub async fn primary_address(
+    interface: &str,
+    ipv6: bool,
+    vips: &[IpNet],
+) -> Result<IpAddr, DriverError> {
+    let (netlink, _) = Netlink::connect(interface).await?;
+    netlink
+        .primary(ipv6, vips)
+        .await
+        .map_err(|error| DriverError::netlink("listing addresses", error))?
+        .ok_or_else(|| DriverError::NoPrimaryAddress(interface.to_owned()))
 }
 
 /// One VRRP instance on a Linux interface.

@@ -10,7 +10,9 @@ use std::time::Duration;
 use futures_util::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::Handle;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, CacheInfo};
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, CacheInfo,
+};
 use rtnetlink::packet_route::link::LinkAttribute;
 
 use super::DriverError;
@@ -98,6 +100,32 @@ impl Netlink {
             .iter()
             .filter_map(message_address)
             .collect())
+    }
+
+    /// The interface's primary IPv4 address, or its IPv6 link-local address when `ipv6`,
+    /// ignoring `vips` (a /32 VIP is primary for the kernel, but not ours to advertise from).
+    pub(crate) async fn primary(
+        &self,
+        ipv6: bool,
+        vips: &[IpNet],
+    ) -> Result<Option<IpAddr>, rtnetlink::Error> {
+        let messages: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(self.index)
+            .execute()
+            .try_collect()
+            .await?;
+        Ok(messages
+            .iter()
+            .filter(|message| !message.header.flags.contains(AddressHeaderFlags::Secondary))
+            .filter_map(message_address)
+            .filter(|address| !vips.iter().any(|vip| vip.addr() == *address))
+            .find(|address| match address {
+                IpAddr::V4(_) => !ipv6,
+                IpAddr::V6(v6) => ipv6 && v6.is_unicast_link_local(),
+            }))
     }
 
     async fn find(&self, vips: &[IpNet]) -> Result<Vec<AddressMessage>, rtnetlink::Error> {

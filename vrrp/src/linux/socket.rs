@@ -3,7 +3,9 @@
 //! Two sockets per instance: the receive socket is not bound to an address (a raw socket
 //! bound to one only sees packets sent to it, not to the multicast group), the send socket
 //! is bound to the primary address so adverts carry it as source. Both are bound to the
-//! interface; TTL / hop limit 255 is set on sends and checked on receipt.
+//! interface; TTL / hop limit 255 is set on sends and checked on receipt (IPv4 raw sockets
+//! deliver the IP header, which carries the TTL; IPv6 ones need IPV6_RECVHOPLIMIT and
+//! IPV6_RECVPKTINFO control messages for the hop limit and destination).
 
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
