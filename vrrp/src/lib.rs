@@ -39,11 +39,39 @@
 //! assert!(std::iter::from_fn(|| machine.poll_action()).any(|a| a == Action::AddVips));
 //! ```
 //!
-//! A driver receives packets, checks the hop limit, parses, picks the machine by VRID
-//! (else [`DropReason::UnknownVrid`]) and calls [`Machine::handle_advert`], which applies
-//! the instance checks (own advert, version, auth, v2 interval, address list). It should
-//! drain pending packets before handling a timeout, so an advert queued while the process
-//! was descheduled is not mistaken for a dead master.
+//! A driver receives packets, checks the hop limit, parses, and calls
+//! [`Machine::handle_advert`], which applies the instance checks (own advert, version,
+//! VRID, auth, v2 interval, address list). It should drain pending packets before handling
+//! a timeout, so an advert queued while the process was descheduled is not mistaken for a
+//! dead master.
+//!
+//! - `linux` (Linux only): [`linux::Driver`] is that driver for one instance: raw protocol
+//!   112 sockets on the interface (multicast, or unicast peers), VIPs added over rtnetlink
+//!   with a valid lifetime renewed by every advert (a SIGKILLed daemon's VIPs expire),
+//!   gratuitous ARP / unsolicited NA, leftover VIPs removed at start.
+//!
+//! ```no_run
+//! # async fn example(instance: hafront_vrrp::InstanceConfig) -> Result<(), hafront_vrrp::linux::DriverError> {
+//! use hafront_vrrp::linux::{Control, Driver, DriverConfig};
+//! // instance.primary_address = linux::primary_address("eth0", false, &vips).await?;
+//! let config = DriverConfig {
+//!     interface: "eth0".into(),
+//!     vip_lifetime: DriverConfig::default_vip_lifetime(instance.advert_interval),
+//!     instance,
+//!     unicast_peers: vec![],
+//!     checksum: hafront_vrrp::ChecksumForm::PseudoHeader,
+//! };
+//! let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+//! let (control, control_rx) = tokio::sync::mpsc::channel(8);
+//! let driver = Driver::new(config, events_tx).await?;
+//! let drops = driver.drop_counters(); // per DropReason, for metrics
+//! let task = tokio::spawn(driver.run(control_rx));
+//! control.send(Control::SetPriority(90)).await.ok(); // a tracked check lost weight 10
+//! control.send(Control::Shutdown).await.ok(); // resign, withdraw the VIPs
+//! task.await.expect("driver task")?;
+//! # let _ = (drops, events.try_recv());
+//! # Ok(()) }
+//! ```
 
 #[cfg(target_os = "linux")]
 pub mod linux;

@@ -83,7 +83,9 @@ pub enum Event {
     },
 }
 
-/// Received adverts dropped, by reason; shared with whoever exports metrics.
+/// Received adverts dropped, by reason; shared with whoever exports metrics. Each instance
+/// has its own receive socket, so `unknown_vrid` also counts adverts of this node's other
+/// instances on the same interface.
 #[derive(Debug, Default)]
 pub struct DropCounters {
     counts: [AtomicU64; DropReason::ALL.len()],
