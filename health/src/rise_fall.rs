@@ -270,4 +270,74 @@ mod tests {
         }
         assert_eq!(state.status(), Status::Up);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn verdicts() -> impl Strategy<Value = Vec<Verdict>> {
+            let verdict = prop_oneof![
+                3 => Just(Verdict::Fail),
+                3 => Just(Verdict::Pass(None)),
+                1 => Just(Verdict::Pass(Some(Role::Primary))),
+                1 => Just(Verdict::Pass(Some(Role::Replica))),
+            ];
+            proptest::collection::vec(verdict, 1..200)
+        }
+
+        proptest! {
+            /// Every change is backed by exactly the streak the thresholds
+            /// ask for, and nothing else ever changes the status.
+            #[test]
+            fn changes_follow_rise_and_fall(rise in 1u32..5, fall in 1u32..5, seq in verdicts()) {
+                let mut state = RiseFall::new(rise, fall);
+                let (mut passes, mut fails) = (0u32, 0u32);
+                for (index, verdict) in seq.iter().copied().enumerate() {
+                    let before = state.status();
+                    let role_before = state.role();
+                    match verdict {
+                        Verdict::Pass(_) => { passes += 1; fails = 0; }
+                        Verdict::Fail => { fails += 1; passes = 0; }
+                    }
+                    let transition = state.observe(verdict);
+                    if let Some(transition) = transition {
+                        prop_assert_eq!(
+                            (transition.old, transition.new, transition.role),
+                            (before, state.status(), state.role())
+                        );
+                    }
+                    match (before, state.status()) {
+                        (Status::Unknown, after) => {
+                            prop_assert_eq!(index, 0);
+                            let expected = if passes > 0 { Status::Up } else { Status::Down };
+                            prop_assert_eq!(after, expected);
+                            prop_assert!(transition.is_some());
+                        }
+                        (Status::Up, Status::Down) => prop_assert_eq!(fails, fall),
+                        (Status::Down, Status::Up) => prop_assert_eq!(passes, rise),
+                        (Status::Up, Status::Up) => {
+                            // Only a role change is news while up.
+                            let role_changed = matches!(verdict, Verdict::Pass(role) if role != role_before);
+                            prop_assert_eq!(transition.is_some(), role_changed);
+                            prop_assert!(fails < fall);
+                        }
+                        (Status::Down, Status::Down) => {
+                            prop_assert!(transition.is_none());
+                            prop_assert!(passes < rise);
+                        }
+                        (_, Status::Unknown) => prop_assert!(false, "back to unknown"),
+                    }
+                    if let Verdict::Pass(role) = verdict {
+                        if state.status() == Status::Up {
+                            prop_assert_eq!(state.role(), role);
+                        }
+                    }
+                    if state.status() == Status::Down {
+                        prop_assert_eq!(state.role(), None);
+                    }
+                }
+            }
+        }
+    }
 }
