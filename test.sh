@@ -36,9 +36,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then
-    cargo install --locked cargo-nextest
+    cargo install cargo-nextest
 fi
 
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo nextest run --workspace --locked --no-fail-fast ${1:+-E "test(/$1/)"}
+cargo clippy --workspace --all-targets -- -D warnings
+cargo nextest run --workspace --no-fail-fast ${1:+-E "test(/$1/)"}
