@@ -36,18 +36,22 @@ pub struct DriverConfig {
     /// Checksum form sent for v3 over IPv4.
     pub checksum: ChecksumForm,
     /// Valid lifetime of the VIPs, renewed with every advert sent: how long they outlive a
-    /// killed daemon. Whole seconds, at least 1; see [`DriverConfig::default_vip_lifetime`].
+    /// killed daemon. Whole seconds (rounded down), at least 1; see
+    /// [`DriverConfig::default_vip_lifetime`].
     pub vip_lifetime: Duration,
 }
 
 impl DriverConfig {
-    /// Two advert intervals rounded up to whole seconds, at least 2 s: long enough that a
-    /// late advert timer does not drop the VIPs, short enough that they are gone before a
-    /// backup takes over (three intervals plus skew).
+    /// Two advert intervals rounded up to whole seconds (the kernel's unit), at least 1 s:
+    /// a late advert timer does not drop the VIPs, and with intervals of 1 s or more they
+    /// are gone before a backup takes over (three intervals plus skew). The kernel expires
+    /// addresses up to a second late, so with sub-second intervals a killed master's VIP
+    /// can outlive the takeover by up to ~2 s; the new master's gratuitous ARP should span
+    /// that (`GarpConfig::repeat` x `GarpConfig::interval`).
     pub fn default_vip_lifetime(advert_interval: Duration) -> Duration {
         let doubled = 2 * advert_interval;
         let seconds = doubled.as_secs() + u64::from(doubled.subsec_nanos() > 0);
-        Duration::from_secs(seconds.max(2))
+        Duration::from_secs(seconds.max(1))
     }
 }
 
@@ -222,7 +226,8 @@ impl Driver {
 
     /// Runs until [`Control::Shutdown`] or until `control` is closed, then resigns and
     /// withdraws the VIPs. Errors sending adverts or changing addresses are logged and
-    /// retried with the next event; only a failing receive socket ends the run early.
+    /// retried with the next event; only a failing receive socket ends the run early (after
+    /// resigning and withdrawing the VIPs).
     pub async fn run(mut self, mut control: mpsc::Receiver<Control>) -> Result<(), DriverError> {
         self.machine.start(Instant::now());
         loop {
@@ -239,7 +244,15 @@ impl Driver {
                 // not be mistaken for a dead master when the timer fires.
                 biased;
                 received = self.sockets.receive() => {
-                    let received = received.map_err(|error| DriverError::io("receiving adverts", error))?;
+                    let received = match received {
+                        Ok(received) => received,
+                        Err(error) => {
+                            // Deaf: resign rather than hold the VIPs without hearing peers.
+                            self.machine.shutdown(Instant::now());
+                            self.carry_out_actions().await;
+                            return Err(DriverError::io("receiving adverts", error));
+                        }
+                    };
                     let result = received.and_then(|datagram| {
                         wire::check_hop_limit(datagram.hop_limit)?;
                         if !self.config.unicast_peers.is_empty()
@@ -347,5 +360,29 @@ impl Driver {
                 tracing::error!(interface = %self.config.interface, %vip, %error, "cannot add virtual address");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_vip_lifetime_is_two_intervals_in_whole_seconds() {
+        let lifetime = |millis| DriverConfig::default_vip_lifetime(Duration::from_millis(millis));
+        assert_eq!(lifetime(100), Duration::from_secs(1));
+        assert_eq!(lifetime(1000), Duration::from_secs(2));
+        assert_eq!(lifetime(1250), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn drop_counters_count_per_reason() {
+        let counters = DropCounters::default();
+        counters.increment(DropReason::Checksum);
+        counters.increment(DropReason::Checksum);
+        counters.increment(DropReason::UnknownPeer);
+        assert_eq!(counters.get(DropReason::Checksum), 2);
+        assert_eq!(counters.get(DropReason::UnknownPeer), 1);
+        assert_eq!(counters.get(DropReason::HopLimit), 0);
     }
 }
