@@ -696,6 +696,9 @@ pub struct TlsServerMode {
     /// CA bundle; when set, clients must present a certificate it signed.
     #[serde(default)]
     pub client_ca_file: Option<PathBuf>,
+    /// Time allowed for a client's TLS handshake.
+    #[serde(default = "default_handshake_timeout", with = "humantime_serde")]
+    pub handshake_timeout: Duration,
 }
 
 /// TLS client settings.
@@ -712,6 +715,9 @@ pub struct TlsClientMode {
     /// Key of the client certificate.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// Time allowed for the TLS handshake with the server.
+    #[serde(default = "default_handshake_timeout", with = "humantime_serde")]
+    pub handshake_timeout: Duration,
 }
 
 /// Gateway settings.

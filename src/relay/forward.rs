@@ -45,7 +45,8 @@ pub(crate) struct Meter<'a> {
 }
 
 impl Meter<'_> {
-    fn add(&self, bytes: usize, activity: &Activity) {
+    /// Counts `bytes` moved and marks the connection active.
+    pub(crate) fn add(&self, bytes: usize, activity: &Activity) {
         let bytes = bytes as u64;
         self.relay.fetch_add(bytes, Ordering::Relaxed);
         self.server.fetch_add(bytes, Ordering::Relaxed);
@@ -71,20 +72,20 @@ pub(crate) struct Forwarded {
 
 /// Time of the last byte moved in either direction, shared by both
 /// directions and the idle watchdog without locks.
-struct Activity {
+pub(crate) struct Activity {
     start: Instant,
     last_millis: AtomicU64,
 }
 
 impl Activity {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Activity {
             start: Instant::now(),
             last_millis: AtomicU64::new(0),
         }
     }
 
-    fn touch(&self) {
+    pub(crate) fn touch(&self) {
         let elapsed = self.start.elapsed().as_millis();
         self.last_millis.store(
             u64::try_from(elapsed).unwrap_or(u64::MAX),
@@ -93,7 +94,7 @@ impl Activity {
     }
 
     /// Resolves once `idle` has passed with no activity.
-    async fn idle_for(&self, idle: Duration) {
+    pub(crate) async fn idle_for(&self, idle: Duration) {
         loop {
             let last = Duration::from_millis(self.last_millis.load(Ordering::Relaxed));
             let deadline = self.start + last + idle;
@@ -155,11 +156,30 @@ async fn one_way(
             copy_one_way(source, destination, meter, activity).await?;
         }
     }
-    match socket2::SockRef::from(destination).shutdown(Shutdown::Write) {
+    shutdown_write(destination)
+}
+
+/// Half-closes `stream` after its last byte: the peer reads EOF.
+pub(crate) fn shutdown_write(stream: &TcpStream) -> io::Result<()> {
+    match socket2::SockRef::from(stream).shutdown(Shutdown::Write) {
         // The peer may have closed already; the direction is done either way.
         Err(error) if error.kind() != io::ErrorKind::NotConnected => Err(error),
         _ => Ok(()),
     }
+}
+
+/// Writes all of `bytes` to a non-blocking `stream`.
+pub(crate) async fn write_all(stream: &TcpStream, bytes: &[u8]) -> io::Result<()> {
+    let mut sent = 0;
+    while sent < bytes.len() {
+        stream.writable().await?;
+        match stream.try_write(&bytes[sent..]) {
+            Ok(written) => sent += written,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 /// Copies through a fixed buffer until EOF on `source`.
@@ -178,15 +198,7 @@ async fn copy_one_way(
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
             Err(error) => return Err(error),
         };
-        let mut sent = 0;
-        while sent < filled {
-            destination.writable().await?;
-            match destination.try_write(&buffer[sent..filled]) {
-                Ok(written) => sent += written,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(error) => return Err(error),
-            }
-        }
+        write_all(destination, &buffer[..filled]).await?;
         meter.add(filled, activity);
     }
 }

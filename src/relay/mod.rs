@@ -11,11 +11,20 @@
 //!
 //! The pool view can be replaced at run time ([`Relay::replace_pool`])
 //! without closing listeners or open connections.
+//!
+//! A relay's mode may encrypt one side ([`transport`]): spiped-compatible
+//! pairs ([`spiped`]), TLS ([`tls`]), or a gateway whose clients name their
+//! server in an encrypted request line ([`gateway`]). A client that fails its
+//! side's handshake is closed with a log line and never reaches a server.
 
 pub mod balance;
 mod forward;
+pub mod gateway;
 mod listener;
+pub mod spiped;
 mod stats;
+pub mod tls;
+mod transport;
 
 use std::io;
 use std::net::SocketAddr;
@@ -24,12 +33,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hafront_config::{OnServerDown, Policy, RelayMode, Role};
+use hafront_config::{OnServerDown, Policy, Role};
 use hafront_health::{HealthEvent, ServerHealth, Status};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
+use transport::Transport;
 
 use balance::{Balancer, Candidate};
 pub use forward::DataPath;
@@ -57,6 +67,7 @@ struct Shared {
     name: String,
     settings: Settings,
     data_path: DataPath,
+    transport: Transport,
     pool: ArcSwap<PoolView>,
     counters: RelayCounters,
 }
@@ -100,8 +111,8 @@ impl Relay {
     /// runtime. `events` is watched to close connections of servers that go
     /// down when `on_server_down: close`.
     ///
-    /// Fails if any address cannot be bound (nothing is left listening then)
-    /// or if `config.mode` is not `plain`.
+    /// Fails if the mode's key, certificate or secret files cannot be used,
+    /// or if any address cannot be bound (nothing is left listening then).
     pub fn start(
         name: &str,
         config: &hafront_config::Relay,
@@ -120,12 +131,8 @@ impl Relay {
         events: broadcast::Receiver<HealthEvent>,
         data_path: DataPath,
     ) -> io::Result<Relay> {
-        if config.mode != RelayMode::Plain {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("relay {name}: only mode `plain` is supported by this relay"),
-            ));
-        }
+        let transport = Transport::from_mode(&config.mode)
+            .map_err(|error| io::Error::new(error.kind(), format!("relay {name}: {error}")))?;
         let listeners = config
             .listen
             .iter()
@@ -157,6 +164,7 @@ impl Relay {
             pool: ArcSwap::from_pointee(PoolView::new(settings.policy, &pool, None)),
             settings,
             data_path,
+            transport,
             counters: RelayCounters::default(),
         });
         let acceptors = listeners
@@ -314,7 +322,8 @@ fn is_resource_exhaustion(error: &io::Error) -> bool {
     )
 }
 
-/// Serves one client: limit check, server choice with retries, forwarding.
+/// Serves one client: limit check, the client side's handshake, server
+/// choice with retries (or the gateway's request), forwarding.
 async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
     let relay = shared.name.as_str();
     let settings = &shared.settings;
@@ -329,6 +338,16 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
         debug!(relay, %peer, %error, "client gone before forwarding");
         return;
     }
+    if let Some(gateway) = shared.transport.gateway() {
+        return serve_gateway(&shared, gateway, client, peer).await;
+    }
+    let mut client = match shared.transport.accept(client).await {
+        Ok(client) => Some(client),
+        Err(error) => {
+            warn!(relay, %peer, %error, "client closed: handshake failed");
+            return;
+        }
+    };
     let pool = shared.pool.load_full();
     let mut tried = vec![false; pool.backends.len()];
     let mut attempts = 0;
@@ -341,25 +360,37 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
         let backend = &pool.backends[index];
         let mut disconnect = backend.link.disconnect.subscribe();
         let address = backend.health.address;
-        let server = match listener::connect(address, settings.connect_timeout).await {
-            Ok(server) => server,
+        let server_name = backend.health.name.as_str();
+        let connected = match listener::connect(address, settings.connect_timeout).await {
+            Ok(server) => shared.transport.secure(server).await.inspect_err(|error| {
+                warn!(relay, %peer, server = server_name, %error, "server handshake failed");
+            }),
             Err(error) => {
+                debug!(relay, %peer, server = server_name, %error, "connect failed");
+                Err(error)
+            }
+        };
+        let server = match connected {
+            Ok(server) => server,
+            Err(_) => {
                 bump(&backend.link.counters.connect_failures);
-                debug!(relay, %peer, server = %backend.health.name, %error, "connect failed");
                 continue;
             }
         };
         // The server may have gone down between the pick and the subscribe.
         if settings.close_on_server_down && !backend.accepts_role(settings.role) {
-            debug!(relay, %peer, server = %backend.health.name, "server went down while connecting");
+            debug!(relay, %peer, server = server_name, "server went down while connecting");
             continue;
         }
+        let Some(client) = client.take() else {
+            return;
+        };
         bump(&counters.total);
         bump(&backend.link.counters.total);
         let link = &backend.link.counters;
-        let forwarding = forward::forward(
-            &client,
-            &server,
+        let forwarding = transport::forward(
+            client,
+            server,
             shared.data_path,
             settings.idle_timeout,
             Meter {
@@ -371,17 +402,12 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
                 server: &link.server_to_client_bytes,
             },
         );
-        let server_name = backend.health.name.as_str();
         tokio::select! {
             forwarded = forwarding => {
                 if forwarded.copied {
                     bump(&counters.copied);
                 }
-                match forwarded.ending {
-                    Ok(Ending::Finished) => debug!(relay, %peer, server = server_name, "connection closed"),
-                    Ok(Ending::Idle) => debug!(relay, %peer, server = server_name, "idle timeout"),
-                    Err(error) => debug!(relay, %peer, server = server_name, %error, "connection aborted"),
-                }
+                log_ending(relay, peer, server_name, forwarded.ending);
             }
             Ok(()) = disconnect.changed(), if settings.close_on_server_down => {
                 debug!(relay, %peer, server = server_name, "closed: server down");
@@ -397,6 +423,86 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
         bump(&counters.refused_connect_failed);
         debug!(relay, %peer, attempts, "refused: every connect attempt failed");
     }
+}
+
+/// Logs how a forwarded connection ended; a failed packet authentication
+/// (spiped) is worth a warning, other aborts are routine.
+fn log_ending(relay: &str, peer: SocketAddr, server: &str, ending: io::Result<Ending>) {
+    match ending {
+        Ok(Ending::Finished) => debug!(relay, %peer, server, "connection closed"),
+        Ok(Ending::Idle) => debug!(relay, %peer, server, "idle timeout"),
+        Err(error) if error.kind() == io::ErrorKind::InvalidData => {
+            warn!(relay, %peer, server, %error, "connection closed: bad data");
+        }
+        Err(error) => debug!(relay, %peer, server, %error, "connection aborted"),
+    }
+}
+
+/// Serves one gateway client: reads its request, connects to the server it
+/// names if allowed, answers the status, forwards.
+async fn serve_gateway(
+    shared: &Shared,
+    gateway: &gateway::Gateway,
+    mut client: TcpStream,
+    peer: SocketAddr,
+) {
+    let relay = shared.name.as_str();
+    let settings = &shared.settings;
+    let counters = &shared.counters;
+    let request = match gateway.read_request(&mut client).await {
+        Ok(request) => request,
+        Err(error) => {
+            let status = error.status();
+            warn!(relay, %peer, status = status.code(), %error, "gateway request refused");
+            gateway::refuse(client, status).await;
+            return;
+        }
+    };
+    let address = request.address;
+    let server = match listener::connect(address, settings.connect_timeout).await {
+        Ok(server) => server,
+        Err(error) => {
+            let status = if error.kind() == io::ErrorKind::TimedOut {
+                gateway::Status::ConnectTimeout
+            } else {
+                gateway::Status::ConnectFailed
+            };
+            bump(&counters.refused_connect_failed);
+            warn!(relay, %peer, server = %address, status = status.code(), %error, "gateway connect failed");
+            gateway::refuse(client, status).await;
+            return;
+        }
+    };
+    let greeted = async {
+        forward::write_all(&client, gateway::Status::Connected.code().as_bytes()).await?;
+        forward::write_all(&server, &request.early_data).await
+    };
+    if let Err(error) = greeted.await {
+        debug!(relay, %peer, server = %address, %error, "gateway client gone before forwarding");
+        return;
+    }
+    bump(&counters.total);
+    // Gateway servers are not pool members: their bytes count for the relay only.
+    let unpooled = ServerCounters::default();
+    let forwarded = forward::forward(
+        &client,
+        &server,
+        shared.data_path,
+        settings.idle_timeout,
+        Meter {
+            relay: &counters.client_to_server_bytes,
+            server: &unpooled.client_to_server_bytes,
+        },
+        Meter {
+            relay: &counters.server_to_client_bytes,
+            server: &unpooled.server_to_client_bytes,
+        },
+    )
+    .await;
+    if forwarded.copied {
+        bump(&counters.copied);
+    }
+    log_ending(relay, peer, &address.to_string(), forwarded.ending);
 }
 
 /// Closes connections of servers that go down (or lose the relay's role)

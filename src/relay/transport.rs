@@ -1,0 +1,301 @@
+//! What a relay speaks on each side: plaintext, spiped, TLS, or the gateway
+//! handshake. A [`Transport`] is built once from the relay's mode; each
+//! connection runs its client-side handshake on accept, its server-side
+//! handshake after connecting, and is then forwarded by the data path that
+//! fits both sides (splice for plaintext, batched packets for spiped,
+//! buffered copies for TLS).
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hafront_config::RelayMode;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
+
+use super::forward::{self, Activity, DataPath, Ending, Forwarded, Meter};
+use super::gateway::Gateway;
+use super::{spiped, tls};
+
+/// Buffer of each direction when one side is TLS: room for several records.
+const TLS_COPY_BUFFER: usize = 64 * 1024;
+
+/// A relay's transport, ready to use on each connection.
+pub(crate) enum Transport {
+    /// Plaintext both sides.
+    Plain,
+    /// Plaintext clients; spiped to servers.
+    SpipedEncrypt(Arc<spiped::Endpoint>),
+    /// spiped clients; plaintext to servers.
+    SpipedDecrypt(Arc<spiped::Endpoint>),
+    /// TLS clients; plaintext to servers.
+    TlsServer {
+        acceptor: TlsAcceptor,
+        handshake_timeout: Duration,
+    },
+    /// Plaintext clients; TLS to servers.
+    TlsClient {
+        connector: TlsConnector,
+        server_name: ServerName<'static>,
+        handshake_timeout: Duration,
+    },
+    /// Clients name their server in an encrypted request line.
+    Gateway(Arc<Gateway>),
+}
+
+/// A client after its side's handshake.
+pub(crate) enum ClientSide {
+    /// Plaintext.
+    Plain(TcpStream),
+    /// spiped, with the session's keys.
+    Spiped(TcpStream, spiped::Session),
+    /// TLS.
+    Tls(Box<server::TlsStream<TcpStream>>),
+}
+
+/// A server connection after its side's handshake.
+pub(crate) enum ServerSide {
+    /// Plaintext.
+    Plain(TcpStream),
+    /// spiped, with the session's keys.
+    Spiped(TcpStream, spiped::Session),
+    /// TLS.
+    Tls(Box<client::TlsStream<TcpStream>>),
+}
+
+impl Transport {
+    /// The transport for `mode`: reads key, certificate and secret files.
+    pub(crate) fn from_mode(mode: &RelayMode) -> io::Result<Transport> {
+        Ok(match mode {
+            RelayMode::Plain => Transport::Plain,
+            RelayMode::SpipedEncrypt(spiped) => {
+                Transport::SpipedEncrypt(Arc::new(spiped::Endpoint::from_config(spiped)?))
+            }
+            RelayMode::SpipedDecrypt(spiped) => {
+                Transport::SpipedDecrypt(Arc::new(spiped::Endpoint::from_config(spiped)?))
+            }
+            RelayMode::TlsServer(mode) => Transport::TlsServer {
+                acceptor: tls::acceptor(mode)?,
+                handshake_timeout: mode.handshake_timeout,
+            },
+            RelayMode::TlsClient(mode) => {
+                let (connector, server_name) = tls::connector(mode)?;
+                Transport::TlsClient {
+                    connector,
+                    server_name,
+                    handshake_timeout: mode.handshake_timeout,
+                }
+            }
+            RelayMode::Gateway(mode) => Transport::Gateway(Arc::new(Gateway::from_config(mode)?)),
+        })
+    }
+
+    /// The gateway, when clients choose their server themselves.
+    pub(crate) fn gateway(&self) -> Option<&Arc<Gateway>> {
+        match self {
+            Transport::Gateway(gateway) => Some(gateway),
+            _ => None,
+        }
+    }
+
+    /// Runs the client side's handshake (not the gateway's: see
+    /// [`Transport::gateway`]).
+    pub(crate) async fn accept(&self, mut client: TcpStream) -> io::Result<ClientSide> {
+        match self {
+            Transport::SpipedDecrypt(endpoint) => {
+                let session = endpoint
+                    .handshake(&mut client, spiped::Role::Server)
+                    .await
+                    .map_err(handshake_error)?;
+                Ok(ClientSide::Spiped(client, session))
+            }
+            Transport::TlsServer {
+                acceptor,
+                handshake_timeout,
+            } => {
+                let stream = within(*handshake_timeout, "TLS", acceptor.accept(client)).await?;
+                Ok(ClientSide::Tls(Box::new(stream)))
+            }
+            Transport::Plain
+            | Transport::SpipedEncrypt(_)
+            | Transport::TlsClient { .. }
+            | Transport::Gateway(_) => Ok(ClientSide::Plain(client)),
+        }
+    }
+
+    /// Runs the server side's handshake on a fresh connection.
+    pub(crate) async fn secure(&self, mut server: TcpStream) -> io::Result<ServerSide> {
+        match self {
+            Transport::SpipedEncrypt(endpoint) => {
+                let session = endpoint
+                    .handshake(&mut server, spiped::Role::Client)
+                    .await
+                    .map_err(handshake_error)?;
+                Ok(ServerSide::Spiped(server, session))
+            }
+            Transport::TlsClient {
+                connector,
+                server_name,
+                handshake_timeout,
+            } => {
+                let connecting = connector.connect(server_name.clone(), server);
+                let stream = within(*handshake_timeout, "TLS", connecting).await?;
+                Ok(ServerSide::Tls(Box::new(stream)))
+            }
+            Transport::Plain
+            | Transport::SpipedDecrypt(_)
+            | Transport::TlsServer { .. }
+            | Transport::Gateway(_) => Ok(ServerSide::Plain(server)),
+        }
+    }
+}
+
+fn handshake_error(error: spiped::HandshakeError) -> io::Error {
+    let kind = match &error {
+        spiped::HandshakeError::Timeout(_) => io::ErrorKind::TimedOut,
+        spiped::HandshakeError::Closed => io::ErrorKind::UnexpectedEof,
+        _ => io::ErrorKind::InvalidData,
+    };
+    io::Error::new(kind, error)
+}
+
+/// Runs a handshake with a deadline.
+async fn within<T>(
+    timeout: Duration,
+    what: &str,
+    handshake: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    match tokio::time::timeout(timeout, handshake).await {
+        Ok(result) => result.map_err(|error| {
+            io::Error::new(error.kind(), format!("{what} handshake failed: {error}"))
+        }),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{what} handshake timed out after {timeout:?}"),
+        )),
+    }
+}
+
+/// Forwards between the two sides with the data path that fits them until
+/// both directions end, an error occurs, or nothing moves for
+/// `idle_timeout`.
+pub(crate) async fn forward(
+    client: ClientSide,
+    server: ServerSide,
+    data_path: DataPath,
+    idle_timeout: Duration,
+    upstream: Meter<'_>,
+    downstream: Meter<'_>,
+) -> Forwarded {
+    let ending = match (client, server) {
+        (ClientSide::Plain(client), ServerSide::Plain(server)) => {
+            return forward::forward(
+                &client,
+                &server,
+                data_path,
+                idle_timeout,
+                upstream,
+                downstream,
+            )
+            .await;
+        }
+        (ClientSide::Plain(client), ServerSide::Spiped(server, session)) => {
+            spiped::forward(
+                &client,
+                &server,
+                session,
+                idle_timeout,
+                upstream,
+                downstream,
+            )
+            .await
+        }
+        (ClientSide::Spiped(client, session), ServerSide::Plain(server)) => {
+            spiped::forward(
+                &server,
+                &client,
+                session,
+                idle_timeout,
+                downstream,
+                upstream,
+            )
+            .await
+        }
+        (ClientSide::Tls(client), ServerSide::Plain(server)) => {
+            copy_both(*client, server, idle_timeout, upstream, downstream).await
+        }
+        (ClientSide::Plain(client), ServerSide::Tls(server)) => {
+            copy_both(client, *server, idle_timeout, upstream, downstream).await
+        }
+        (ClientSide::Tls(client), ServerSide::Tls(server)) => {
+            copy_both(*client, *server, idle_timeout, upstream, downstream).await
+        }
+        (ClientSide::Spiped(..), _) | (_, ServerSide::Spiped(..)) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "spiped pairs only with a plaintext side",
+        )),
+    };
+    Forwarded {
+        ending,
+        copied: false,
+    }
+}
+
+/// Copies both ways between two streams with a buffer per direction,
+/// half-closing (a TLS close_notify, then FIN) after each direction's EOF.
+async fn copy_both<C, S>(
+    client: C,
+    server: S,
+    idle_timeout: Duration,
+    upstream: Meter<'_>,
+    downstream: Meter<'_>,
+) -> io::Result<Ending>
+where
+    C: AsyncRead + AsyncWrite,
+    S: AsyncRead + AsyncWrite,
+{
+    let (mut client_reader, mut client_writer) = tokio::io::split(client);
+    let (mut server_reader, mut server_writer) = tokio::io::split(server);
+    let activity = Activity::new();
+    let both_ways = async {
+        tokio::try_join!(
+            copy_one_way(&mut client_reader, &mut server_writer, &upstream, &activity),
+            copy_one_way(
+                &mut server_reader,
+                &mut client_writer,
+                &downstream,
+                &activity
+            ),
+        )
+    };
+    tokio::select! {
+        result = both_ways => result.map(|_| Ending::Finished),
+        () = activity.idle_for(idle_timeout) => Ok(Ending::Idle),
+    }
+}
+
+/// Copies one direction to its EOF, then shuts the destination down.
+async fn copy_one_way(
+    source: &mut (impl AsyncRead + Unpin),
+    destination: &mut (impl AsyncWrite + Unpin),
+    meter: &Meter<'_>,
+    activity: &Activity,
+) -> io::Result<()> {
+    let mut buffer = vec![0u8; TLS_COPY_BUFFER];
+    loop {
+        let filled = source.read(&mut buffer).await?;
+        if filled == 0 {
+            break;
+        }
+        destination.write_all(&buffer[..filled]).await?;
+        destination.flush().await?;
+        meter.add(filled, activity);
+    }
+    match destination.shutdown().await {
+        // The peer may have closed already; the direction is done either way.
+        Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(()),
+        result => result,
+    }
+}
