@@ -621,3 +621,60 @@ fn primary_address_skips_vips() {
     assert!(matches!(found.1, IpAddr::V6(v6) if v6.is_unicast_link_local()));
     assert!(found.2, "unknown interface is an error");
 }
+
+#[test]
+fn interoperates_with_keepalived_v2_password_as_backup() {
+    require_root!();
+    if !std::path::Path::new("/usr/sbin/keepalived").exists() {
+        eprintln!("skipped: keepalived is not installed");
+        return;
+    }
+    let lan = Lan::new("ka2");
+    let config = format!(
+        "global_defs {{\n  router_id hafront_test\n  vrrp_version 2\n}}\n\
+         vrrp_instance test {{\n  state MASTER\n  interface veth1\n  virtual_router_id 51\n  \
+         priority 200\n  advert_int 1\n  authentication {{\n    auth_type PASS\n    \
+         auth_pass s3cret\n  }}\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+    );
+    let mut keepalived = Some(Keepalived::spawn(&lan.b, &config));
+    assert!(
+        eventually(Duration::from_secs(10), || lan.vip_on_b().is_some()),
+        "keepalived takes the VIP"
+    );
+    let v2 = InstanceConfig {
+        version: Version::V2,
+        advert_interval: Duration::from_secs(1),
+        auth: Auth::Password(hafront_vrrp::Password::new(b"s3cret").unwrap()),
+        ..instance("10.213.0.1", 100)
+    };
+    let mut a = Node::spawn(&lan.a, driver_config("veth0", v2));
+    let drops = a.drop_counters();
+    a.wait_for(State::Backup, Duration::from_secs(5));
+    // Longer than the master down interval (3.61 s): keepalived's adverts keep us backup.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        a.events.try_recv().is_err(),
+        "stays backup while keepalived advertises"
+    );
+    for reason in DropReason::ALL {
+        assert_eq!(
+            drops.get(reason),
+            0,
+            "no keepalived advert dropped for {}",
+            reason.as_str()
+        );
+    }
+    let stopped = Instant::now();
+    drop(keepalived.take());
+    // keepalived resigns with priority 0 on SIGTERM: takeover after skew time (0.61 s).
+    let (reason, took_over) = a.wait_for(State::Master, Duration::from_secs(5));
+    assert_eq!(reason, Reason::MasterResigned);
+    assert!(
+        took_over - stopped < Duration::from_secs(2),
+        "{:?}",
+        took_over - stopped
+    );
+    assert!(eventually(Duration::from_secs(1), || lan
+        .vip_on_a()
+        .is_some()));
+}
