@@ -1,20 +1,29 @@
 //! The running daemon: health monitor, relays and alerts wired together,
-//! driven by signals (SIGTERM/SIGINT stop, SIGHUP reloads the config).
+//! driven by signals (SIGTERM/SIGINT stop, SIGHUP reloads the config), the
+//! control socket (status, reload) and systemd (readiness, watchdog).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::SystemTime;
 
 use hafront_config::Config;
 use hafront_health::{Monitor, ServerHealth};
+use sd_notify::NotifyState;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::alerts::{Alerts, AlertsHandle, Snapshot};
-use crate::relay::Relay;
+use crate::control::{
+    AlertsStatus, ControlRequest, ControlServer, RelayStatus, ReloadOutcome, ReloadReport, Request,
+    Response, SinceTracker, Status,
+};
+use crate::metrics::MetricsServer;
+use crate::relay::{Relay, RelayStats};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +40,13 @@ pub enum DaemonError {
     /// A signal handler could not be installed.
     #[error("signals: {0}")]
     Signal(std::io::Error),
+    /// The control socket or the metrics listener could not start.
+    #[error("{0}")]
+    Operations(std::io::Error),
 }
+
+/// Control requests waiting for the main loop before senders wait.
+const CONTROL_BACKLOG: usize = 16;
 
 /// The pools as last configured, shared with the alert mail's state summary.
 type PoolBoard = Arc<RwLock<BTreeMap<String, Arc<[Arc<ServerHealth>]>>>>;
@@ -45,28 +60,119 @@ struct Daemon {
     alerts: AlertsHandle,
     forwarder: JoinHandle<()>,
     board: PoolBoard,
+    started: SystemTime,
+    since: SinceTracker,
 }
 
 /// Runs the daemon for `config` (read from `config_path`) until SIGTERM or
-/// SIGINT. SIGHUP re-reads `config_path`; a bad file is logged and the
-/// running configuration kept.
+/// SIGINT. SIGHUP and `hafront reload` re-read `config_path`; a bad file is
+/// logged (and returned to `hafront reload`) and the running configuration
+/// kept. Under systemd it reports READY, RELOADING and STOPPING and pings
+/// the watchdog from this loop at half its interval, so a hung loop is
+/// caught.
 pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError> {
     let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
 
+    let (control_sender, mut control_requests) = mpsc::channel(CONTROL_BACKLOG);
+    let mut endpoints = Endpoints::start(&config, control_sender).await?;
     let mut daemon = Daemon::start(config)?;
+    let mut watchdog = sd_notify::watchdog_enabled().map(|timeout| {
+        let mut ticker = tokio::time::interval(timeout / 2);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker
+    });
+    notify_systemd(&[NotifyState::Ready]);
     info!(node = %daemon.node, config = %config_path.display(), "hafront running");
     loop {
         tokio::select! {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
-            _ = hangup.recv() => daemon.reload(&config_path).await,
+            _ = hangup.recv() => {
+                daemon.reload(&config_path, false).await;
+            }
+            Some(ControlRequest { request, reply }) = control_requests.recv() => {
+                let response = match request {
+                    Request::Status => Response::Status(Box::new(daemon.status(&config_path))),
+                    Request::Reload { dry_run } => {
+                        Response::Reload(daemon.reload(&config_path, dry_run).await)
+                    }
+                };
+                // The asker may have given up waiting; nothing to do then.
+                let _ = reply.send(response);
+            }
+            _ = async { watchdog.as_mut()?.tick().await; Some(()) }, if watchdog.is_some() => {
+                notify_systemd(&[NotifyState::Watchdog]);
+            }
         }
+        endpoints.follow(&daemon.config).await;
     }
     info!("stopping");
+    notify_systemd(&[NotifyState::Stopping]);
+    drop(endpoints);
     daemon.stop().await;
     Ok(())
+}
+
+/// Tells systemd about a state change; without systemd this does nothing.
+fn notify_systemd(states: &[NotifyState]) {
+    if let Err(err) = sd_notify::notify(states) {
+        warn!("cannot notify systemd: {err}");
+    }
+}
+
+/// The control socket and the optional metrics listener, rebound when a
+/// reload moves them.
+struct Endpoints {
+    requests: mpsc::Sender<ControlRequest>,
+    control: ControlServer,
+    metrics: Option<MetricsServer>,
+}
+
+impl Endpoints {
+    async fn start(
+        config: &Config,
+        requests: mpsc::Sender<ControlRequest>,
+    ) -> Result<Endpoints, DaemonError> {
+        let control = ControlServer::bind(&config.global.control_socket, requests.clone())
+            .map_err(DaemonError::Operations)?;
+        let metrics = match config.global.metrics {
+            Some(address) => Some(
+                MetricsServer::bind(address, requests.clone())
+                    .await
+                    .map_err(DaemonError::Operations)?,
+            ),
+            None => None,
+        };
+        Ok(Endpoints {
+            requests,
+            control,
+            metrics,
+        })
+    }
+
+    /// Moves the endpoints to where `config` wants them; on failure the
+    /// old control socket keeps serving and the error is logged.
+    async fn follow(&mut self, config: &Config) {
+        let global = &config.global;
+        if global.control_socket != self.control.path() {
+            match ControlServer::bind(&global.control_socket, self.requests.clone()) {
+                Ok(control) => self.control = control,
+                Err(err) => error!("{err}; the control socket stays where it was"),
+            }
+        }
+        let listening = self.metrics.as_ref().map(MetricsServer::configured_addr);
+        if global.metrics != listening {
+            self.metrics = None;
+            if let Some(address) = global.metrics {
+                match MetricsServer::bind(address, self.requests.clone()).await {
+                    Ok(metrics) => self.metrics = Some(metrics),
+                    Err(err) => error!("{err}"),
+                }
+            }
+        }
+    }
 }
 
 impl Daemon {
@@ -81,6 +187,7 @@ impl Daemon {
             let relay = start_relay(&monitor, name, relay_config).map_err(DaemonError::Relay)?;
             relays.insert(name.clone(), relay);
         }
+        let since = SinceTracker::start(&monitor);
         Ok(Daemon {
             node,
             config,
@@ -89,26 +196,93 @@ impl Daemon {
             alerts,
             forwarder,
             board,
+            started: SystemTime::now(),
+            since,
         })
     }
 
-    /// Re-reads the configuration and applies only what changed. On any
-    /// error the running configuration stays in force.
-    async fn reload(&mut self, path: &Path) {
-        info!(config = %path.display(), "reloading");
+    /// What runs now and how it is doing.
+    fn status(&self, config_path: &Path) -> Status {
+        let relays: Vec<(&str, &Relay, RelayStats)> = self
+            .relays
+            .iter()
+            .filter_map(|(name, relay)| {
+                let pool = self.config.relays.get(name)?.pool.as_str();
+                Some((pool, relay, relay.stats()))
+            })
+            .collect();
+        Status {
+            node: self.node.clone(),
+            pid: std::process::id(),
+            config: config_path.to_owned(),
+            started: self.started,
+            vrrp: Vec::new(),
+            pools: crate::control::pool_statuses(
+                &self.monitor,
+                relays.iter().map(|(pool, _, stats)| (*pool, stats)),
+                &self.since,
+            ),
+            relays: relays
+                .iter()
+                .map(|(pool, relay, stats)| RelayStatus::new(stats, pool, relay.local_addrs()))
+                .collect(),
+            alerts: AlertsStatus {
+                queued_mails: crate::control::queued_mails(&self.config.global.state_dir),
+                dropped_events: self.alerts.dropped(),
+            },
+        }
+    }
+
+    /// Re-reads the configuration and applies only what changed (or, with
+    /// `dry_run`, only lists it). An invalid file changes nothing.
+    async fn reload(&mut self, path: &Path, dry_run: bool) -> ReloadReport {
+        info!(config = %path.display(), dry_run, "reloading");
         let new = match hafront_config::load(path) {
             Ok(new) => new,
             Err(errors) => {
                 error!("reload refused, keeping the running configuration:\n{errors}");
-                return;
+                return ReloadReport {
+                    outcome: ReloadOutcome::Refused,
+                    changes: Vec::new(),
+                    errors: errors.to_string().lines().map(str::to_owned).collect(),
+                };
             }
         };
-        if let Err(err) = self.apply(new).await {
-            error!("reload incomplete: {err}");
+        let changes = crate::control::diff(&self.config, &new);
+        if dry_run {
+            return ReloadReport {
+                outcome: ReloadOutcome::DryRun,
+                changes,
+                errors: Vec::new(),
+            };
+        }
+        notify_systemd(&[
+            NotifyState::Reloading,
+            NotifyState::monotonic_usec_now().unwrap_or(NotifyState::MonotonicUsec(0)),
+        ]);
+        let errors = match self.apply(new).await {
+            Ok(problems) => problems,
+            Err(err) => {
+                error!("reload incomplete: {err}");
+                vec![err.to_string()]
+            }
+        };
+        self.since.sync(&self.monitor);
+        notify_systemd(&[NotifyState::Ready]);
+        ReloadReport {
+            outcome: if errors.is_empty() {
+                ReloadOutcome::Applied
+            } else {
+                ReloadOutcome::Incomplete
+            },
+            changes,
+            errors,
         }
     }
 
-    async fn apply(&mut self, new: Config) -> Result<(), DaemonError> {
+    /// Applies `new`, returning what could not be applied (already logged).
+    async fn apply(&mut self, new: Config) -> Result<Vec<String>, DaemonError> {
+        let mut problems = Vec::new();
         self.monitor.reload(&new)?;
         *self.board.write().unwrap_or_else(PoisonError::into_inner) = monitor_pools(&self.monitor);
 
@@ -133,7 +307,10 @@ impl Daemon {
                         Ok(relay) => {
                             self.relays.insert(name.clone(), relay);
                         }
-                        Err(err) => error!(relay = %name, "cannot start relay: {err}"),
+                        Err(err) => {
+                            error!(relay = %name, "cannot start relay: {err}");
+                            problems.push(format!("relay {name}: {err}"));
+                        }
                     }
                 }
             }
@@ -159,7 +336,7 @@ impl Daemon {
         self.forwarder = forward_health_events(&self.monitor, &self.alerts);
         self.config = new;
         info!("configuration reloaded");
-        Ok(())
+        Ok(problems)
     }
 
     async fn stop(mut self) {

@@ -3,6 +3,8 @@
 //! configuration schema live in their own crates.
 
 pub mod alerts;
+pub mod control;
 pub mod daemon;
 pub mod logging;
+pub mod metrics;
 pub mod relay;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use hafront::control::{ClientError, ReloadOutcome, Request, Response};
 
 /// Keeps a database service reachable when machines die: VRRP, health
 /// checks, relays and alerts in one daemon.
@@ -31,12 +32,81 @@ enum Command {
         #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Show the running daemon's VRRP instances, pools, servers, relays and
+    /// pending alerts. Exits 3 when no daemon answers.
+    Status {
+        #[command(flatten)]
+        target: ControlTarget,
+        /// Print the status as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the running daemon re-read its configuration file and apply
+    /// what changed. A bad file is refused (errors printed with
+    /// file:line:column) and the running configuration kept.
+    Reload {
+        #[command(flatten)]
+        target: ControlTarget,
+        /// Only print what would change (+ added, - removed, ~ changed).
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
+
+/// Which daemon to talk to.
+#[derive(clap::Args)]
+struct ControlTarget {
+    /// Configuration file whose `global.control_socket` names the socket.
+    #[arg(short, long, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Control socket to use instead of the configuration's.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+}
+
+impl ControlTarget {
+    /// The socket path: `--socket`, else the configuration's
+    /// `global.control_socket`, read leniently so that a daemon can still be
+    /// reached (and told to reload) while the file has errors elsewhere.
+    fn socket(&self) -> PathBuf {
+        #[derive(serde::Deserialize, Default)]
+        struct Lenient {
+            #[serde(default)]
+            global: LenientGlobal,
+        }
+        #[derive(serde::Deserialize, Default)]
+        struct LenientGlobal {
+            control_socket: Option<PathBuf>,
+        }
+        if let Some(socket) = &self.socket {
+            return socket.clone();
+        }
+        let default = || hafront_config::Global::default().control_socket;
+        let Ok(text) = std::fs::read_to_string(&self.config) else {
+            return default();
+        };
+        match serde_saphyr::from_str::<Lenient>(&text) {
+            Ok(lenient) => lenient.global.control_socket.unwrap_or_else(default),
+            // Broken YAML: a plain `control_socket: PATH` line still counts.
+            Err(_) => text
+                .lines()
+                .find_map(|line| line.trim().strip_prefix("control_socket:"))
+                .map(|value| PathBuf::from(value.trim().trim_matches(['"', '\''])))
+                .unwrap_or_else(default),
+        }
+    }
+}
+
+/// Exit status of `status` and `reload` when no daemon answers (as LSB
+/// `status` actions report "program is not running").
+const NOT_RUNNING: u8 = 3;
 
 const DEFAULT_CONFIG: &str = "/etc/hafront/hafront.yaml";
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Status { target, json } => status(&target, json),
+        Command::Reload { target, dry_run } => reload(&target, dry_run),
         Command::Check { config } => match hafront_config::load(&config) {
             Ok(_) => {
                 println!("OK");
@@ -70,6 +140,82 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Sends `request` to the daemon; on failure prints why and returns the exit
+/// status to use.
+fn ask(target: &ControlTarget, request: &Request) -> Result<Response, ExitCode> {
+    match hafront::control::request(&target.socket(), request) {
+        Ok(Response::Error { message }) => {
+            eprintln!("hafront: {message}");
+            Err(ExitCode::FAILURE)
+        }
+        Ok(response) => Ok(response),
+        Err(err @ ClientError::NotRunning { .. }) => {
+            eprintln!("{err}");
+            Err(ExitCode::from(NOT_RUNNING))
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn status(target: &ControlTarget, json: bool) -> ExitCode {
+    let status = match ask(target, &Request::Status) {
+        Ok(Response::Status(status)) => status,
+        Ok(_) => {
+            eprintln!("hafront: the daemon answered something other than a status");
+            return ExitCode::FAILURE;
+        }
+        Err(code) => return code,
+    };
+    if json {
+        match serde_json::to_string_pretty(&status) {
+            Ok(text) => println!("{text}"),
+            Err(err) => {
+                eprintln!("hafront: cannot print the status: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", status.render_table(std::time::SystemTime::now()));
+    }
+    ExitCode::SUCCESS
+}
+
+fn reload(target: &ControlTarget, dry_run: bool) -> ExitCode {
+    let report = match ask(target, &Request::Reload { dry_run }) {
+        Ok(Response::Reload(report)) => report,
+        Ok(_) => {
+            eprintln!("hafront: the daemon answered something other than a reload report");
+            return ExitCode::FAILURE;
+        }
+        Err(code) => return code,
+    };
+    for change in &report.changes {
+        println!("{change}");
+    }
+    for error in &report.errors {
+        eprintln!("{error}");
+    }
+    match report.outcome {
+        ReloadOutcome::Applied | ReloadOutcome::DryRun => {
+            if report.changes.is_empty() {
+                println!("no changes");
+            }
+            ExitCode::SUCCESS
+        }
+        ReloadOutcome::Refused => {
+            eprintln!("hafront: reload refused; the running configuration stays in force");
+            ExitCode::FAILURE
+        }
+        ReloadOutcome::Incomplete => {
+            eprintln!("hafront: reload applied except for the errors above");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,0 +1,95 @@
+//! The control socket: a Unix socket speaking one JSON request and one JSON
+//! response per connection (each a single line), used by `hafront status`
+//! and `hafront reload`.
+//!
+//! The socket is created mode 0600 and every peer's credentials are checked:
+//! only root and the daemon's own user are served, so a socket left with
+//! looser permissions (or a directory that lets others reach it) still
+//! exposes nothing.
+//!
+//! Requests are answered by the daemon's main loop ([`ControlRequest`]), so
+//! a status always reflects one consistent configuration and a reload never
+//! races another.
+
+mod client;
+mod diff;
+mod server;
+mod status;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+pub use client::{ClientError, request};
+pub use diff::{Action, Change, Section, diff};
+pub use server::ControlServer;
+pub(crate) use server::ask;
+pub use status::{
+    AlertsStatus, CheckStatus, InstanceStatus, PoolStatus, Refusals, RelayStatus, ServerStatus,
+    SinceTracker, Status, pool_statuses, queued_mails,
+};
+
+/// What a client asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Request {
+    /// The daemon's current [`Status`].
+    Status,
+    /// Re-read the configuration file and apply what changed; with
+    /// `dry_run`, only report what would change.
+    Reload {
+        /// Report the changes without applying them.
+        #[serde(default)]
+        dry_run: bool,
+    },
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response {
+    /// Answer to [`Request::Status`].
+    Status(Box<Status>),
+    /// Answer to [`Request::Reload`].
+    Reload(ReloadReport),
+    /// The request could not be served (malformed, or peer not allowed).
+    Error {
+        /// Why, in words.
+        message: String,
+    },
+}
+
+/// How a reload went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// What happened.
+    pub outcome: ReloadOutcome,
+    /// The differences between the running and the new configuration
+    /// (empty when the new one was refused).
+    pub changes: Vec<Change>,
+    /// Configuration errors (one per line, `FILE:LINE:COL: KEY: MESSAGE`)
+    /// when refused, or what could not be applied when incomplete.
+    pub errors: Vec<String>,
+}
+
+/// The result of a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadOutcome {
+    /// The new configuration is running.
+    Applied,
+    /// Nothing was applied: the changes were only listed.
+    DryRun,
+    /// The new configuration is invalid; the running one stays.
+    Refused,
+    /// The new configuration was applied except for the parts in `errors`.
+    Incomplete,
+}
+
+/// A request on its way to the daemon's main loop, with the way back.
+#[derive(Debug)]
+pub struct ControlRequest {
+    /// What is asked.
+    pub request: Request,
+    /// Where the answer goes (the asker may have given up: ignore send errors).
+    pub reply: oneshot::Sender<Response>,
+}

@@ -1,0 +1,448 @@
+//! Prometheus metrics: the figures of [`Status`] in the text exposition
+//! format, served over HTTP at `/metrics` on `global.metrics`.
+//!
+//! The HTTP side is a minimal HTTP/1.1 responder (one GET per connection,
+//! then close) rather than axum/hyper: a scrape endpoint needs nothing more,
+//! and a dependency tree of that size is attack surface and build time the
+//! daemon does not need. Likewise the exposition is written directly from
+//! the status model instead of through prometheus-client registries, which
+//! would duplicate the relays' own counters.
+
+use std::fmt::Write as _;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::control::{ControlRequest, Request, Response, Status};
+
+/// Largest request head read.
+const MAX_HEAD_BYTES: usize = 8 * 1024;
+/// Time a scraper has to send its request and take the answer.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A listening metrics endpoint; dropping it stops serving.
+#[derive(Debug)]
+pub struct MetricsServer {
+    configured: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl MetricsServer {
+    /// Listens on `address` and answers each scrape with the status the
+    /// daemon's main loop reports through `requests`. Must be called within
+    /// a Tokio runtime.
+    pub async fn bind(
+        address: SocketAddr,
+        requests: mpsc::Sender<ControlRequest>,
+    ) -> io::Result<MetricsServer> {
+        let listener = TcpListener::bind(address).await.map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("metrics: cannot listen on {address}: {error}"),
+            )
+        })?;
+        let configured = address;
+        info!(address = %listener.local_addr()?, "metrics listening");
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        tokio::spawn(serve(stream, requests.clone()));
+                    }
+                    Err(error) => {
+                        warn!("metrics accept failed: {error}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+        Ok(MetricsServer { configured, task })
+    }
+
+    /// The address it was asked to listen on (as configured).
+    pub fn configured_addr(&self) -> SocketAddr {
+        self.configured
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(mut stream: TcpStream, requests: mpsc::Sender<ControlRequest>) {
+    let exchange = async {
+        let head = read_head(&mut stream).await?;
+        let response = respond(&head, &requests).await;
+        stream.write_all(&response).await?;
+        stream.shutdown().await
+    };
+    match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => debug!("metrics exchange failed: {error}"),
+        Err(_) => debug!("metrics client too slow; closed"),
+    }
+}
+
+/// Reads up to the blank line ending the request head.
+async fn read_head(stream: &mut TcpStream) -> io::Result<String> {
+    let mut head = Vec::with_capacity(512);
+    let mut buffer = [0u8; 1024];
+    while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+        if head.len() > MAX_HEAD_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request head too large",
+            ));
+        }
+        let read = stream.read(&mut buffer).await?;
+        if read == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        head.extend_from_slice(&buffer[..read]);
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+async fn respond(head: &str, requests: &mpsc::Sender<ControlRequest>) -> Vec<u8> {
+    let mut words = head.lines().next().unwrap_or_default().split_whitespace();
+    let (method, target) = (
+        words.next().unwrap_or_default(),
+        words.next().unwrap_or_default(),
+    );
+    let path = target.split('?').next().unwrap_or_default();
+    if method != "GET" && method != "HEAD" {
+        return http(
+            405,
+            "Method Not Allowed",
+            "text/plain",
+            "GET only\n",
+            method == "HEAD",
+        );
+    }
+    if path != "/metrics" {
+        return http(
+            404,
+            "Not Found",
+            "text/plain",
+            "metrics are at /metrics\n",
+            false,
+        );
+    }
+    let head_only = method == "HEAD";
+    match crate::control::ask(Request::Status, requests).await {
+        Response::Status(status) => http(
+            200,
+            "OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            &render(&status),
+            head_only,
+        ),
+        Response::Error { message } => http(
+            503,
+            "Service Unavailable",
+            "text/plain",
+            &format!("{message}\n"),
+            head_only,
+        ),
+        Response::Reload(_) => http(
+            500,
+            "Internal Server Error",
+            "text/plain",
+            "unexpected answer\n",
+            head_only,
+        ),
+    }
+}
+
+fn http(code: u16, reason: &str, content_type: &str, body: &str, head_only: bool) -> Vec<u8> {
+    let mut response = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if !head_only {
+        response.extend_from_slice(body.as_bytes());
+    }
+    response
+}
+
+/// The Prometheus text exposition of `status`: gauges and counters labelled
+/// by instance, pool, server and relay.
+pub fn render(status: &Status) -> String {
+    let mut out = Exposition::default();
+
+    out.family(
+        "hafront_vrrp_state",
+        "gauge",
+        "1 for the instance's current VRRP state.",
+    );
+    for instance in &status.vrrp {
+        for state in ["initialize", "backup", "master", "fault"] {
+            let value = u64::from(instance.state == state);
+            out.sample(&[("instance", &instance.name), ("state", state)], value);
+        }
+    }
+    out.family(
+        "hafront_vrrp_priority",
+        "gauge",
+        "Configured VRRP priority.",
+    );
+    for instance in &status.vrrp {
+        out.sample(&[("instance", &instance.name)], instance.priority);
+    }
+    out.family(
+        "hafront_vrrp_effective_priority",
+        "gauge",
+        "VRRP priority after tracking adjustments.",
+    );
+    for instance in &status.vrrp {
+        out.sample(&[("instance", &instance.name)], instance.effective_priority);
+    }
+    out.family(
+        "hafront_vrrp_adverts_sent_total",
+        "counter",
+        "VRRP adverts sent.",
+    );
+    for instance in &status.vrrp {
+        out.sample(&[("instance", &instance.name)], instance.adverts_sent);
+    }
+    out.family(
+        "hafront_vrrp_adverts_received_total",
+        "counter",
+        "VRRP adverts received and accepted.",
+    );
+    for instance in &status.vrrp {
+        out.sample(&[("instance", &instance.name)], instance.adverts_received);
+    }
+    out.family(
+        "hafront_vrrp_dropped_total",
+        "counter",
+        "VRRP packets dropped, by reason.",
+    );
+    for instance in &status.vrrp {
+        for (reason, count) in &instance.dropped {
+            out.sample(&[("instance", &instance.name), ("reason", reason)], *count);
+        }
+    }
+
+    let servers = || {
+        status
+            .pools
+            .iter()
+            .flat_map(|pool| pool.servers.iter().map(move |server| (pool, server)))
+    };
+    out.family(
+        "hafront_server_up",
+        "gauge",
+        "1 if the server is up, 0 if down or not decided yet.",
+    );
+    for (pool, server) in servers() {
+        let address = server.address.to_string();
+        let labels = [
+            ("pool", pool.name.as_str()),
+            ("server", &server.name),
+            ("address", &address),
+        ];
+        out.sample(&labels, u64::from(server.status == "up"));
+    }
+    out.family(
+        "hafront_server_primary",
+        "gauge",
+        "1 if the server's check reports it primary.",
+    );
+    for (pool, server) in servers() {
+        let primary = server.role.as_deref() == Some("primary");
+        out.sample(
+            &[("pool", &pool.name), ("server", &server.name)],
+            u64::from(primary),
+        );
+    }
+    out.family(
+        "hafront_server_check_ok",
+        "gauge",
+        "1 if the server's last probe passed.",
+    );
+    for (pool, server) in servers() {
+        if let Some(check) = &server.last_check {
+            out.sample(
+                &[("pool", &pool.name), ("server", &server.name)],
+                u64::from(check.ok),
+            );
+        }
+    }
+    out.family(
+        "hafront_server_check_latency_seconds",
+        "gauge",
+        "Duration of the server's last probe.",
+    );
+    for (pool, server) in servers() {
+        if let Some(check) = &server.last_check {
+            out.sample(
+                &[("pool", &pool.name), ("server", &server.name)],
+                check.latency_seconds,
+            );
+        }
+    }
+    out.family(
+        "hafront_server_connections",
+        "gauge",
+        "Connections open to the server, over every relay.",
+    );
+    for (pool, server) in servers() {
+        out.sample(
+            &[("pool", &pool.name), ("server", &server.name)],
+            server.active_connections,
+        );
+    }
+    out.family(
+        "hafront_server_connections_total",
+        "counter",
+        "Connections forwarded to the server, over every relay.",
+    );
+    for (pool, server) in servers() {
+        out.sample(
+            &[("pool", &pool.name), ("server", &server.name)],
+            server.total_connections,
+        );
+    }
+
+    out.family(
+        "hafront_relay_connections",
+        "gauge",
+        "Clients connected to the relay.",
+    );
+    for relay in &status.relays {
+        out.sample(&[("relay", &relay.name)], relay.active_connections);
+    }
+    out.family(
+        "hafront_relay_connections_total",
+        "counter",
+        "Clients the relay forwarded.",
+    );
+    for relay in &status.relays {
+        out.sample(&[("relay", &relay.name)], relay.total_connections);
+    }
+    out.family(
+        "hafront_relay_bytes_total",
+        "counter",
+        "Bytes the relay forwarded, by direction.",
+    );
+    for relay in &status.relays {
+        out.sample(
+            &[("relay", &relay.name), ("direction", "client_to_server")],
+            relay.client_to_server_bytes,
+        );
+        out.sample(
+            &[("relay", &relay.name), ("direction", "server_to_client")],
+            relay.server_to_client_bytes,
+        );
+    }
+    out.family(
+        "hafront_relay_refused_total",
+        "counter",
+        "Clients the relay closed unserved, by reason.",
+    );
+    for relay in &status.relays {
+        let refused = relay.refused;
+        out.sample(
+            &[("relay", &relay.name), ("reason", "no_server")],
+            refused.no_server,
+        );
+        out.sample(
+            &[("relay", &relay.name), ("reason", "limit")],
+            refused.limit,
+        );
+        out.sample(
+            &[("relay", &relay.name), ("reason", "connect_failed")],
+            refused.connect_failed,
+        );
+    }
+
+    out.family(
+        "hafront_alerts_queued_mails",
+        "gauge",
+        "Alert mails waiting for the SMTP server.",
+    );
+    out.sample(&[], status.alerts.queued_mails);
+    out.family(
+        "hafront_alerts_dropped_events_total",
+        "counter",
+        "Alert events dropped because the queue was full.",
+    );
+    out.sample(&[], status.alerts.dropped_events);
+    out.text
+}
+
+/// The text being written, one family after another.
+#[derive(Default)]
+struct Exposition {
+    text: String,
+    family: String,
+}
+
+impl Exposition {
+    /// Starts a metric family; the samples that follow belong to it.
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = write!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        name.clone_into(&mut self.family);
+    }
+
+    /// One sample of the current family.
+    fn sample(&mut self, labels: &[(&str, &str)], value: impl Into<Value>) {
+        self.text.push_str(&self.family);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (name, value)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{name}=\"{}\"", escape(value));
+            }
+            self.text.push('}');
+        }
+        let _ = match value.into() {
+            Value::Integer(value) => writeln!(self.text, " {value}"),
+            Value::Float(value) => writeln!(self.text, " {value}"),
+        };
+    }
+}
+
+/// A sample value: counts exactly, measurements as floats.
+enum Value {
+    Integer(u64),
+    Float(f64),
+}
+
+impl From<u64> for Value {
+    fn from(value: u64) -> Self {
+        Value::Integer(value)
+    }
+}
+
+impl From<u8> for Value {
+    fn from(value: u8) -> Self {
+        Value::Integer(value.into())
+    }
+}
+
+impl From<f64> for Value {
+    fn from(value: f64) -> Self {
+        Value::Float(value)
+    }
+}
+
+/// A label value with backslash, double quote and newline escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
