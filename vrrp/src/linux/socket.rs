@@ -229,3 +229,74 @@ fn parse_ipv4(bytes: &[u8]) -> Result<Datagram<'_>, DropReason> {
         payload: &bytes[header_len..total_len],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Advert, Auth, Centiseconds, ChecksumForm, Version};
+
+    /// Sends an advert to ourselves over loopback (unicast, so no multicast leaves the
+    /// host) and checks what the receive path reports.
+    fn round_trip(source: IpAddr, virtual_address: IpAddr) {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: raw sockets need root");
+            return;
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let index = nix::net::if_::if_nametoindex("lo").unwrap();
+            let mut sockets = AdvertSockets::open("lo", index, source, &[source]).unwrap();
+            let advert = Advert {
+                version: Version::V3,
+                vrid: 213,
+                priority: 100,
+                interval: Centiseconds(100),
+                auth: Auth::None,
+                addresses: vec![virtual_address],
+            };
+            let message = advert
+                .emit(source, source, ChecksumForm::PseudoHeader)
+                .unwrap();
+            sockets.send(source, &message).await.unwrap();
+            let deadline = std::time::Duration::from_secs(2);
+            // Other raw protocol-112 traffic on loopback is possible: look for ours.
+            let found = tokio::time::timeout(deadline, async {
+                loop {
+                    let datagram = sockets.receive().await.unwrap().unwrap();
+                    if datagram.payload == message.as_slice() {
+                        return (datagram.src, datagram.dst, datagram.hop_limit);
+                    }
+                }
+            })
+            .await
+            .expect("own advert received over loopback");
+            assert_eq!(found, (source, source, wire::REQUIRED_HOP_LIMIT));
+        });
+    }
+
+    #[test]
+    fn ipv4_loopback_round_trip_reports_addresses_and_ttl() {
+        round_trip("127.0.0.1".parse().unwrap(), "127.0.0.100".parse().unwrap());
+    }
+
+    #[test]
+    fn ipv6_loopback_round_trip_reports_addresses_and_hop_limit() {
+        round_trip("::1".parse().unwrap(), "::1".parse().unwrap());
+    }
+
+    #[test]
+    fn malformed_ipv4_headers_are_refused() {
+        assert_eq!(parse_ipv4(&[]).err(), Some(DropReason::Truncated));
+        let mut header = [0u8; 24];
+        header[0] = 0x46; // IHL 6: a 24-byte header
+        header[2..4].copy_from_slice(&40u16.to_be_bytes());
+        assert_eq!(parse_ipv4(&header).err(), Some(DropReason::Length));
+        header[2..4].copy_from_slice(&24u16.to_be_bytes());
+        header[8] = 64;
+        let datagram = parse_ipv4(&header).unwrap();
+        assert_eq!((datagram.hop_limit, datagram.payload.len()), (64, 0));
+    }
+}
