@@ -1,0 +1,948 @@
+//! Encrypted relays against real peers on 127.0.0.1 ephemeral ports:
+//! hafront spiped pairs, TLS pairs (with stunnel as the other end where
+//! installed), and gateways (with tokens made by `openssl enc`), plus the
+//! bad inputs each must refuse without forwarding anything and while
+//! serving other clients.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hafront::relay::gateway;
+use hafront::relay::{Relay, spiped};
+use hafront_config::{
+    GatewayMode, OnServerDown, Policy, RelayMode, Secret, SpipedMode, TlsClientMode, TlsServerMode,
+};
+use hafront_health::{ServerHealth, Status};
+use ring::hmac;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+/// Upper bound for any single step; tests normally finish far sooner.
+const STEP: Duration = Duration::from_secs(15);
+const POOL: &str = "db";
+const TRAILER: &[u8] = b"bye\n";
+
+async fn within<T>(future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(STEP, future)
+        .await
+        .expect("step took too long")
+}
+
+/// Echoes every connection, answers `bye\n` after the client's EOF and
+/// closes; counts connections and bytes received. Stops when dropped.
+struct EchoServer {
+    address: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    received: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl EchoServer {
+    async fn start() -> EchoServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let received = Arc::new(AtomicUsize::new(0));
+        let (accepted_count, received_count) = (Arc::clone(&accepted), Arc::clone(&received));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                accepted_count.fetch_add(1, Ordering::SeqCst);
+                let received = Arc::clone(&received_count);
+                tokio::spawn(async move {
+                    let (mut reader, mut writer) = stream.into_split();
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    loop {
+                        match reader.read(&mut buffer).await {
+                            Ok(0) => break,
+                            Ok(read) => {
+                                received.fetch_add(read, Ordering::SeqCst);
+                                if writer.write_all(&buffer[..read]).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                    let _ = writer.write_all(TRAILER).await;
+                    let _ = writer.shutdown().await;
+                });
+            }
+        });
+        EchoServer {
+            address,
+            accepted,
+            received,
+            task,
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    fn received(&self) -> usize {
+        self.received.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn health(address: SocketAddr) -> Arc<ServerHealth> {
+    let server = hafront_config::Server {
+        name: Some(format!("server-{address}")),
+        address,
+        weight: 1,
+        backup: false,
+    };
+    let health = Arc::new(ServerHealth::new(POOL, &server));
+    health.set_status(Status::Up);
+    health
+}
+
+fn relay_config(mode: RelayMode) -> hafront_config::Relay {
+    hafront_config::Relay {
+        listen: vec!["127.0.0.1:0".parse().expect("address")],
+        pool: POOL.to_owned(),
+        policy: Policy::RoundRobin,
+        role: None,
+        connect_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(60),
+        max_connections: 1000,
+        connect_attempts: 1,
+        on_server_down: OnServerDown::Keep,
+        mode,
+    }
+}
+
+/// A relay in `mode` forwarding to `servers`, with its event sender kept.
+struct Started {
+    relay: Relay,
+    _events: broadcast::Sender<hafront_health::HealthEvent>,
+}
+
+impl Started {
+    fn address(&self) -> SocketAddr {
+        self.relay.local_addrs()[0]
+    }
+}
+
+fn start(mode: RelayMode, servers: &[SocketAddr]) -> Started {
+    try_start(mode, servers).expect("relay starts")
+}
+
+fn try_start(mode: RelayMode, servers: &[SocketAddr]) -> std::io::Result<Started> {
+    let (events, receiver) = broadcast::channel(16);
+    let pool: Vec<Arc<ServerHealth>> = servers.iter().copied().map(health).collect();
+    let relay = Relay::start("test", &relay_config(mode), pool.into(), receiver)?;
+    Ok(Started {
+        relay,
+        _events: events,
+    })
+}
+
+/// Writes a file only its owner can read.
+fn private_file(path: &Path, content: &[u8]) -> PathBuf {
+    std::fs::write(path, content).expect("write file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    path.to_owned()
+}
+
+/// Handshake deadline of the spiped relays: short, so that the stalled
+/// handshake test is quick, but ample for a loaded test machine.
+const SPIPED_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn spiped_mode(key_file: &Path, forward_secrecy: bool) -> SpipedMode {
+    SpipedMode {
+        key_file: key_file.to_owned(),
+        forward_secrecy,
+        handshake_timeout: SPIPED_HANDSHAKE_TIMEOUT,
+    }
+}
+
+/// Bytes that show a reordering or a lost chunk.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ (i / 251) as u8)
+        .collect()
+}
+
+/// Sends `payload` through `address`, half-closes, and returns everything
+/// read back until EOF (or the error that ended it).
+async fn round_trip(address: SocketAddr, payload: &[u8]) -> std::io::Result<Vec<u8>> {
+    let stream = within(TcpStream::connect(address)).await?;
+    let (mut reader, mut writer) = stream.into_split();
+    let payload = payload.to_vec();
+    let sending = tokio::spawn(async move {
+        writer.write_all(&payload).await?;
+        writer.shutdown().await?;
+        Ok::<_, std::io::Error>(writer)
+    });
+    let mut received = Vec::new();
+    let read = within(reader.read_to_end(&mut received)).await;
+    let _writer = sending.await.expect("sender task");
+    read.map(|_| received)
+}
+
+/// Asserts that a relay echoed `payload` and then the server's trailer.
+fn assert_echoed(received: &[u8], payload: &[u8]) {
+    assert_eq!(received.len(), payload.len() + TRAILER.len(), "byte count");
+    assert!(received[..payload.len()] == *payload, "payload intact");
+    assert_eq!(&received[payload.len()..], TRAILER);
+}
+
+/// Reads until EOF or error; returns what arrived.
+async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match within(stream.read(&mut buffer)).await {
+            Ok(0) | Err(_) => return received,
+            Ok(read) => received.extend_from_slice(&buffer[..read]),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- spiped
+
+/// A hafront spiped pair in front of an echo server: plaintext clients ->
+/// encrypt relay -> decrypt relay -> echo server.
+struct SpipedPair {
+    echo: EchoServer,
+    decrypt: Started,
+    encrypt: Started,
+    _dir: tempfile::TempDir,
+}
+
+impl SpipedPair {
+    async fn start(encrypt_pfs: bool, decrypt_pfs: bool) -> SpipedPair {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = private_file(&dir.path().join("key"), &pattern(32));
+        let echo = EchoServer::start().await;
+        let decrypt = start(
+            RelayMode::SpipedDecrypt(spiped_mode(&key, decrypt_pfs)),
+            &[echo.address],
+        );
+        let encrypt = start(
+            RelayMode::SpipedEncrypt(spiped_mode(&key, encrypt_pfs)),
+            &[decrypt.address()],
+        );
+        SpipedPair {
+            echo,
+            decrypt,
+            encrypt,
+            _dir: dir,
+        }
+    }
+}
+
+#[tokio::test]
+async fn hafront_spiped_pair_relays_bulk_data_both_ways_with_half_close() {
+    let pair = SpipedPair::start(true, true).await;
+    // Sizes around packet boundaries, and a bulk transfer.
+    for size in [1, 1023, 1024, 1025, 5000, 3 * 1024 * 1024] {
+        let payload = pattern(size);
+        let received = round_trip(pair.encrypt.address(), &payload)
+            .await
+            .expect("relayed");
+        assert_echoed(&received, &payload);
+    }
+    let stats = pair.decrypt.relay.stats();
+    assert_eq!(stats.total, 6);
+    assert!(
+        stats.client_to_server_bytes >= 3 * 1024 * 1024,
+        "plaintext bytes counted"
+    );
+}
+
+#[tokio::test]
+async fn hafront_spiped_pair_without_forward_secrecy_on_either_side() {
+    for (encrypt_pfs, decrypt_pfs) in [(false, false), (false, true), (true, false)] {
+        let pair = SpipedPair::start(encrypt_pfs, decrypt_pfs).await;
+        let payload = pattern(70_000);
+        let received = round_trip(pair.encrypt.address(), &payload)
+            .await
+            .expect("relayed");
+        assert_echoed(&received, &payload);
+    }
+}
+
+#[tokio::test]
+async fn many_spiped_clients_at_once() {
+    let pair = SpipedPair::start(true, true).await;
+    let clients: Vec<_> = (0..20)
+        .map(|index| {
+            let address = pair.encrypt.address();
+            tokio::spawn(async move {
+                let payload = pattern(10_000 + index * 997);
+                let received = round_trip(address, &payload).await.expect("relayed");
+                assert_echoed(&received, &payload);
+            })
+        })
+        .collect();
+    for client in clients {
+        within(client).await.expect("client task");
+    }
+    assert_eq!(pair.echo.accepted(), 20);
+}
+
+#[tokio::test]
+async fn a_wrong_spiped_key_forwards_nothing_and_the_relay_serves_others() {
+    let pair = SpipedPair::start(true, true).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wrong_key = private_file(&dir.path().join("wrong"), &[0x5a; 32]);
+    let impostor = start(
+        RelayMode::SpipedEncrypt(spiped_mode(&wrong_key, true)),
+        &[pair.decrypt.address()],
+    );
+    let received = round_trip(impostor.address(), b"secret request").await;
+    assert!(
+        received.as_deref().unwrap_or_default().is_empty(),
+        "nothing comes back: {received:?}"
+    );
+    assert_eq!(pair.echo.accepted(), 0, "the server was never contacted");
+    let payload = pattern(4096);
+    let received = round_trip(pair.encrypt.address(), &payload)
+        .await
+        .expect("relayed");
+    assert_echoed(&received, &payload);
+}
+
+/// Sends the client's nonce and reads the server's; returns the client's
+/// handshake MAC key, derived as spiped does.
+async fn spiped_client_prelude(stream: &mut TcpStream, key_material: &[u8]) -> [u8; 32] {
+    let client_nonce = [0x11u8; 32];
+    stream.write_all(&client_nonce).await.expect("send nonce");
+    let mut server_nonce = [0u8; 32];
+    within(stream.read_exact(&mut server_nonce))
+        .await
+        .expect("server nonce");
+    let key = ring::digest::digest(&ring::digest::SHA256, key_material);
+    let mut salt = client_nonce.to_vec();
+    salt.extend_from_slice(&server_nonce);
+    let mut derived = [0u8; 64];
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        std::num::NonZeroU32::MIN,
+        &salt,
+        key.as_ref(),
+        &mut derived,
+    );
+    derived[..32].try_into().expect("32 bytes")
+}
+
+fn dh_message(mac_key: &[u8; 32], value: &[u8; 256]) -> Vec<u8> {
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, mac_key), value);
+    [&value[..], tag.as_ref()].concat()
+}
+
+#[tokio::test]
+async fn a_peer_value_not_below_the_prime_is_refused() {
+    let pair = SpipedPair::start(true, true).await;
+    let key_material = pattern(32);
+
+    // Control: y = 1 with a correct MAC is answered with the server's value.
+    let mut stream = TcpStream::connect(pair.decrypt.address())
+        .await
+        .expect("connect");
+    let mac_key = spiped_client_prelude(&mut stream, &key_material).await;
+    let mut one = [0u8; 256];
+    one[255] = 1;
+    stream
+        .write_all(&dh_message(&mac_key, &one))
+        .await
+        .expect("send y");
+    let mut answer = [0u8; spiped::DH_MESSAGE_LEN];
+    within(stream.read_exact(&mut answer))
+        .await
+        .expect("server answers a valid value");
+
+    // y = 2^2048 - 1 >= p, authentic: closed without an answer.
+    let mut stream = TcpStream::connect(pair.decrypt.address())
+        .await
+        .expect("connect");
+    let mac_key = spiped_client_prelude(&mut stream, &key_material).await;
+    stream
+        .write_all(&dh_message(&mac_key, &[0xff; 256]))
+        .await
+        .expect("send y");
+    assert!(read_until_closed(&mut stream).await.is_empty(), "no answer");
+    assert_eq!(pair.echo.received(), 0);
+}
+
+#[tokio::test]
+async fn garbage_truncated_and_stalled_handshakes_are_closed() {
+    let pair = SpipedPair::start(true, true).await;
+
+    // Garbage: a nonce, then 288 bytes with a wrong MAC.
+    let mut stream = TcpStream::connect(pair.decrypt.address())
+        .await
+        .expect("connect");
+    stream.write_all(&[7u8; 32 + 288]).await.expect("send");
+    let mut server_nonce = [0u8; 32];
+    within(stream.read_exact(&mut server_nonce))
+        .await
+        .expect("nonce");
+    assert!(
+        read_until_closed(&mut stream).await.is_empty(),
+        "garbage refused"
+    );
+
+    // Truncated: half a nonce, then EOF.
+    let mut stream = TcpStream::connect(pair.decrypt.address())
+        .await
+        .expect("connect");
+    stream.write_all(&[7u8; 16]).await.expect("send");
+    stream.shutdown().await.expect("half-close");
+    let received = read_until_closed(&mut stream).await;
+    assert_eq!(received.len(), 32, "only the server's nonce");
+
+    // Stalled: nothing sent; closed at the handshake deadline (700 ms).
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(pair.decrypt.address())
+        .await
+        .expect("connect");
+    let received = read_until_closed(&mut stream).await;
+    let waited = started.elapsed();
+    assert_eq!(received.len(), 32, "only the server's nonce");
+    assert!(
+        waited >= Duration::from_millis(600) && waited < Duration::from_secs(5),
+        "closed at the deadline, after {waited:?}"
+    );
+
+    assert_eq!(pair.echo.accepted(), 0, "no bad client reached the server");
+    let payload = pattern(2000);
+    let received = round_trip(pair.encrypt.address(), &payload)
+        .await
+        .expect("relayed");
+    assert_echoed(&received, &payload);
+}
+
+/// A TCP proxy that flips one bit of the client-to-server stream at
+/// `offset`, to play an attacker on the wire.
+async fn tampering_proxy(target: SocketAddr, offset: usize) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((client, _)) = listener.accept().await else {
+                continue;
+            };
+            let Ok(server) = TcpStream::connect(target).await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let (mut client_reader, mut client_writer) = client.into_split();
+                let (mut server_reader, mut server_writer) = server.into_split();
+                let upstream = async {
+                    let mut buffer = vec![0u8; 16 * 1024];
+                    let mut position = 0;
+                    loop {
+                        let read = client_reader.read(&mut buffer).await.unwrap_or(0);
+                        if read == 0 {
+                            break;
+                        }
+                        if (position..position + read).contains(&offset) {
+                            buffer[offset - position] ^= 0x01;
+                        }
+                        position += read;
+                        if server_writer.write_all(&buffer[..read]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server_writer.shutdown().await;
+                };
+                let downstream = async {
+                    let _ = tokio::io::copy(&mut server_reader, &mut client_writer).await;
+                    let _ = client_writer.shutdown().await;
+                };
+                tokio::join!(upstream, downstream);
+            });
+        }
+    });
+    (address, task)
+}
+
+#[tokio::test]
+async fn a_flipped_byte_in_flight_closes_the_connection() {
+    let pair = SpipedPair::start(true, true).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = private_file(&dir.path().join("key"), &pattern(32));
+    // In the handshake (the client's DH message), then in the first packet.
+    for offset in [32 + 100, 32 + 288 + 500] {
+        let (proxy, proxy_task) = tampering_proxy(pair.decrypt.address(), offset).await;
+        let encrypt = start(RelayMode::SpipedEncrypt(spiped_mode(&key, true)), &[proxy]);
+        let received = round_trip(encrypt.address(), &pattern(3000)).await;
+        assert!(
+            received.as_deref().unwrap_or_default().is_empty(),
+            "offset {offset}: nothing comes back"
+        );
+        proxy_task.abort();
+    }
+    assert_eq!(
+        pair.echo.received(),
+        0,
+        "no tampered byte reached the server"
+    );
+    let payload = pattern(3000);
+    let received = round_trip(pair.encrypt.address(), &payload)
+        .await
+        .expect("relayed");
+    assert_echoed(&received, &payload);
+}
+
+#[tokio::test]
+async fn key_files_open_to_others_or_too_short_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let echo = EchoServer::start().await;
+    let open = private_file(&dir.path().join("open"), &pattern(32));
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let short = private_file(&dir.path().join("short"), &pattern(31));
+    for (path, expected) in [
+        (&open, "accessible by group or others"),
+        (&short, "holds 31 bytes"),
+    ] {
+        let error = try_start(
+            RelayMode::SpipedDecrypt(spiped_mode(path, true)),
+            &[echo.address],
+        )
+        .err()
+        .expect("refused");
+        let message = error.to_string();
+        assert!(message.contains(expected), "{message}");
+        assert!(message.contains(&path.display().to_string()), "{message}");
+    }
+}
+
+// ---------------------------------------------------------------- processes
+
+/// A peer program started by a test: killed by PID on drop (and by the
+/// kernel if the test process dies first).
+struct Peer {
+    child: std::process::Child,
+}
+
+impl Peer {
+    fn spawn(mut command: Command, log: &Path) -> Peer {
+        use std::os::unix::process::CommandExt;
+        let log = std::fs::File::create(log).expect("log file");
+        command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        Peer {
+            child: command.spawn().expect("spawn peer"),
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port free at the time of asking, for programs that cannot
+/// report the port they bound.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Waits until something accepts on `address`.
+async fn wait_listening(address: SocketAddr, log: &Path) {
+    let deadline = Instant::now() + STEP;
+    while TcpStream::connect(address).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on {address}; log: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn run(program: &str, arguments: &[&str], directory: &Path) {
+    let output = Command::new(program)
+        .args(arguments)
+        .current_dir(directory)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{program} {arguments:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+// ---------------------------------------------------------------- TLS
+
+const SERVER_NAME: &str = "db.test";
+
+/// A private CA with a server certificate for `db.test` and a client
+/// certificate, made by openssl in a temporary directory.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(ec);
+        ca.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=hafront test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        run("openssl", &ca, path);
+        for (name, usage, serial) in [("server", "serverAuth", "2"), ("client", "clientAuth", "3")]
+        {
+            let (key, csr, pem, ext) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.pem"),
+                format!("{name}.ext"),
+            );
+            std::fs::write(
+                path.join(&ext),
+                format!("subjectAltName=DNS:{SERVER_NAME}\nextendedKeyUsage={usage}\n"),
+            )
+            .expect("extensions");
+            let subject = format!("/CN={name}");
+            let mut request = vec!["req"];
+            request.extend(ec);
+            request.extend(["-keyout", &key, "-out", &csr, "-subj", &subject]);
+            run("openssl", &request, path);
+            run(
+                "openssl",
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-set_serial",
+                    serial,
+                    "-days",
+                    "2",
+                    "-out",
+                    &pem,
+                    "-extfile",
+                    &ext,
+                ],
+                path,
+            );
+            std::fs::set_permissions(path.join(&key), std::fs::Permissions::from_mode(0o600))
+                .expect("chmod key");
+        }
+        Pki { dir }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn server_mode(&self, mutual: bool) -> TlsServerMode {
+        TlsServerMode {
+            cert_file: self.file("server.pem"),
+            key_file: self.file("server.key"),
+            client_ca_file: mutual.then(|| self.file("ca.pem")),
+            handshake_timeout: Duration::from_secs(2),
+        }
+    }
+
+    fn client_mode(&self, with_certificate: bool, server_name: &str) -> TlsClientMode {
+        TlsClientMode {
+            ca_file: self.file("ca.pem"),
+            server_name: server_name.to_owned(),
+            cert_file: with_certificate.then(|| self.file("client.pem")),
+            key_file: with_certificate.then(|| self.file("client.key")),
+            handshake_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+#[tokio::test]
+async fn hafront_tls_pair_with_client_certificates() {
+    let pki = Pki::new();
+    let echo = EchoServer::start().await;
+    let server = start(RelayMode::TlsServer(pki.server_mode(true)), &[echo.address]);
+    let client = start(
+        RelayMode::TlsClient(pki.client_mode(true, SERVER_NAME)),
+        &[server.address()],
+    );
+    for size in [1, 16 * 1024 + 1, 2 * 1024 * 1024] {
+        let payload = pattern(size);
+        let received = round_trip(client.address(), &payload)
+            .await
+            .expect("relayed");
+        assert_echoed(&received, &payload);
+    }
+}
+
+#[tokio::test]
+async fn tls_peers_failing_verification_reach_no_server() {
+    let pki = Pki::new();
+    let echo = EchoServer::start().await;
+    let mutual = start(RelayMode::TlsServer(pki.server_mode(true)), &[echo.address]);
+    let no_certificate = start(
+        RelayMode::TlsClient(pki.client_mode(false, SERVER_NAME)),
+        &[mutual.address()],
+    );
+    let wrong_name = start(
+        RelayMode::TlsClient(pki.client_mode(true, "other.test")),
+        &[mutual.address()],
+    );
+    for relay in [&no_certificate, &wrong_name] {
+        let received = round_trip(relay.address(), b"hello").await;
+        assert!(
+            received.as_deref().unwrap_or_default().is_empty(),
+            "{received:?}"
+        );
+    }
+    // Plaintext to a TLS server is refused too.
+    let mut plain = TcpStream::connect(mutual.address()).await.expect("connect");
+    plain.write_all(b"PING\r\n").await.expect("send");
+    let answer = read_until_closed(&mut plain).await;
+    assert!(!answer.windows(4).any(|w| w == b"PING"), "not echoed");
+    assert_eq!(echo.accepted(), 0, "no unverified peer reached the server");
+}
+
+fn stunnel(config: &str, dir: &Path, name: &str) -> Peer {
+    let path = dir.join(format!("{name}.conf"));
+    std::fs::write(&path, config).expect("stunnel config");
+    let mut command = Command::new("stunnel4");
+    command.arg(&path);
+    Peer::spawn(command, &dir.join(format!("{name}.log")))
+}
+
+#[tokio::test]
+async fn stunnel_client_to_hafront_tls_server() {
+    let pki = Pki::new();
+    let echo = EchoServer::start().await;
+    let server = start(RelayMode::TlsServer(pki.server_mode(true)), &[echo.address]);
+    let port = free_port();
+    let config = format!(
+        "foreground = yes\npid =\ndebug = 5\n[client]\nclient = yes\naccept = 127.0.0.1:{port}\n\
+         connect = {}\nCAfile = {}\nverifyChain = yes\ncheckHost = {SERVER_NAME}\n\
+         cert = {}\nkey = {}\nsslVersionMin = TLSv1.2\n",
+        server.address(),
+        pki.file("ca.pem").display(),
+        pki.file("client.pem").display(),
+        pki.file("client.key").display(),
+    );
+    let _stunnel = stunnel(&config, pki.dir.path(), "client");
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    wait_listening(address, &pki.file("client.log")).await;
+    let payload = pattern(300_000);
+    let received = round_trip(address, &payload).await.expect("relayed");
+    assert_echoed(&received, &payload);
+}
+
+#[tokio::test]
+async fn hafront_tls_client_to_stunnel_server() {
+    let pki = Pki::new();
+    let echo = EchoServer::start().await;
+    let port = free_port();
+    let config = format!(
+        "foreground = yes\npid =\ndebug = 5\n[server]\naccept = 127.0.0.1:{port}\n\
+         connect = {}\ncert = {}\nkey = {}\nCAfile = {}\nverifyChain = yes\n",
+        echo.address,
+        pki.file("server.pem").display(),
+        pki.file("server.key").display(),
+        pki.file("ca.pem").display(),
+    );
+    let _stunnel = stunnel(&config, pki.dir.path(), "server");
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    wait_listening(address, &pki.file("server.log")).await;
+    let client = start(
+        RelayMode::TlsClient(pki.client_mode(true, SERVER_NAME)),
+        &[address],
+    );
+    let payload = pattern(300_000);
+    let received = round_trip(client.address(), &payload)
+        .await
+        .expect("relayed");
+    assert_echoed(&received, &payload);
+}
+
+// ---------------------------------------------------------------- gateway
+
+const GATEWAY_SECRET: &str = "correct horse battery staple";
+
+fn gateway_mode(allow: &[&str]) -> GatewayMode {
+    GatewayMode {
+        secret: Secret::Value(GATEWAY_SECRET.to_owned()),
+        allow: allow
+            .iter()
+            .map(|net| net.parse().expect("network"))
+            .collect(),
+        handshake_timeout: Duration::from_millis(500),
+    }
+}
+
+/// A token made by the openssl command line with `digest` as the KDF hash.
+fn openssl_token(address: SocketAddr, digest: &str) -> String {
+    let mut child = Command::new("openssl")
+        .args(["enc", "-aes-256-cbc", "-a", "-A", "-salt", "-md", digest])
+        .arg("-pass")
+        .arg(format!("pass:{GATEWAY_SECRET}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    std::io::Write::write_all(
+        &mut child.stdin.take().expect("stdin"),
+        address.to_string().as_bytes(),
+    )
+    .expect("write address");
+    let output = child.wait_with_output().expect("openssl output");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("base64")
+        .trim()
+        .to_owned()
+}
+
+/// Sends `request` to the gateway, then the payload, half-closes, and
+/// returns everything received until EOF.
+async fn gateway_exchange(gateway: SocketAddr, request: &[u8]) -> Vec<u8> {
+    round_trip(gateway, request).await.unwrap_or_default()
+}
+
+#[tokio::test]
+async fn gateway_relays_to_the_server_an_openssl_token_names() {
+    let echo = EchoServer::start().await;
+    let gateway = start(RelayMode::Gateway(gateway_mode(&["127.0.0.0/8"])), &[]);
+    for digest in ["md5", "sha256"] {
+        let token = openssl_token(echo.address, digest);
+        // Early data after the newline is forwarded first; CRLF is tolerated.
+        let request = [token.as_bytes(), b"\r\n", &pattern(100_000)].concat();
+        let received = gateway_exchange(gateway.address(), &request).await;
+        assert_eq!(&received[..3], b"200", "{digest}");
+        assert_echoed(&received[3..], &pattern(100_000));
+    }
+}
+
+#[tokio::test]
+async fn gateway_token_made_by_hafront_matches_openssl() {
+    let token =
+        gateway::encrypt_address(GATEWAY_SECRET.as_bytes(), "127.0.0.1:6379").expect("token");
+    let mut child = Command::new("openssl")
+        .args(["enc", "-d", "-aes-256-cbc", "-a", "-A", "-md", "md5"])
+        .arg("-pass")
+        .arg(format!("pass:{GATEWAY_SECRET}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), token.as_bytes())
+        .expect("write token");
+    let output = child.wait_with_output().expect("openssl output");
+    assert!(output.status.success());
+    assert_eq!(output.stdout, b"127.0.0.1:6379");
+}
+
+#[tokio::test]
+async fn gateway_refuses_bad_requests_with_a_status_and_keeps_serving() {
+    let echo = EchoServer::start().await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address")
+    };
+    let gateway = start(RelayMode::Gateway(gateway_mode(&["127.0.0.1/32"])), &[]);
+    let token = |address: SocketAddr| {
+        gateway::encrypt_address(GATEWAY_SECRET.as_bytes(), &address.to_string()).expect("token")
+    };
+    let not_allowed: SocketAddr = format!("127.0.0.2:{}", echo.address.port())
+        .parse()
+        .expect("address");
+    let wrong_secret =
+        gateway::encrypt_address(b"wrong", &echo.address.to_string()).expect("token");
+    let cases: [(&str, Vec<u8>, &[u8]); 6] = [
+        ("garbage", b"hello world\n".to_vec(), b"401"),
+        (
+            "wrong secret",
+            format!("{wrong_secret}\n").into_bytes(),
+            b"401",
+        ),
+        (
+            "not allowed",
+            format!("{}\n", token(not_allowed)).into_bytes(),
+            b"403",
+        ),
+        ("no newline", token(echo.address).into_bytes(), b"400"),
+        ("too long", vec![b'A'; 5000], b"400"),
+        (
+            "connect refused",
+            format!("{}\n", token(closed)).into_bytes(),
+            b"502",
+        ),
+    ];
+    for (case, request, status) in cases {
+        let received = gateway_exchange(gateway.address(), &request).await;
+        assert_eq!(received, status, "{case}");
+    }
+    // A stalled client gets 400 at the deadline.
+    let started = Instant::now();
+    let mut stalled = TcpStream::connect(gateway.address())
+        .await
+        .expect("connect");
+    assert_eq!(read_until_closed(&mut stalled).await, b"400");
+    assert!(started.elapsed() >= Duration::from_millis(400));
+
+    assert_eq!(echo.accepted(), 0, "no refused request reached a server");
+    let request = [token(echo.address).as_bytes(), b"\n", b"ping"].concat();
+    let received = gateway_exchange(gateway.address(), &request).await;
+    assert_eq!(received, b"200pingbye\n");
+}
