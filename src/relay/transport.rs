@@ -50,7 +50,7 @@ pub(crate) enum ClientSide {
     /// Plaintext.
     Plain(TcpStream),
     /// spiped, with the session's keys.
-    Spiped(TcpStream, spiped::Session),
+    Spiped(TcpStream, Box<spiped::Session>),
     /// TLS.
     Tls(Box<server::TlsStream<TcpStream>>),
 }
@@ -60,7 +60,7 @@ pub(crate) enum ServerSide {
     /// Plaintext.
     Plain(TcpStream),
     /// spiped, with the session's keys.
-    Spiped(TcpStream, spiped::Session),
+    Spiped(TcpStream, Box<spiped::Session>),
     /// TLS.
     Tls(Box<client::TlsStream<TcpStream>>),
 }
@@ -109,7 +109,7 @@ impl Transport {
                     .handshake(&mut client, spiped::Role::Server)
                     .await
                     .map_err(handshake_error)?;
-                Ok(ClientSide::Spiped(client, session))
+                Ok(ClientSide::Spiped(client, Box::new(session)))
             }
             Transport::TlsServer {
                 acceptor,
@@ -133,7 +133,7 @@ impl Transport {
                     .handshake(&mut server, spiped::Role::Client)
                     .await
                     .map_err(handshake_error)?;
-                Ok(ServerSide::Spiped(server, session))
+                Ok(ServerSide::Spiped(server, Box::new(session)))
             }
             Transport::TlsClient {
                 connector,
@@ -205,7 +205,7 @@ pub(crate) async fn forward(
             spiped::forward(
                 &client,
                 &server,
-                session,
+                *session,
                 idle_timeout,
                 upstream,
                 downstream,
@@ -216,7 +216,7 @@ pub(crate) async fn forward(
             spiped::forward(
                 &server,
                 &client,
-                session,
+                *session,
                 idle_timeout,
                 downstream,
                 upstream,
