@@ -109,7 +109,12 @@ async fn tcp_check_tells_listening_from_closed() {
         .last_probe()
         .expect("a probe ran");
     assert!(!last.ok);
-    assert!(last.latency < Duration::from_millis(100));
+    // Bounded by the 100ms timeout (with room for a loaded machine).
+    assert!(
+        last.latency < Duration::from_millis(600),
+        "{:?}",
+        last.latency
+    );
 }
 
 #[tokio::test]
@@ -262,6 +267,10 @@ async fn mysql_replication_check_fails_while_the_replica_lags() {
             "START SLAVE",
         ])
         .await;
+    wait_for("replication threads to run again", EVENT_TIMEOUT, || {
+        replica.replication_running()
+    })
+    .await;
     let config = config(
         &mysql_check(", replication: {max_lag: 1s}"),
         &[("replica", replica.address())],
@@ -469,7 +478,9 @@ async fn exec_check_is_killed_with_its_process_group_at_the_timeout() {
     let elapsed = started.elapsed();
     assert!(!result.ok);
     assert_eq!(result.reason, "timed out after 300ms");
-    assert!(elapsed < Duration::from_millis(800), "took {elapsed:?}");
+    // 30s if only the shell were killed; the timeout plus process start-up if
+    // the group is.
+    assert!(elapsed < Duration::from_millis(1300), "took {elapsed:?}");
 
     let sleep_pid: i32 = std::fs::read_to_string(&pid_file)
         .unwrap()
@@ -515,7 +526,9 @@ async fn killed_server_goes_down_after_fall_and_returns_after_rise() {
     assert_eq!((down.old, down.new), (Status::Up, Status::Down));
     assert!(down.reason.contains("connect"), "{}", down.reason);
     assert!(!server(&monitor, "db1").is_up());
-    let slack = Duration::from_millis(500);
+    // Room for a loaded machine; still far below what a broken fall/rise
+    // count would take.
+    let slack = Duration::from_millis(800);
     assert!(
         went_down >= interval * (fall - 1),
         "down after {went_down:?}: fewer than {fall} failures"
@@ -571,7 +584,7 @@ async fn hung_server_times_out_without_delaying_other_servers() {
     assert_eq!(down.reason, "timed out after 100ms");
     let last = server(&monitor, "hung").last_probe().unwrap();
     assert!(
-        last.latency < Duration::from_millis(300),
+        last.latency < Duration::from_millis(600),
         "{:?}",
         last.latency
     );
