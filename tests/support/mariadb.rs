@@ -70,7 +70,7 @@ impl MariaDb {
             .tempdir_in(fast_temp_root())
             .expect("create MariaDB temp dir");
         write_option_file(dir.path());
-        install(dir.path());
+        install(dir.path()).await;
         let mut server = MariaDb {
             process: None,
             port: 0,
@@ -259,16 +259,19 @@ innodb-doublewrite = 0
     std::fs::write(option_file(dir), options).expect("write my.cnf");
 }
 
-/// Creates the system tables with the server's own option file.
-fn install(dir: &Path) {
-    let output = Command::new(INSTALL_DB)
+/// Creates the system tables with the server's own option file (without
+/// blocking the runtime: other servers may be starting or probed meanwhile).
+async fn install(dir: &Path) {
+    let output = tokio::process::Command::new(INSTALL_DB)
         .arg(format!("--defaults-file={}", option_file(dir).display()))
         .args([
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
             "--skip-name-resolve",
         ])
+        .kill_on_drop(true)
         .output()
+        .await
         .expect("run mariadb-install-db");
     assert!(
         output.status.success(),
