@@ -58,17 +58,17 @@ pub fn request(socket: &Path, request: &Request) -> Result<Response, ClientError
     let mut line = serde_json::to_vec(request)
         .map_err(|error| exchange(format!("cannot encode the request: {error}")))?;
     line.push(b'\n');
-    (&stream)
-        .write_all(&line)
-        .map_err(|error| exchange(format!("cannot send the request: {error}")))?;
+    // A refused peer gets its answer before the daemon reads anything, so a
+    // failed send may still leave an answer to read.
+    let sent = (&stream).write_all(&line);
     let mut answer = String::new();
-    BufReader::new(&stream)
-        .read_line(&mut answer)
-        .map_err(|error| exchange(format!("no answer: {error}")))?;
+    let read = BufReader::new(&stream).read_line(&mut answer);
     if answer.is_empty() {
-        return Err(exchange(
-            "the daemon closed the connection without answering".to_owned(),
-        ));
+        return Err(exchange(match (sent, read) {
+            (Err(error), _) => format!("cannot send the request: {error}"),
+            (_, Err(error)) => format!("no answer: {error}"),
+            _ => "the daemon closed the connection without answering".to_owned(),
+        }));
     }
     serde_json::from_str(&answer).map_err(|error| exchange(format!("malformed answer: {error}")))
 }
