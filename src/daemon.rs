@@ -24,6 +24,7 @@ use crate::control::{
 };
 use crate::metrics::MetricsServer;
 use crate::relay::{Relay, RelayStats};
+use crate::vrrp::VrrpInstances;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,9 @@ pub enum DaemonError {
     /// The control socket or the metrics listener could not start.
     #[error("{0}")]
     Operations(std::io::Error),
+    /// A VRRP instance could not start.
+    #[error("{0}")]
+    Vrrp(#[from] crate::vrrp::VrrpError),
 }
 
 /// Control requests waiting for the main loop before senders wait.
@@ -62,6 +66,7 @@ struct Daemon {
     board: PoolBoard,
     started: SystemTime,
     since: SinceTracker,
+    vrrp: VrrpInstances,
 }
 
 /// Runs the daemon for `config` (read from `config_path`) until SIGTERM or
@@ -77,7 +82,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
 
     let (control_sender, mut control_requests) = mpsc::channel(CONTROL_BACKLOG);
     let mut endpoints = Endpoints::start(&config, control_sender).await?;
-    let mut daemon = Daemon::start(config)?;
+    let mut daemon = Daemon::start(config).await?;
     let mut watchdog = sd_notify::watchdog_enabled().map(|timeout| {
         let mut ticker = tokio::time::interval(timeout / 2);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -176,7 +181,7 @@ impl Endpoints {
 }
 
 impl Daemon {
-    fn start(config: Config) -> Result<Daemon, DaemonError> {
+    async fn start(config: Config) -> Result<Daemon, DaemonError> {
         let node = config.global.node.clone().unwrap_or_else(host_name);
         let monitor = Monitor::start(&config)?;
         let board: PoolBoard = Arc::new(RwLock::new(monitor_pools(&monitor)));
@@ -188,6 +193,7 @@ impl Daemon {
             relays.insert(name.clone(), relay);
         }
         let since = SinceTracker::start(&monitor);
+        let vrrp = VrrpInstances::start(&config, &monitor, alerts.sender()).await?;
         Ok(Daemon {
             node,
             config,
@@ -198,6 +204,7 @@ impl Daemon {
             board,
             started: SystemTime::now(),
             since,
+            vrrp,
         })
     }
 
@@ -216,7 +223,7 @@ impl Daemon {
             pid: std::process::id(),
             config: config_path.to_owned(),
             started: self.started,
-            vrrp: Vec::new(),
+            vrrp: self.vrrp.status(),
             pools: crate::control::pool_statuses(
                 &self.monitor,
                 relays.iter().map(|(pool, _, stats)| (*pool, stats)),
@@ -334,12 +341,19 @@ impl Daemon {
         }
         self.forwarder.abort();
         self.forwarder = forward_health_events(&self.monitor, &self.alerts);
+        problems.extend(
+            self.vrrp
+                .reload(&new, &self.monitor, self.alerts.sender())
+                .await,
+        );
         self.config = new;
         info!("configuration reloaded");
         Ok(problems)
     }
 
     async fn stop(mut self) {
+        // VIPs first: clients move to the new master while the relays still serve.
+        self.vrrp.stop().await;
         for relay in self.relays.values_mut() {
             relay.stop().await;
         }

@@ -8,3 +8,4 @@ pub mod daemon;
 pub mod logging;
 pub mod metrics;
 pub mod relay;
+pub mod vrrp;

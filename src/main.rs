@@ -44,6 +44,14 @@ enum Command {
     /// Make the running daemon re-read its configuration file and apply
     /// what changed. A bad file is refused (errors printed with
     /// file:line:column) and the running configuration kept.
+    /// Remove the VRRP instances' virtual addresses from their interfaces:
+    /// what a killed daemon left behind. For systemd's `ExecStopPost`; prints
+    /// each address removed.
+    Release {
+        /// Configuration file.
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     Reload {
         #[command(flatten)]
         target: ControlTarget,
@@ -107,6 +115,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Status { target, json } => status(&target, json),
         Command::Reload { target, dry_run } => reload(&target, dry_run),
+        Command::Release { config } => release(&config),
         Command::Check { config } => match hafront_config::load(&config) {
             Ok(_) => {
                 println!("OK");
@@ -185,6 +194,41 @@ fn status(target: &ControlTarget, json: bool) -> ExitCode {
         print!("{}", status.render_table(std::time::SystemTime::now()));
     }
     ExitCode::SUCCESS
+}
+
+fn release(config: &std::path::Path) -> ExitCode {
+    let loaded = match hafront_config::load(config) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("hafront: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut code = ExitCode::SUCCESS;
+    for (instance, result) in runtime.block_on(hafront::vrrp::release(&loaded)) {
+        match result {
+            Ok(removed) => {
+                for address in removed {
+                    println!("{instance}: removed {address}");
+                }
+            }
+            Err(err) => {
+                eprintln!("hafront: {instance}: {err}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    code
 }
 
 fn reload(target: &ControlTarget, dry_run: bool) -> ExitCode {

@@ -10,8 +10,8 @@ mod socket;
 
 use std::io;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -106,6 +106,38 @@ impl DropCounters {
     }
 }
 
+/// Adverts sent and accepted, and the master last heard from; shared with whoever reports
+/// status and metrics.
+#[derive(Debug, Default)]
+pub struct Activity {
+    sent: AtomicU64,
+    received: AtomicU64,
+    master: Mutex<Option<IpAddr>>,
+}
+
+impl Activity {
+    /// Adverts sent so far (each counted once, however many unicast peers it went to).
+    pub fn adverts_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Adverts received that passed every check.
+    pub fn adverts_received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// The master's primary address: this node's own as master, the sender of the last
+    /// accepted advert as backup, `None` when unknown (before the first advert, in FAULT
+    /// or stopped).
+    pub fn master(&self) -> Option<IpAddr> {
+        *self.master.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_master(&self, master: Option<IpAddr>) {
+        *self.master.lock().unwrap_or_else(PoisonError::into_inner) = master;
+    }
+}
+
 /// Why the driver could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -165,6 +197,23 @@ pub async fn primary_address(
         .ok_or_else(|| DriverError::NoPrimaryAddress(interface.to_owned()))
 }
 
+/// Removes whichever of `vips` are on `interface` (in the calling thread's network
+/// namespace) and returns those that were: what a stopped or killed daemon left behind.
+pub async fn release(interface: &str, vips: &[IpNet]) -> Result<Vec<IpAddr>, DriverError> {
+    let (netlink, _) = Netlink::connect(interface).await?;
+    let present = netlink
+        .present(vips)
+        .await
+        .map_err(|error| DriverError::netlink("listing addresses", error))?;
+    if !present.is_empty() {
+        netlink
+            .remove(vips)
+            .await
+            .map_err(|error| DriverError::netlink("removing virtual addresses", error))?;
+    }
+    Ok(present)
+}
+
 /// One VRRP instance on a Linux interface.
 pub struct Driver {
     config: DriverConfig,
@@ -173,6 +222,7 @@ pub struct Driver {
     netlink: Netlink,
     announcer: Announcer,
     counters: Arc<DropCounters>,
+    activity: Arc<Activity>,
     events: mpsc::UnboundedSender<Event>,
     holds_vips: bool,
 }
@@ -214,6 +264,7 @@ impl Driver {
             netlink,
             announcer,
             counters: Arc::default(),
+            activity: Arc::default(),
             events,
             holds_vips: false,
         })
@@ -224,11 +275,26 @@ impl Driver {
         Arc::clone(&self.counters)
     }
 
+    /// The advert counters and the current master, for status and metrics.
+    pub fn activity(&self) -> Arc<Activity> {
+        Arc::clone(&self.activity)
+    }
+
     /// Runs until [`Control::Shutdown`] or until `control` is closed, then resigns and
-    /// withdraws the VIPs. Errors sending adverts or changing addresses are logged and
+    /// withdraws the VIPs. Commands queued before the call apply before the instance
+    /// starts (a faulty instance starts in FAULT). Errors sending adverts or changing addresses are logged and
     /// retried with the next event; only a failing receive socket ends the run early (after
     /// resigning and withdrawing the VIPs).
     pub async fn run(mut self, mut control: mpsc::Receiver<Control>) -> Result<(), DriverError> {
+        while let Ok(command) = control.try_recv() {
+            match command {
+                Control::SetPriority(priority) => {
+                    self.machine.set_priority(Instant::now(), priority)
+                }
+                Control::SetFault(fault) => self.machine.set_fault(Instant::now(), fault),
+                Control::Shutdown => return Ok(()),
+            }
+        }
         self.machine.start(Instant::now());
         loop {
             self.carry_out_actions().await;
@@ -261,11 +327,20 @@ impl Driver {
                             return Err(DropReason::UnknownPeer);
                         }
                         let advert = Advert::parse(datagram.payload, datagram.src, datagram.dst)?;
-                        self.machine.handle_advert(Instant::now(), datagram.src, &advert)
+                        self.machine.handle_advert(Instant::now(), datagram.src, &advert)?;
+                        Ok((datagram.src, advert.priority))
                     });
-                    if let Err(reason) = result {
-                        self.counters.increment(reason);
-                        tracing::debug!(interface = %self.config.interface, reason = reason.as_str(), "advert dropped");
+                    match result {
+                        Ok((src, priority)) => {
+                            self.activity.received.fetch_add(1, Ordering::Relaxed);
+                            if priority != 0 && self.machine.state() == State::Backup {
+                                self.activity.set_master(Some(src));
+                            }
+                        }
+                        Err(reason) => {
+                            self.counters.increment(reason);
+                            tracing::debug!(interface = %self.config.interface, reason = reason.as_str(), "advert dropped");
+                        }
                     }
                 }
                 command = control.recv() => match command {
@@ -313,6 +388,14 @@ impl Driver {
                     }
                 }
                 Action::Transition { old, new, reason } => {
+                    match new {
+                        State::Master => self
+                            .activity
+                            .set_master(Some(self.config.instance.primary_address)),
+                        // Known from the next advert (or kept from the one that made us back off).
+                        State::Backup => {}
+                        State::Initialize | State::Fault => self.activity.set_master(None),
+                    }
                     tracing::info!(
                         interface = %self.config.interface,
                         vrid = self.config.instance.vrid,
@@ -342,14 +425,21 @@ impl Driver {
 
     async fn send_advert(&self, advert: &Advert) {
         let source = self.sockets.source();
+        let mut sent = false;
         for destination in self.sockets.destinations() {
             let result = match advert.emit(source, destination, self.config.checksum) {
                 Ok(message) => self.sockets.send(destination, &message).await,
                 Err(error) => Err(io::Error::new(io::ErrorKind::InvalidInput, error)),
             };
-            if let Err(error) = result {
-                tracing::warn!(interface = %self.config.interface, %destination, %error, "cannot send advert");
+            match result {
+                Ok(()) => sent = true,
+                Err(error) => {
+                    tracing::warn!(interface = %self.config.interface, %destination, %error, "cannot send advert");
+                }
             }
+        }
+        if sent {
+            self.activity.sent.fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -1,0 +1,606 @@
+//! VRRP in the daemon: one [`Driver`] per configured instance, the tracking that lowers its
+//! priority or forces FAULT (health-checked servers, pools, interface links), state changes
+//! published as alerts, the instances' status, and `hafront release`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use hafront_config::{Config, Track, V3Checksum, VrrpInstance};
+use hafront_health::{Monitor, ServerHealth};
+use hafront_vrrp::linux::{self, Activity, Control, Driver, DriverConfig, DropCounters, Event};
+use hafront_vrrp::{
+    Auth, ChecksumForm, DropReason, GarpConfig, InstanceConfig, Password, Reason, State, Version,
+};
+use ipnet::IpNet;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::alerts::{AlertSender, EventKind, VrrpState, VrrpTransition};
+use crate::control::InstanceStatus;
+
+/// How often tracked interfaces' link state is read.
+const LINK_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Commands queued for a driver before it must wait.
+const CONTROL_BACKLOG: usize = 8;
+
+/// Why an instance could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum VrrpError {
+    /// The password could not be read or does not fit VRRPv2's 8 bytes.
+    #[error("VRRP instance {instance}: auth_pass: {message}")]
+    AuthPass {
+        /// The instance.
+        instance: String,
+        /// What is wrong (never the password itself).
+        message: String,
+    },
+    /// The driver refused the instance or could not open its sockets.
+    #[error("VRRP instance {instance}: {source}")]
+    Driver {
+        /// The instance.
+        instance: String,
+        /// Why.
+        source: linux::DriverError,
+    },
+}
+
+/// The running VRRP instances of this node.
+pub struct VrrpInstances {
+    instances: BTreeMap<String, Instance>,
+    alerts: Arc<Mutex<AlertSender>>,
+}
+
+impl VrrpInstances {
+    /// Starts every instance of `config`, tracking through `monitor`, and reports state
+    /// changes to `alerts`. Must run in the network namespace of the interfaces. On error
+    /// the instances already started are stopped (their VIPs withdrawn).
+    pub async fn start(
+        config: &Config,
+        monitor: &Monitor,
+        alerts: AlertSender,
+    ) -> Result<VrrpInstances, VrrpError> {
+        let mut vrrp = VrrpInstances {
+            instances: BTreeMap::new(),
+            alerts: Arc::new(Mutex::new(alerts)),
+        };
+        for (name, instance) in &config.vrrp.instances {
+            match Instance::start(name, instance, monitor, &vrrp.alerts).await {
+                Ok(started) => {
+                    vrrp.instances.insert(name.clone(), started);
+                }
+                Err(err) => {
+                    vrrp.stop().await;
+                    return Err(err);
+                }
+            }
+        }
+        Ok(vrrp)
+    }
+
+    /// Applies a new configuration: instances whose protocol settings are unchanged keep
+    /// running (and their state) with the new tracking; changed ones restart; removed ones
+    /// resign and withdraw their VIPs. Alerts go to `alerts` from now on. Returns what could
+    /// not be started (already logged).
+    pub async fn reload(
+        &mut self,
+        config: &Config,
+        monitor: &Monitor,
+        alerts: AlertSender,
+    ) -> Vec<String> {
+        *self.alerts.lock().unwrap_or_else(PoisonError::into_inner) = alerts;
+        let mut problems = Vec::new();
+        let mut old = std::mem::take(&mut self.instances);
+        for (name, wanted) in &config.vrrp.instances {
+            if let Some(mut running) = old.remove(name) {
+                if same_protocol(&running.config, wanted) {
+                    running.retrack(name, wanted, monitor);
+                    self.instances.insert(name.clone(), running);
+                    continue;
+                }
+                info!(instance = %name, "VRRP instance settings changed; restarting it");
+                running.stop().await;
+            }
+            match Instance::start(name, wanted, monitor, &self.alerts).await {
+                Ok(started) => {
+                    self.instances.insert(name.clone(), started);
+                }
+                Err(err) => {
+                    error!("{err}");
+                    problems.push(err.to_string());
+                }
+            }
+        }
+        for (name, removed) in old {
+            info!(instance = %name, "VRRP instance removed; withdrawing its addresses");
+            removed.stop().await;
+        }
+        problems
+    }
+
+    /// Every instance's state, priorities, master and counters, by name.
+    pub fn status(&self) -> Vec<InstanceStatus> {
+        self.instances
+            .iter()
+            .map(|(name, instance)| instance.status(name))
+            .collect()
+    }
+
+    /// Makes every master resign (priority 0 advert), withdraws the VIPs and waits until
+    /// that is done.
+    pub async fn stop(&mut self) {
+        let instances = std::mem::take(&mut self.instances);
+        for instance in instances.values() {
+            // A driver that already ended has withdrawn its VIPs.
+            let _ = instance.control.try_send(Control::Shutdown);
+        }
+        for (_, instance) in instances {
+            instance.stop().await;
+        }
+    }
+}
+
+/// Removes the VIPs of every instance of `config` from their interfaces: what a killed
+/// daemon left behind (`hafront release`, for systemd's `ExecStopPost`). Returns per
+/// instance the addresses removed, or why that failed.
+pub async fn release(config: &Config) -> Vec<(String, Result<Vec<IpAddr>, linux::DriverError>)> {
+    let mut results = Vec::new();
+    for (name, instance) in &config.vrrp.instances {
+        let released = linux::release(&instance.interface, &instance.virtual_addresses).await;
+        results.push((name.clone(), released));
+    }
+    results
+}
+
+/// One running instance and its helper tasks.
+struct Instance {
+    config: VrrpInstance,
+    control: mpsc::Sender<Control>,
+    driver: JoinHandle<Result<(), linux::DriverError>>,
+    tracker: JoinHandle<()>,
+    reporter: JoinHandle<()>,
+    board: Arc<Mutex<Board>>,
+    drops: Arc<DropCounters>,
+    activity: Arc<Activity>,
+}
+
+/// What the instance's tasks share for status and alerts.
+#[derive(Debug)]
+struct Board {
+    state: State,
+    since: SystemTime,
+    effective_priority: u8,
+    /// Tracked items now down, in words.
+    down: Vec<String>,
+}
+
+impl Instance {
+    async fn start(
+        name: &str,
+        config: &VrrpInstance,
+        monitor: &Monitor,
+        alerts: &Arc<Mutex<AlertSender>>,
+    ) -> Result<Instance, VrrpError> {
+        let driver_error = |source| VrrpError::Driver {
+            instance: name.to_owned(),
+            source,
+        };
+        let driver_config = driver_config(name, config).await.map_err(|err| match err {
+            ConfigProblem::AuthPass(message) => VrrpError::AuthPass {
+                instance: name.to_owned(),
+                message,
+            },
+            ConfigProblem::Driver(source) => driver_error(source),
+        })?;
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let driver = Driver::new(driver_config, events_tx)
+            .await
+            .map_err(driver_error)?;
+        let tracking = Tracking::resolve(&config.track, monitor);
+        let verdict = tracking.verdict(config.priority);
+        let board = Arc::new(Mutex::new(Board {
+            state: State::Initialize,
+            since: SystemTime::now(),
+            effective_priority: verdict.priority,
+            down: verdict.down.clone(),
+        }));
+        let (control, control_rx) = mpsc::channel(CONTROL_BACKLOG);
+        // Queued before the driver runs: it starts in FAULT (or at the lowered priority)
+        // rather than passing through BACKUP first.
+        for command in verdict.commands() {
+            let _ = control.try_send(command);
+        }
+        let drops = driver.drop_counters();
+        let activity = driver.activity();
+        let driver = tokio::spawn(driver.run(control_rx));
+        let tracker = tokio::spawn(track(
+            name.to_owned(),
+            tracking,
+            config.priority,
+            Some(verdict),
+            monitor.subscribe(),
+            control.clone(),
+            Arc::clone(&board),
+        ));
+        let reporter = tokio::spawn(report(
+            name.to_owned(),
+            events,
+            Arc::clone(&board),
+            Arc::clone(alerts),
+        ));
+        Ok(Instance {
+            config: config.clone(),
+            control,
+            driver,
+            tracker,
+            reporter,
+            board,
+            drops,
+            activity,
+        })
+    }
+
+    /// Tracks `config.track` from now on (the monitor's servers may have been replaced).
+    fn retrack(&mut self, name: &str, config: &VrrpInstance, monitor: &Monitor) {
+        self.tracker.abort();
+        self.tracker = tokio::spawn(track(
+            name.to_owned(),
+            Tracking::resolve(&config.track, monitor),
+            config.priority,
+            None,
+            monitor.subscribe(),
+            self.control.clone(),
+            Arc::clone(&self.board),
+        ));
+        self.config = config.clone();
+    }
+
+    fn status(&self, name: &str) -> InstanceStatus {
+        let board = self.board.lock().unwrap_or_else(PoisonError::into_inner);
+        InstanceStatus {
+            name: name.to_owned(),
+            state: board.state.as_str().to_owned(),
+            priority: self.config.priority,
+            effective_priority: board.effective_priority,
+            master: self.activity.master(),
+            since: board.since,
+            adverts_sent: self.activity.adverts_sent(),
+            adverts_received: self.activity.adverts_received(),
+            dropped: DropReason::ALL
+                .iter()
+                .map(|&reason| (reason.as_str().to_owned(), self.drops.get(reason)))
+                .collect(),
+        }
+    }
+
+    /// Resigns, withdraws the VIPs and waits for the driver; the reporter publishes the
+    /// final transition before it ends.
+    async fn stop(self) {
+        self.tracker.abort();
+        let _ = self.control.send(Control::Shutdown).await;
+        drop(self.control);
+        match self.driver.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => error!(interface = %self.config.interface, "VRRP driver failed: {err}"),
+            Err(err) => error!(interface = %self.config.interface, "VRRP driver task: {err}"),
+        }
+        let _ = self.reporter.await;
+    }
+}
+
+/// Protocol settings equal: only `track` may differ.
+fn same_protocol(running: &VrrpInstance, wanted: &VrrpInstance) -> bool {
+    let strip = |instance: &VrrpInstance| VrrpInstance {
+        track: Vec::new(),
+        ..instance.clone()
+    };
+    strip(running) == strip(wanted)
+}
+
+enum ConfigProblem {
+    AuthPass(String),
+    Driver(linux::DriverError),
+}
+
+/// Maps the configuration onto the driver's: version, password, checksum form, the
+/// interface's primary address, gratuitous ARP, unicast peers and the VIP lifetime.
+async fn driver_config(name: &str, config: &VrrpInstance) -> Result<DriverConfig, ConfigProblem> {
+    let version = if config.version == 2 {
+        Version::V2
+    } else {
+        Version::V3
+    };
+    let auth = match &config.auth_pass {
+        None => Auth::None,
+        Some(secret) => {
+            let text = secret
+                .reveal()
+                .map_err(|err| ConfigProblem::AuthPass(format!("cannot read it: {err}")))?;
+            let password = Password::new(text.as_bytes())
+                .ok_or_else(|| ConfigProblem::AuthPass("longer than 8 bytes".to_owned()))?;
+            Auth::Password(password)
+        }
+    };
+    let ipv6 = config
+        .virtual_addresses
+        .first()
+        .is_some_and(|vip| matches!(vip, IpNet::V6(_)));
+    let primary_address =
+        linux::primary_address(&config.interface, ipv6, &config.virtual_addresses)
+            .await
+            .map_err(ConfigProblem::Driver)?;
+    info!(instance = %name, interface = %config.interface, %primary_address, "VRRP instance starting");
+    let instance = InstanceConfig {
+        vrid: config.vrid,
+        version,
+        priority: config.priority,
+        advert_interval: config.advert_interval,
+        virtual_addresses: config.virtual_addresses.clone(),
+        primary_address,
+        preempt: config.preempt,
+        preempt_delay: config.preempt_delay,
+        auth,
+        garp: GarpConfig {
+            repeat: config.garp.repeat,
+            interval: config.garp.interval,
+            refresh: config.garp.refresh,
+        },
+    };
+    Ok(DriverConfig {
+        interface: config.interface.clone(),
+        vip_lifetime: DriverConfig::default_vip_lifetime(config.advert_interval),
+        instance,
+        unicast_peers: config.unicast_peers.clone(),
+        checksum: match config.v3_checksum {
+            V3Checksum::PseudoHeader => ChecksumForm::PseudoHeader,
+            V3Checksum::MessageOnly => ChecksumForm::MessageOnly,
+        },
+    })
+}
+
+/// The tracked items of one instance, resolved against the monitor.
+struct Tracking {
+    items: Vec<Tracked>,
+}
+
+struct Tracked {
+    target: Target,
+    /// Priority subtracted while down; FAULT when `None`.
+    weight: Option<u8>,
+}
+
+enum Target {
+    /// Down unless up (a server not probed yet counts as down).
+    Server {
+        name: String,
+        health: Option<Arc<ServerHealth>>,
+    },
+    /// Down when no server of it is up.
+    Pool {
+        name: String,
+        servers: Arc<[Arc<ServerHealth>]>,
+    },
+    /// Down when the link is down.
+    Interface { name: String },
+}
+
+/// What tracking makes of the instance right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Verdict {
+    priority: u8,
+    fault: bool,
+    /// Tracked items down, in words.
+    down: Vec<String>,
+}
+
+impl Verdict {
+    fn commands(&self) -> [Control; 2] {
+        [
+            Control::SetPriority(self.priority),
+            Control::SetFault(self.fault),
+        ]
+    }
+}
+
+impl Tracking {
+    fn resolve(tracks: &[Track], monitor: &Monitor) -> Tracking {
+        let items = tracks
+            .iter()
+            .filter_map(|track| {
+                let target = if let Some(server) = &track.server {
+                    let health = server.split_once('/').and_then(|(pool, name)| {
+                        monitor
+                            .pool(pool)?
+                            .iter()
+                            .find(|health| health.name == name)
+                            .cloned()
+                    });
+                    Target::Server {
+                        name: server.clone(),
+                        health,
+                    }
+                } else if let Some(pool) = &track.pool {
+                    Target::Pool {
+                        name: pool.clone(),
+                        servers: monitor.pool(pool).unwrap_or_else(|| Arc::from(Vec::new())),
+                    }
+                } else {
+                    Target::Interface {
+                        name: track.interface.clone()?,
+                    }
+                };
+                Some(Tracked {
+                    target,
+                    weight: track.weight,
+                })
+            })
+            .collect();
+        Tracking { items }
+    }
+
+    fn watches_links(&self) -> bool {
+        self.items
+            .iter()
+            .any(|item| matches!(item.target, Target::Interface { .. }))
+    }
+
+    /// keepalived's semantics: each item down subtracts its weight, or forces FAULT when it
+    /// has none. The priority stays within 1..=configured.
+    fn verdict(&self, configured: u8) -> Verdict {
+        let mut verdict = Verdict {
+            priority: configured,
+            fault: false,
+            down: Vec::new(),
+        };
+        for item in &self.items {
+            let Some(why) = item.target.down() else {
+                continue;
+            };
+            match item.weight {
+                Some(weight) => verdict.priority = verdict.priority.saturating_sub(weight),
+                None => verdict.fault = true,
+            }
+            verdict.down.push(why);
+        }
+        verdict.priority = verdict.priority.max(1);
+        verdict
+    }
+}
+
+impl Target {
+    /// Why the item is down, or `None` when it is up.
+    fn down(&self) -> Option<String> {
+        match self {
+            Target::Server { name, health } => match health {
+                Some(health) if health.is_up() => None,
+                Some(health) => Some(format!("server {name} {}", health.status())),
+                None => Some(format!("server {name} not configured")),
+            },
+            Target::Pool { name, servers } => (!servers.iter().any(|server| server.is_up()))
+                .then(|| format!("pool {name} has no server up")),
+            Target::Interface { name } => {
+                (!link_up(name)).then(|| format!("interface {name} down"))
+            }
+        }
+    }
+}
+
+/// Whether `interface` has carrier and is operationally up (or reports no operational
+/// state, as virtual devices without one do). Reads sysfs of the caller's namespace.
+fn link_up(interface: &str) -> bool {
+    let read = |file: &str| {
+        std::fs::read_to_string(format!("/sys/class/net/{interface}/{file}"))
+            .map(|text| text.trim().to_owned())
+            .unwrap_or_default()
+    };
+    read("carrier") == "1" && matches!(read("operstate").as_str(), "up" | "unknown")
+}
+
+/// Re-evaluates tracking on every health event (and every [`LINK_POLL_INTERVAL`] when
+/// interfaces are tracked) and tells the driver when the verdict differs from `applied`
+/// (at once when that is `None`).
+async fn track(
+    instance: String,
+    tracking: Tracking,
+    configured: u8,
+    mut applied: Option<Verdict>,
+    mut health: tokio::sync::broadcast::Receiver<hafront_health::HealthEvent>,
+    control: mpsc::Sender<Control>,
+    board: Arc<Mutex<Board>>,
+) {
+    let mut link_poll = tracking.watches_links().then(|| {
+        let mut ticker = tokio::time::interval(LINK_POLL_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker
+    });
+    loop {
+        let verdict = tracking.verdict(configured);
+        if applied.as_ref() != Some(&verdict) {
+            if applied
+                .as_ref()
+                .is_none_or(|applied| applied.down != verdict.down)
+            {
+                info!(%instance, priority = verdict.priority, fault = verdict.fault, down = ?verdict.down, "VRRP tracking changed");
+            }
+            {
+                let mut board = board.lock().unwrap_or_else(PoisonError::into_inner);
+                board.effective_priority = verdict.priority;
+                board.down = verdict.down.clone();
+            }
+            for command in verdict.commands() {
+                if control.send(command).await.is_err() {
+                    return;
+                }
+            }
+            applied = Some(verdict);
+        }
+        tokio::select! {
+            event = health.recv() => match event {
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                // The monitor is gone (daemon stopping or reloading): nothing more to follow.
+                Err(RecvError::Closed) => std::future::pending().await,
+            },
+            _ = async { link_poll.as_mut()?.tick().await; Some(()) }, if link_poll.is_some() => {}
+        }
+    }
+}
+
+/// Publishes the driver's transitions as alerts and keeps the board's state current.
+async fn report(
+    instance: String,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    board: Arc<Mutex<Board>>,
+    alerts: Arc<Mutex<AlertSender>>,
+) {
+    while let Some(event) = events.recv().await {
+        let Event::Transition { old, new, reason } = event else {
+            continue;
+        };
+        let (priority, why) = {
+            let mut board = board.lock().unwrap_or_else(PoisonError::into_inner);
+            board.state = new;
+            board.since = SystemTime::now();
+            let why = match reason {
+                Reason::FaultRaised if !board.down.is_empty() => {
+                    format!("{}: {}", reason.as_str(), board.down.join(", "))
+                }
+                _ => reason.as_str().to_owned(),
+            };
+            (board.effective_priority, why)
+        };
+        info!(%instance, from = old.as_str(), to = new.as_str(), priority, reason = %why, "VRRP instance changed state");
+        let transition = VrrpTransition {
+            instance: instance.clone(),
+            old: alert_state(old, Reason::Startup),
+            new: alert_state(new, reason),
+            priority,
+            reason: why,
+        };
+        let event = crate::alerts::Event {
+            at: SystemTime::now(),
+            kind: EventKind::Vrrp(transition),
+        };
+        let sender = alerts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if !sender.send(event) {
+            warn!(%instance, "alert queue full; VRRP state change not reported");
+        }
+    }
+}
+
+/// The alert's name for a state: INITIALIZE entered by a shutdown is STOP.
+fn alert_state(state: State, reason: Reason) -> VrrpState {
+    match state {
+        State::Initialize if reason == Reason::Shutdown => VrrpState::Stop,
+        State::Initialize => VrrpState::Init,
+        State::Backup => VrrpState::Backup,
+        State::Master => VrrpState::Master,
+        State::Fault => VrrpState::Fault,
+    }
+}
