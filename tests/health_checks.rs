@@ -73,6 +73,15 @@ fn server(monitor: &Monitor, name: &str) -> Arc<ServerHealth> {
         .unwrap_or_else(|| panic!("server {name} in pool db"))
 }
 
+/// A monitor running `config`, with a receiver that sees every event
+/// including each server's first.
+fn start_subscribed(config: &Config) -> (Monitor, broadcast::Receiver<HealthEvent>) {
+    let mut monitor = Monitor::new();
+    let events = monitor.subscribe();
+    monitor.reload(config).unwrap();
+    (monitor, events)
+}
+
 fn mysql_check(extra: &str) -> String {
     format!(
         "{{kind: mysql, user: {CHECK_USER}, password: {{value: {CHECK_PASSWORD}}}, \
@@ -89,8 +98,7 @@ async fn tcp_check_tells_listening_from_closed() {
         "{kind: tcp, interval: 100ms, timeout: 100ms, rise: 2, fall: 2}",
         &[("open", open), ("closed", closed)],
     );
-    let monitor = Monitor::start(&config).unwrap();
-    let mut events = monitor.subscribe();
+    let (monitor, mut events) = start_subscribed(&config);
 
     let up = next_event(&mut events, "open").await;
     assert_eq!(
@@ -167,8 +175,7 @@ async fn mysql_login_passes_and_wrong_password_is_access_denied() {
 async fn mysql_role_follows_read_only() {
     let db = MariaDb::start().await;
     let config = config(&mysql_check(", role: true"), &[("db1", db.address())]);
-    let monitor = Monitor::start(&config).unwrap();
-    let mut events = monitor.subscribe();
+    let (monitor, mut events) = start_subscribed(&config);
 
     let up = next_event(&mut events, "db1").await;
     assert_eq!((up.new, up.role), (Status::Up, Some(Role::Primary)));
@@ -201,8 +208,7 @@ async fn mysql_replication_check_follows_the_sql_thread() {
             ("replica", replica.address()),
         ],
     );
-    let monitor = Monitor::start(&config).unwrap();
-    let mut events = monitor.subscribe();
+    let (monitor, mut events) = start_subscribed(&config);
 
     let replica_up = next_event(&mut events, "replica").await;
     assert_eq!(
@@ -275,8 +281,7 @@ async fn mysql_replication_check_fails_while_the_replica_lags() {
         &mysql_check(", replication: {max_lag: 1s}"),
         &[("replica", replica.address())],
     );
-    let monitor = Monitor::start(&config).unwrap();
-    let mut events = monitor.subscribe();
+    let (monitor, mut events) = start_subscribed(&config);
     let up = next_event(&mut events, "replica").await;
     assert_eq!(up.new, Status::Up, "{}", up.reason);
 
@@ -289,9 +294,16 @@ async fn mysql_replication_check_fails_while_the_replica_lags() {
     let lagging = next_event(&mut events, "replica").await;
     assert_eq!((lagging.old, lagging.new), (Status::Up, Status::Down));
     assert!(lagging.reason.contains("exceeds 1s"), "{}", lagging.reason);
+    assert!(!server(&monitor, "replica").is_up());
 
     let caught_up = next_event(&mut events, "replica").await;
     assert_eq!((caught_up.old, caught_up.new), (Status::Down, Status::Up));
+    let last = server(&monitor, "replica").last_probe().unwrap();
+    assert!(
+        last.reason.contains("replication running"),
+        "{}",
+        last.reason
+    );
 }
 
 #[tokio::test]
@@ -515,8 +527,7 @@ async fn killed_server_goes_down_after_fall_and_returns_after_rise() {
          interval: 200ms, timeout: 200ms, rise: {rise}, fall: {fall}}}"
     );
     let config = config(&check, &[("db1", db.address())]);
-    let monitor = Monitor::start(&config).unwrap();
-    let mut events = monitor.subscribe();
+    let (monitor, mut events) = start_subscribed(&config);
     assert_eq!(next_event(&mut events, "db1").await.new, Status::Up);
 
     db.kill();

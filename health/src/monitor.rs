@@ -72,14 +72,23 @@ impl Monitor {
     /// Starts probing every server of every pool of `config`. Must be called
     /// within a Tokio runtime. Servers start [`Status::Unknown`]; each one's
     /// first probe decides up or down.
+    ///
+    /// Probes may finish before a later [`Monitor::subscribe`]; to see every
+    /// server's first event, use [`Monitor::new`], subscribe, then
+    /// [`Monitor::reload`].
     pub fn start(config: &Config) -> Result<Monitor, MonitorError> {
-        let mut monitor = Monitor {
+        let mut monitor = Monitor::new();
+        monitor.reload(config)?;
+        Ok(monitor)
+    }
+
+    /// A monitor with no pools yet; [`Monitor::reload`] starts the probes.
+    pub fn new() -> Monitor {
+        Monitor {
             events: broadcast::channel(EVENT_BACKLOG).0,
             pools: BTreeMap::new(),
             tasks: HashMap::new(),
-        };
-        monitor.reload(config)?;
-        Ok(monitor)
+        }
     }
 
     /// Applies a new configuration. Servers whose pool, name, address, check
@@ -195,6 +204,12 @@ impl Monitor {
             health,
             handle,
         }
+    }
+}
+
+impl Default for Monitor {
+    fn default() -> Self {
+        Monitor::new()
     }
 }
 
