@@ -299,6 +299,7 @@ impl Validator<'_> {
                 self.spiped_key_length(&mode.key("key_file"), &spiped.key_file);
             }
             RelayMode::TlsServer(tls) => {
+                self.positive_duration(&mode.key("handshake_timeout"), tls.handshake_timeout);
                 self.existing_file(&mode.key("cert_file"), &tls.cert_file);
                 self.private_file(&mode.key("key_file"), &tls.key_file, "key");
                 if let Some(ca_file) = &tls.client_ca_file {
@@ -306,6 +307,7 @@ impl Validator<'_> {
                 }
             }
             RelayMode::TlsClient(tls) => {
+                self.positive_duration(&mode.key("handshake_timeout"), tls.handshake_timeout);
                 self.existing_file(&mode.key("ca_file"), &tls.ca_file);
                 if tls.server_name.is_empty() {
                     self.report(&mode.key("server_name"), "must not be empty");
