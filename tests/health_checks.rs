@@ -391,7 +391,8 @@ async fn redis_role_tells_master_from_replica() {
 }
 
 /// A one-request-per-connection HTTP server answering `/status/NNN` with
-/// status NNN, and garbage on `/garbage`.
+/// status NNN, and garbage on `/garbage`. It serves two virtual hosts, its
+/// own address and `db.example.test`; any other Host header gets 421.
 async fn http_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -405,7 +406,11 @@ async fn http_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
                 let read = stream.read(&mut request).await.unwrap_or(0);
                 let request = String::from_utf8_lossy(&request[..read]);
                 let path = request.split(' ').nth(1).unwrap_or("/");
+                let known_host = [format!("{address}"), "db.example.test".to_owned()]
+                    .iter()
+                    .any(|host| request.contains(&format!("\r\nHost: {host}\r\n")));
                 let response = match path.strip_prefix("/status/") {
+                    Some(_) if !known_host => "HTTP/1.1 421 Misdirected Request\r\n\r\n".to_owned(),
                     Some(code) => format!("HTTP/1.1 {code} Whatever\r\nContent-Length: 0\r\n\r\n"),
                     None => "SSH-2.0-not-http\r\n".to_owned(),
                 };
@@ -424,6 +429,19 @@ async fn http_check_judges_the_status_code() {
             format!("{{kind: http, path: \"{path}\", expect_status: \"{expect}\", timeout: 1s}}");
         async move { probe_once(&check, address).await }
     };
+
+    let virtual_host = probe_once(
+        "{kind: http, path: /status/200, host: db.example.test, timeout: 1s}",
+        address,
+    )
+    .await;
+    assert!(virtual_host.ok, "{}", virtual_host.reason);
+    let unknown_host = probe_once(
+        "{kind: http, path: /status/200, host: other.test, timeout: 1s}",
+        address,
+    )
+    .await;
+    assert_eq!(unknown_host.reason, "HTTP status 421, expected 200-399");
 
     let ok = probe_path("/status/204", "200-399").await;
     assert!(ok.ok, "{}", ok.reason);
@@ -461,6 +479,12 @@ async fn exec_check_passes_on_exit_zero_with_server_in_environment() {
     let failed = probe_once(failing, address).await;
     assert!(!failed.ok);
     assert_eq!(failed.reason, "exit status 3: replica is lagging");
+
+    // 256 KiB of stderr (more than a pipe holds) neither blocks the program
+    // nor grows the reason past its first line.
+    let chatty = r#"{kind: exec, timeout: 1s, command: [sh, -c, 'echo first line >&2; head -c 262144 /dev/zero | tr "\\0" x >&2; exit 1']}"#;
+    let chatty = probe_once(chatty, address).await;
+    assert_eq!(chatty.reason, "exit status 1: first line");
 
     let missing = probe_once(
         "{kind: exec, timeout: 1s, command: [/nonexistent/check]}",
