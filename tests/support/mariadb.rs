@@ -97,7 +97,7 @@ impl MariaDb {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
 
-    /// The server's process id, if it runs.
+    /// The running server process (panics after [`MariaDb::kill`]).
     pub fn process(&self) -> &ServerProcess {
         self.process.as_ref().expect("MariaDB is running")
     }

@@ -70,7 +70,7 @@ impl Redis {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
 
-    /// The server process.
+    /// The running server process (panics after [`Redis::kill`]).
     pub fn process(&self) -> &ServerProcess {
         self.process.as_ref().expect("Redis is running")
     }
