@@ -291,6 +291,9 @@ impl Daemon {
     async fn apply(&mut self, new: Config) -> Result<Vec<String>, DaemonError> {
         let mut problems = Vec::new();
         self.monitor.reload(&new)?;
+        if new.global.log != self.config.global.log {
+            crate::logging::reconfigure(&new.global.log);
+        }
         *self.board.write().unwrap_or_else(PoisonError::into_inner) = monitor_pools(&self.monitor);
 
         // Relays whose settings are unchanged keep their listeners and

@@ -1,16 +1,34 @@
 //! Log setup: tracing to stderr as text or JSON lines, or to journald with
 //! structured fields, filtered by the config's `global.log.level` unless
-//! `-v` or `RUST_LOG` says otherwise.
+//! `-v` or `RUST_LOG` says otherwise. A reload can change the configured
+//! filter ([`reconfigure`]); the format is fixed at start.
+
+use std::sync::OnceLock;
 
 use hafront_config::{Log, LogFormat};
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry, reload};
+
+/// What [`reconfigure`] needs: the live filter and what it was set from.
+struct Live {
+    filter: reload::Handle<EnvFilter, Registry>,
+    /// `-v` or `RUST_LOG` chose the filter; the configuration does not.
+    overridden: bool,
+    format: LogFormat,
+}
+
+static LIVE: OnceLock<Live> = OnceLock::new();
 
 /// Installs the global subscriber. `verbosity` counts `-v` flags: one means
 /// debug, two or more trace; they override the configured level.
 pub fn init(log: &Log, verbosity: u8) {
-    let filter = filter(log, verbosity);
+    let (filter, handle) = reload::Layer::new(filter(log, verbosity));
+    let _ = LIVE.set(Live {
+        filter: handle,
+        overridden: verbosity > 0 || std::env::var_os("RUST_LOG").is_some(),
+        format: log.format,
+    });
     let stderr = || tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let registry = tracing_subscriber::registry().with(filter);
     match log.format {
@@ -23,6 +41,30 @@ pub fn init(log: &Log, verbosity: u8) {
                 tracing::warn!("journald unavailable ({err}); logging to stderr");
             }
         },
+    }
+}
+
+/// Applies a reloaded configuration's `level` (unless `-v` or `RUST_LOG`
+/// chose the filter). An invalid filter keeps the current one; a format
+/// change is reported as needing a restart.
+pub fn reconfigure(log: &Log) {
+    let Some(live) = LIVE.get() else {
+        return;
+    };
+    if log.format != live.format {
+        tracing::warn!("the log format changes only when hafront restarts");
+    }
+    if live.overridden {
+        return;
+    }
+    match EnvFilter::try_new(&log.level) {
+        Ok(filter) => match live.filter.reload(filter) {
+            Ok(()) => tracing::info!(level = %log.level, "log filter set"),
+            Err(err) => tracing::warn!("cannot change the log filter: {err}"),
+        },
+        Err(err) => {
+            tracing::warn!(level = %log.level, "invalid log filter ({err}); keeping the current one")
+        }
     }
 }
 

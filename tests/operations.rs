@@ -46,7 +46,7 @@ impl Daemon {
         let child = Command::new(HAFRONT)
             .args(["run", "-c"])
             .arg(config)
-            .env("RUST_LOG", "info")
+            .env_remove("RUST_LOG")
             .env("NO_COLOR", "1")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -644,6 +644,37 @@ async fn dry_run_lists_the_changes_and_applies_none() {
     assert!(output.status.success(), "{output:?}");
     let output = daemon.hafront(&["reload", "--dry-run"]);
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "no changes");
+    assert_eq!(daemon.stop(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_changes_the_log_filter() {
+    let redis = Redis::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let servers = [("one", redis.address())];
+    let quiet = config_text(&dir, "  log: { level: warn }\n", "200ms", &servers, &[]);
+    let config = write(&dir, &quiet);
+    let daemon = Daemon::start(&dir, &config);
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(!daemon.log().contains("probe"), "no debug lines at warn");
+
+    write(
+        &dir,
+        &quiet.replace("level: warn", "level: \"info,hafront_health=debug\""),
+    );
+    let output = daemon.hafront(&["reload"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "~ global");
+    daemon.wait_until(Duration::from_secs(5), "debug probe lines", || {
+        daemon
+            .log()
+            .lines()
+            .any(|line| line.contains("DEBUG") && line.contains("probe"))
+    });
+    assert!(
+        daemon.log().contains("configuration reloaded"),
+        "info lines too"
+    );
     assert_eq!(daemon.stop(), Some(0));
 }
 
