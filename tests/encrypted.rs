@@ -946,3 +946,39 @@ async fn gateway_refuses_bad_requests_with_a_status_and_keeps_serving() {
     let received = gateway_exchange(gateway.address(), &request).await;
     assert_eq!(received, b"200pingbye\n");
 }
+
+#[tokio::test]
+async fn gateway_token_command_uses_the_configured_secret_and_allow_list() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = private_file(&dir.path().join("secret"), b"from a file\n");
+    let config = dir.path().join("hafront.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  state_dir: {state}\n  control_socket: {state}/control.sock\n\
+             checks:\n  port: {{kind: tcp}}\n\
+             pools:\n  db:\n    check: port\n    servers: [{{address: 10.1.0.5:3306}}]\n\
+             relays:\n  front:\n    listen: [127.0.0.1:0]\n    pool: db\n    mode:\n      \
+             kind: gateway\n      secret: {{file: {secret}}}\n      allow: [10.1.0.0/24]\n",
+            state = dir.path().display(),
+            secret = secret.display(),
+        ),
+    )
+    .expect("config");
+    let token = gateway::gateway_token(&config, None, "10.1.0.5:3306").expect("token");
+    assert_eq!(
+        gateway::decrypt_address(b"from a file", token.as_bytes()),
+        Ok("10.1.0.5:3306".parse().expect("address"))
+    );
+    let refused = gateway::gateway_token(&config, None, "10.2.0.5:3306").expect_err("refused");
+    assert!(refused.contains("allow-list"), "{refused}");
+    let unknown =
+        gateway::gateway_token(&config, Some("back"), "10.1.0.5:3306").expect_err("refused");
+    assert!(unknown.contains("no gateway relay named back"), "{unknown}");
+    let not_an_address =
+        gateway::gateway_token(&config, None, "db.example:3306").expect_err("refused");
+    assert!(
+        not_an_address.contains("not an ip:port"),
+        "{not_an_address}"
+    );
+}
