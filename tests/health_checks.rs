@@ -393,8 +393,8 @@ async fn redis_role_tells_master_from_replica() {
 /// A one-request-per-connection HTTP server answering `/status/NNN` with
 /// status NNN, and garbage on `/garbage`. It serves two virtual hosts, its
 /// own address and `db.example.test`; any other Host header gets 421.
-async fn http_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+async fn http_server(bind: &str) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind(bind).await.unwrap();
     let address = listener.local_addr().unwrap();
     let handle = tokio::spawn(async move {
         loop {
@@ -423,7 +423,7 @@ async fn http_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
 
 #[tokio::test]
 async fn http_check_judges_the_status_code() {
-    let (address, server) = http_server().await;
+    let (address, server) = http_server("127.0.0.1:0").await;
     let probe_path = |path: &str, expect: &str| {
         let check =
             format!("{{kind: http, path: \"{path}\", expect_status: \"{expect}\", timeout: 1s}}");
@@ -464,6 +464,14 @@ async fn http_check_judges_the_status_code() {
         "{}",
         garbage.reason
     );
+    server.abort();
+}
+
+#[tokio::test]
+async fn http_check_over_ipv6_sends_a_bracketed_host() {
+    let (address, server) = http_server("[::1]:0").await;
+    let result = probe_once("{kind: http, path: /status/200, timeout: 1s}", address).await;
+    assert!(result.ok, "{}", result.reason);
     server.abort();
 }
 
