@@ -11,11 +11,12 @@
 use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -25,6 +26,8 @@ use crate::control::{ControlRequest, Request, Response, Status};
 const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// Time a scraper has to send its request and take the answer.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Scrapes served at once; more are closed unanswered.
+const MAX_CLIENTS: usize = 16;
 
 /// A listening metrics endpoint; dropping it stops serving.
 #[derive(Debug)]
@@ -50,10 +53,18 @@ impl MetricsServer {
         let configured = address;
         info!(address = %listener.local_addr()?, "metrics listening");
         let task = tokio::spawn(async move {
+            let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
             loop {
                 match listener.accept().await {
                     Ok((stream, _)) => {
-                        tokio::spawn(serve(stream, requests.clone()));
+                        // Over the limit the connection is closed unanswered.
+                        if let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
+                            let requests = requests.clone();
+                            tokio::spawn(async move {
+                                serve(stream, requests).await;
+                                drop(slot);
+                            });
+                        }
                     }
                     Err(error) => {
                         warn!("metrics accept failed: {error}");
@@ -445,4 +456,69 @@ fn escape(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::control::{AlertsStatus, InstanceStatus};
+
+    fn status_with_instance(name: &str) -> Status {
+        Status {
+            node: "n".to_owned(),
+            pid: 1,
+            config: "/etc/hafront/hafront.yaml".into(),
+            started: SystemTime::UNIX_EPOCH,
+            vrrp: vec![InstanceStatus {
+                name: name.to_owned(),
+                state: "master".to_owned(),
+                priority: 150,
+                effective_priority: 140,
+                master: None,
+                since: SystemTime::UNIX_EPOCH,
+                adverts_sent: 12,
+                adverts_received: 3,
+                dropped: BTreeMap::from([("bad_ttl".to_owned(), 2)]),
+            }],
+            pools: Vec::new(),
+            relays: Vec::new(),
+            alerts: AlertsStatus {
+                queued_mails: 4,
+                dropped_events: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn vrrp_figures_are_labelled_by_instance() {
+        let text = render(&status_with_instance("db"));
+        for line in [
+            "hafront_vrrp_state{instance=\"db\",state=\"master\"} 1",
+            "hafront_vrrp_state{instance=\"db\",state=\"backup\"} 0",
+            "hafront_vrrp_priority{instance=\"db\"} 150",
+            "hafront_vrrp_effective_priority{instance=\"db\"} 140",
+            "hafront_vrrp_adverts_sent_total{instance=\"db\"} 12",
+            "hafront_vrrp_adverts_received_total{instance=\"db\"} 3",
+            "hafront_vrrp_dropped_total{instance=\"db\",reason=\"bad_ttl\"} 2",
+            "hafront_alerts_queued_mails 4",
+            "# TYPE hafront_vrrp_adverts_sent_total counter",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let text = render(&status_with_instance("a\"b\\c\nd"));
+        assert!(
+            text.contains("hafront_vrrp_priority{instance=\"a\\\"b\\\\c\\nd\"} 150"),
+            "{text}"
+        );
+    }
 }

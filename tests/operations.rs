@@ -407,6 +407,15 @@ async fn status_and_metrics_report_what_the_daemon_really_did() {
         0.0
     );
     assert!(metrics.contains("# TYPE hafront_relay_bytes_total counter"));
+    let mut other = TcpStream::connect(metrics_address).expect("connect to metrics");
+    other
+        .write_all(b"GET / HTTP/1.1\r\n\r\n")
+        .expect("send the request");
+    let mut response = String::new();
+    other
+        .read_to_string(&mut response)
+        .expect("read the response");
+    assert!(response.starts_with("HTTP/1.1 404 "), "{response}");
 
     assert_eq!(daemon.stop(), Some(0));
 }

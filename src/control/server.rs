@@ -3,11 +3,12 @@
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -19,6 +20,8 @@ const MAX_REQUEST_BYTES: u64 = 64 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time a client has to take the response.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Clients served at once; more are closed unanswered.
+const MAX_CLIENTS: usize = 16;
 
 /// A listening control socket. Dropping it stops serving and removes the
 /// socket file (if it is still the one this server created).
@@ -92,10 +95,18 @@ impl Drop for ControlServer {
 }
 
 async fn accept_loop(listener: UnixListener, requests: mpsc::Sender<ControlRequest>) {
+    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(serve(stream, requests.clone()));
+                // Over the limit the connection is closed unanswered.
+                if let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
+                    let requests = requests.clone();
+                    tokio::spawn(async move {
+                        serve(stream, requests).await;
+                        drop(slot);
+                    });
+                }
             }
             Err(error) => {
                 warn!("control socket accept failed: {error}");
