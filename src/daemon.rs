@@ -183,16 +183,20 @@ impl Endpoints {
 impl Daemon {
     async fn start(config: Config) -> Result<Daemon, DaemonError> {
         let node = config.global.node.clone().unwrap_or_else(host_name);
-        let monitor = Monitor::start(&config)?;
-        let board: PoolBoard = Arc::new(RwLock::new(monitor_pools(&monitor)));
+        // Subscribers first, then the checks: every server's first verdict
+        // (a server down at start, say) reaches alerts and status.
+        let mut monitor = Monitor::new();
+        let board: PoolBoard = Arc::default();
         let alerts = Alerts::start(node.clone(), &config, pool_summary(Arc::clone(&board)))?;
         let forwarder = forward_health_events(&monitor, &alerts);
+        let since = SinceTracker::start(&monitor);
+        monitor.reload(&config)?;
+        *board.write().unwrap_or_else(PoisonError::into_inner) = monitor_pools(&monitor);
         let mut relays = BTreeMap::new();
         for (name, relay_config) in &config.relays {
             let relay = start_relay(&monitor, name, relay_config).map_err(DaemonError::Relay)?;
             relays.insert(name.clone(), relay);
         }
-        let since = SinceTracker::start(&monitor);
         let vrrp = VrrpInstances::start(&config, &monitor, alerts.sender()).await?;
         Ok(Daemon {
             node,
