@@ -15,7 +15,7 @@ fi
 
 packages=(
     mariadb-server mariadb-client redis-server redis-tools python3-aiosmtpd
-    keepalived spiped stunnel4 openssl iproute2 procps
+    keepalived spiped stunnel4 openssl iproute2 procps systemd
 )
 missing=()
 for p in "${packages[@]}"; do
