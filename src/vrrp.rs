@@ -604,3 +604,142 @@ fn alert_state(state: State, reason: Reason) -> VrrpState {
         State::Fault => VrrpState::Fault,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hafront_health::Status;
+
+    fn server(name: &str, status: Status) -> Arc<ServerHealth> {
+        let health = ServerHealth::new(
+            "pool",
+            &hafront_config::Server {
+                name: Some(name.to_owned()),
+                address: "127.0.0.1:3306".parse().unwrap(),
+                weight: 1,
+                backup: false,
+            },
+        );
+        health.set_status(status);
+        Arc::new(health)
+    }
+
+    fn tracked(target: Target, weight: Option<u8>) -> Tracked {
+        Tracked { target, weight }
+    }
+
+    fn server_target(status: Status) -> Target {
+        Target::Server {
+            name: "pool/db".to_owned(),
+            health: Some(server("db", status)),
+        }
+    }
+
+    #[test]
+    fn everything_up_keeps_the_configured_priority() {
+        let tracking = Tracking {
+            items: vec![
+                tracked(server_target(Status::Up), None),
+                tracked(server_target(Status::Up), Some(50)),
+            ],
+        };
+        let verdict = tracking.verdict(150);
+        assert_eq!(verdict.priority, 150);
+        assert!(!verdict.fault);
+        assert!(verdict.down.is_empty());
+    }
+
+    #[test]
+    fn weights_of_down_items_add_up_and_the_priority_stays_at_least_1() {
+        let tracking = Tracking {
+            items: vec![
+                tracked(server_target(Status::Down), Some(30)),
+                tracked(server_target(Status::Up), Some(40)),
+                tracked(server_target(Status::Down), Some(50)),
+            ],
+        };
+        assert_eq!(tracking.verdict(150).priority, 70);
+        assert_eq!(tracking.verdict(60).priority, 1);
+        assert!(!tracking.verdict(150).fault);
+    }
+
+    #[test]
+    fn an_unprobed_server_without_weight_forces_fault() {
+        let tracking = Tracking {
+            items: vec![tracked(server_target(Status::Unknown), None)],
+        };
+        let verdict = tracking.verdict(150);
+        assert!(verdict.fault);
+        assert_eq!(verdict.down, ["server pool/db unknown"]);
+    }
+
+    #[test]
+    fn a_pool_is_down_only_when_no_server_is_up() {
+        let pool = |statuses: &[Status]| Target::Pool {
+            name: "replicas".to_owned(),
+            servers: statuses
+                .iter()
+                .enumerate()
+                .map(|(index, &status)| server(&format!("r{index}"), status))
+                .collect(),
+        };
+        assert_eq!(pool(&[Status::Down, Status::Up]).down(), None);
+        assert_eq!(
+            pool(&[Status::Down, Status::Unknown]).down().as_deref(),
+            Some("pool replicas has no server up")
+        );
+        assert!(pool(&[]).down().is_some());
+    }
+
+    #[test]
+    fn a_missing_interface_is_down_and_loopback_is_up() {
+        let missing = Target::Interface {
+            name: "hft-no-such-if".to_owned(),
+        };
+        assert_eq!(
+            missing.down().as_deref(),
+            Some("interface hft-no-such-if down")
+        );
+        // Loopback has carrier and reports operstate "unknown".
+        assert!(link_up("lo"));
+    }
+
+    #[test]
+    fn shutdown_is_reported_as_stop() {
+        assert_eq!(
+            alert_state(State::Initialize, Reason::Shutdown),
+            VrrpState::Stop
+        );
+        assert_eq!(
+            alert_state(State::Initialize, Reason::Startup),
+            VrrpState::Init
+        );
+        assert_eq!(
+            alert_state(State::Fault, Reason::FaultRaised),
+            VrrpState::Fault
+        );
+    }
+
+    #[test]
+    fn only_track_changes_keep_an_instance_running() {
+        let instance: VrrpInstance = serde_saphyr::from_str(
+            "interface: eth0\nvrid: 51\nvirtual_addresses: [10.0.0.100/24]\n",
+        )
+        .unwrap();
+        let retracked = VrrpInstance {
+            track: vec![Track {
+                server: None,
+                pool: None,
+                interface: Some("eth1".to_owned()),
+                weight: Some(10),
+            }],
+            ..instance.clone()
+        };
+        assert!(same_protocol(&instance, &retracked));
+        let reprioritised = VrrpInstance {
+            priority: 200,
+            ..instance.clone()
+        };
+        assert!(!same_protocol(&instance, &reprioritised));
+    }
+}

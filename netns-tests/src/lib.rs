@@ -113,7 +113,15 @@ impl Lab {
         let switch = lab.switch.clone();
         ip(&["-n", &switch, "link", "set", "lo", "up"]);
         ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"]);
-        ip(&["-n", &switch, "address", "add", "10.213.0.254/24", "dev", "br0"]);
+        ip(&[
+            "-n",
+            &switch,
+            "address",
+            "add",
+            "10.213.0.254/24",
+            "dev",
+            "br0",
+        ]);
         ip(&["-n", &switch, "link", "set", "br0", "up"]);
         for number in 1..=nodes {
             let node = format!("{prefix}-n{number}");
@@ -138,7 +146,15 @@ impl Lab {
             ip(&["-n", &switch, "link", "set", &port, "master", "br0"]);
             ip(&["-n", &switch, "link", "set", &port, "up"]);
             let address = format!("{}/24", Lab::address(number));
-            ip(&["-n", &node, "address", "add", &address, "dev", NODE_INTERFACE]);
+            ip(&[
+                "-n",
+                &node,
+                "address",
+                "add",
+                &address,
+                "dev",
+                NODE_INTERFACE,
+            ]);
             ip(&["-n", &node, "link", "set", NODE_INTERFACE, "up"]);
             ip(&["-n", &node, "link", "set", "lo", "up"]);
         }
@@ -168,12 +184,26 @@ impl Lab {
     /// Cuts node `number` off the bridge (its switch port goes down; the node still sees
     /// its own link up, as with a failed switch port or cable on the far side).
     pub fn cut(&self, number: usize) {
-        ip(&["-n", &self.switch, "link", "set", &format!("p{number}"), "down"]);
+        ip(&[
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            &format!("p{number}"),
+            "down",
+        ]);
     }
 
     /// Reconnects node `number`.
     pub fn heal(&self, number: usize) {
-        ip(&["-n", &self.switch, "link", "set", &format!("p{number}"), "up"]);
+        ip(&[
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            &format!("p{number}"),
+            "up",
+        ]);
     }
 
     /// Whether node `number` has the VIP on its interface.
@@ -183,7 +213,9 @@ impl Lab {
 
     /// The nodes (numbered from 1) that have the VIP now.
     pub fn vip_holders(&self) -> Vec<usize> {
-        (1..=self.nodes.len()).filter(|&number| self.has_vip(number)).collect()
+        (1..=self.nodes.len())
+            .filter(|&number| self.has_vip(number))
+            .collect()
     }
 
     /// Starts the node service of node `number`: answers every connection on
@@ -220,7 +252,16 @@ impl Drop for Lab {
 
 fn has_vip(namespace: &str) -> bool {
     let output = Command::new("ip")
-        .args(["-n", namespace, "-o", "-4", "address", "show", "dev", NODE_INTERFACE])
+        .args([
+            "-n",
+            namespace,
+            "-o",
+            "-4",
+            "address",
+            "show",
+            "dev",
+            NODE_INTERFACE,
+        ])
         .output()
         .expect("run ip");
     String::from_utf8_lossy(&output.stdout).contains(&format!(" {VIP}/"))
@@ -603,10 +644,7 @@ impl Drop for NodeProcess {
     fn drop(&mut self) {
         if self.running() {
             // SIGTERM first so keepalived stops its children; SIGKILL after a grace period.
-            let _ = kill(
-                Pid::from_raw(self.child.id() as i32),
-                Signal::SIGTERM,
-            );
+            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(3);
             while Instant::now() < deadline && self.running() {
                 std::thread::sleep(Duration::from_millis(10));

@@ -24,26 +24,52 @@ fn link_cut_moves_the_vip_and_heal_preempts_back() {
     let _services = [lab.service(1), lab.service(2)];
     let _n1 = node(&lab, 1, 200, "");
     let _n2 = node(&lab, 2, 100, "");
-    assert!(wait_until(SETTLE, || lab.vip_holders() == [1]), "n1 never became the only master");
+    assert!(
+        wait_until(SETTLE, || lab.vip_holders() == [1]),
+        "n1 never became the only master"
+    );
     let probe = lab.probe();
     std::thread::sleep(Duration::from_millis(300));
 
     let cut = Instant::now();
     lab.cut(1);
-    assert!(wait_until(Duration::from_secs(2), || lab.has_vip(2)), "n2 did not take over");
+    assert!(
+        wait_until(Duration::from_secs(2), || lab.has_vip(2)),
+        "n2 did not take over"
+    );
     std::thread::sleep(Duration::from_millis(500));
     let healed = Instant::now();
     lab.heal(1);
     // n1 (higher priority, preempt) wins the contested election and n2 backs off.
-    assert!(wait_until(Duration::from_secs(2), || lab.vip_holders() == [1]), "n2 kept the VIP after heal: {:?}", lab.vip_holders());
+    assert!(
+        wait_until(Duration::from_secs(2), || lab.vip_holders() == [1]),
+        "n2 kept the VIP after heal: {:?}",
+        lab.vip_holders()
+    );
     std::thread::sleep(Duration::from_millis(500));
     let log = probe.finish();
 
-    let takeover = log.first_answer_from("n2", cut).expect("n2 answered after the cut");
-    assert!(takeover - cut < Duration::from_millis(800), "failover took {:?}", takeover - cut);
-    let back = log.first_answer_from("n1", healed).expect("n1 answered after the heal");
-    assert!(back - healed < Duration::from_secs(1), "failback took {:?}", back - healed);
-    assert_eq!(log.answerers_after(back), ["n1"], "only n1 answers once it is back");
+    let takeover = log
+        .first_answer_from("n2", cut)
+        .expect("n2 answered after the cut");
+    assert!(
+        takeover - cut < Duration::from_millis(800),
+        "failover took {:?}",
+        takeover - cut
+    );
+    let back = log
+        .first_answer_from("n1", healed)
+        .expect("n1 answered after the heal");
+    assert!(
+        back - healed < Duration::from_secs(1),
+        "failback took {:?}",
+        back - healed
+    );
+    assert_eq!(
+        log.answerers_after(back),
+        ["n1"],
+        "only n1 answers once it is back"
+    );
 }
 
 #[test]
@@ -55,14 +81,20 @@ fn graceful_stop_hands_over_within_a_skew_time() {
     let _services = [lab.service(1), lab.service(2)];
     let mut n1 = node(&lab, 1, 200, "");
     let _n2 = node(&lab, 2, 150, "");
-    assert!(wait_until(SETTLE, || lab.vip_holders() == [1]), "n1 never became the only master");
+    assert!(
+        wait_until(SETTLE, || lab.vip_holders() == [1]),
+        "n1 never became the only master"
+    );
     let probe = lab.probe();
     let watch = lab.watch_vip();
     std::thread::sleep(Duration::from_millis(300));
 
     let stopped = Instant::now();
     n1.terminate();
-    assert!(wait_until(Duration::from_secs(1), || lab.vip_holders() == [2]), "n2 did not take over");
+    assert!(
+        wait_until(Duration::from_secs(1), || lab.vip_holders() == [2]),
+        "n2 did not take over"
+    );
     std::thread::sleep(Duration::from_millis(200));
     let answers = probe.finish();
     let vips = watch.finish();
@@ -70,9 +102,20 @@ fn graceful_stop_hands_over_within_a_skew_time() {
     // The resign advert makes n2 master after its skew time ((256 - 150) / 256 x 100 ms).
     let gap = answers.longest_gap_after(stopped - Duration::from_millis(100));
     eprintln!("graceful stop: longest gap without an answer {gap:?}");
-    assert!(gap < Duration::from_millis(150), "clients saw no answer for {gap:?}");
-    assert_eq!(vips.longest_duplicate_after(stopped), Duration::ZERO, "both nodes held the VIP");
-    assert!(n1.log().contains("VRRP instance changed state"), "transitions are logged:\n{}", n1.log());
+    assert!(
+        gap < Duration::from_millis(150),
+        "clients saw no answer for {gap:?}"
+    );
+    assert_eq!(
+        vips.longest_duplicate_after(stopped),
+        Duration::ZERO,
+        "both nodes held the VIP"
+    );
+    assert!(
+        n1.log().contains("VRRP instance changed state"),
+        "transitions are logged:\n{}",
+        n1.log()
+    );
 }
 
 #[test]
@@ -84,24 +127,42 @@ fn kill_9_leaves_a_duplicate_vip_for_at_most_1_5_s() {
     let _services = [lab.service(1), lab.service(2)];
     let mut n1 = node(&lab, 1, 200, "");
     let _n2 = node(&lab, 2, 150, "");
-    assert!(wait_until(SETTLE, || lab.vip_holders() == [1]), "n1 never became the only master");
+    assert!(
+        wait_until(SETTLE, || lab.vip_holders() == [1]),
+        "n1 never became the only master"
+    );
     let probe = lab.probe();
     let watch = lab.watch_vip();
     std::thread::sleep(Duration::from_millis(300));
 
     let killed = Instant::now();
     n1.kill();
-    assert!(wait_until(Duration::from_secs(3), || lab.vip_holders() == [2]), "n1's VIP did not expire: {:?}", lab.vip_holders());
+    assert!(
+        wait_until(Duration::from_secs(3), || lab.vip_holders() == [2]),
+        "n1's VIP did not expire: {:?}",
+        lab.vip_holders()
+    );
     std::thread::sleep(Duration::from_millis(100));
     let answers = probe.finish();
     let vips = watch.finish();
 
     let duplicate = vips.longest_duplicate_after(killed);
     let expired = vips.released_by(1, killed).expect("n1's VIP went away") - killed;
-    let takeover = answers.first_answer_from("n2", killed).expect("n2 answered") - killed;
-    eprintln!("kill -9: n2 answered after {takeover:?}, n1's VIP expired after {expired:?}, duplicate for {duplicate:?}");
-    assert!(duplicate <= Duration::from_millis(1500), "duplicate VIP for {duplicate:?}");
-    assert!(takeover < Duration::from_millis(800), "n2 took {takeover:?} to answer");
+    let takeover = answers
+        .first_answer_from("n2", killed)
+        .expect("n2 answered")
+        - killed;
+    eprintln!(
+        "kill -9: n2 answered after {takeover:?}, n1's VIP expired after {expired:?}, duplicate for {duplicate:?}"
+    );
+    assert!(
+        duplicate <= Duration::from_millis(1500),
+        "duplicate VIP for {duplicate:?}"
+    );
+    assert!(
+        takeover < Duration::from_millis(800),
+        "n2 took {takeover:?} to answer"
+    );
 }
 
 #[test]
@@ -111,9 +172,15 @@ fn release_removes_the_vip_a_killed_daemon_left() {
     }
     let lab = Lab::new("release", 1);
     let mut n1 = node(&lab, 1, 200, "");
-    assert!(wait_until(SETTLE, || lab.has_vip(1)), "n1 never became master");
+    assert!(
+        wait_until(SETTLE, || lab.has_vip(1)),
+        "n1 never became master"
+    );
     n1.kill();
-    assert!(lab.has_vip(1), "the VIP outlives the killed daemon for a moment");
+    assert!(
+        lab.has_vip(1),
+        "the VIP outlives the killed daemon for a moment"
+    );
     let output = std::process::Command::new("ip")
         .args(["netns", "exec", lab.node(1)])
         .arg(hafront_netns_tests::hafront_binary())
@@ -122,8 +189,15 @@ fn release_removes_the_vip_a_killed_daemon_left() {
         .output()
         .expect("run hafront release");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "release failed: {}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("vip: removed 10.213.0.100"), "release reports what it removed: {stdout}");
+    assert!(
+        output.status.success(),
+        "release failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("vip: removed 10.213.0.100"),
+        "release reports what it removed: {stdout}"
+    );
     assert!(!lab.has_vip(1), "the VIP is still there after release");
 }
 
@@ -135,13 +209,23 @@ fn nopreempt_keeps_the_running_master() {
     let lab = Lab::new("nopreempt", 2);
     let _services = [lab.service(1), lab.service(2)];
     let mut n2 = node(&lab, 2, 100, "      preempt: false\n");
-    assert!(wait_until(SETTLE, || lab.has_vip(2)), "n2 never became master");
+    assert!(
+        wait_until(SETTLE, || lab.has_vip(2)),
+        "n2 never became master"
+    );
     let _n1 = node(&lab, 1, 200, "      preempt: false\n");
     // Well past n1's startup down timer (3 x 100 ms + skew): it stays backup.
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(lab.vip_holders(), [2], "n1 preempted despite preempt: false");
+    assert_eq!(
+        lab.vip_holders(),
+        [2],
+        "n1 preempted despite preempt: false"
+    );
     n2.terminate();
-    assert!(wait_until(Duration::from_secs(1), || lab.vip_holders() == [1]), "n1 did not take over from the stopped master");
+    assert!(
+        wait_until(Duration::from_secs(1), || lab.vip_holders() == [1]),
+        "n1 did not take over from the stopped master"
+    );
 }
 
 #[test]
@@ -154,22 +238,43 @@ fn partition_of_three_heals_to_one_master() {
     let _n1 = node(&lab, 1, 200, "");
     let _n2 = node(&lab, 2, 150, "");
     let _n3 = node(&lab, 3, 100, "");
-    assert!(wait_until(SETTLE, || lab.vip_holders() == [1]), "n1 never became the only master");
+    assert!(
+        wait_until(SETTLE, || lab.vip_holders() == [1]),
+        "n1 never became the only master"
+    );
     let probe = lab.probe();
 
     lab.cut(1);
     // n1 alone keeps the VIP on its island; n2 wins among the others, n3 stays backup.
-    assert!(wait_until(Duration::from_secs(2), || lab.vip_holders() == [1, 2]), "no master on the majority side: {:?}", lab.vip_holders());
+    assert!(
+        wait_until(Duration::from_secs(2), || lab.vip_holders() == [1, 2]),
+        "no master on the majority side: {:?}",
+        lab.vip_holders()
+    );
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(lab.vip_holders(), [1, 2], "n3 must stay backup under n2");
     let healed = Instant::now();
     lab.heal(1);
-    assert!(wait_until(Duration::from_secs(2), || lab.vip_holders() == [1]), "two masters after the heal: {:?}", lab.vip_holders());
+    assert!(
+        wait_until(Duration::from_secs(2), || lab.vip_holders() == [1]),
+        "two masters after the heal: {:?}",
+        lab.vip_holders()
+    );
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(lab.vip_holders(), [1], "the VIP moved again after the heal settled");
+    assert_eq!(
+        lab.vip_holders(),
+        [1],
+        "the VIP moved again after the heal settled"
+    );
     let log = probe.finish();
-    let back = log.first_answer_from("n1", healed).expect("n1 answered after the heal");
-    assert_eq!(log.answerers_after(back), ["n1"], "clients reach only n1 once healed");
+    let back = log
+        .first_answer_from("n1", healed)
+        .expect("n1 answered after the heal");
+    assert_eq!(
+        log.answerers_after(back),
+        ["n1"],
+        "clients reach only n1 once healed"
+    );
 }
 
 #[test]
@@ -191,16 +296,35 @@ fn failing_tracked_check_moves_the_vip() {
     let body = |priority| {
         format!(
             "checks:\n  local-tcp:\n    kind: tcp\n    interval: 100ms\n    timeout: 100ms\n    rise: 1\n    fall: 1\npools:\n  local:\n    check: local-tcp\n    servers:\n      - name: svc\n        address: 127.0.0.1:9000\n{}",
-            vrrp_section(3, priority, INTERVAL, "      track:\n        - server: local/svc\n")
+            vrrp_section(
+                3,
+                priority,
+                INTERVAL,
+                "      track:\n        - server: local/svc\n"
+            )
         )
     };
     let n1 = Hafront::start(&lab, 1, &body(200));
     let _n2 = Hafront::start(&lab, 2, &body(150));
-    assert!(wait_until(SETTLE, || lab.vip_holders() == [1]), "n1 never became the only master");
+    assert!(
+        wait_until(SETTLE, || lab.vip_holders() == [1]),
+        "n1 never became the only master"
+    );
 
     let stopped = Instant::now();
     drop(checked_1);
-    assert!(wait_until(Duration::from_secs(2), || lab.vip_holders() == [2]), "n1 kept the VIP with its check down: {:?}", lab.vip_holders());
-    eprintln!("tracked check down: VIP on n2 alone after {:?}", stopped.elapsed());
-    assert!(n1.log().contains("fault_raised: server local/svc down"), "the fault names the tracked server:\n{}", n1.log());
+    assert!(
+        wait_until(Duration::from_secs(2), || lab.vip_holders() == [2]),
+        "n1 kept the VIP with its check down: {:?}",
+        lab.vip_holders()
+    );
+    eprintln!(
+        "tracked check down: VIP on n2 alone after {:?}",
+        stopped.elapsed()
+    );
+    assert!(
+        n1.log().contains("fault_raised: server local/svc down"),
+        "the fault names the tracked server:\n{}",
+        n1.log()
+    );
 }

@@ -89,19 +89,37 @@ fn hafront_master(setup: &Setup, test: &str) {
     let lab = Lab::new(test, 2);
     let mut keepalived = setup.keepalived(&lab, 2, 100);
     let mut hafront = setup.hafront(&lab, 1, 200);
-    assert!(wait_until(setup.takeover(), || lab.vip_holders() == [1]), "hafront never became the only master: {:?}", lab.vip_holders());
+    assert!(
+        wait_until(setup.takeover(), || lab.vip_holders() == [1]),
+        "hafront never became the only master: {:?}",
+        lab.vip_holders()
+    );
     steady(&lab, &[1], Duration::from_millis(1500));
 
     hafront.terminate();
-    assert!(wait_until(setup.takeover(), || lab.vip_holders() == [2]), "keepalived did not take over from a stopped hafront");
+    assert!(
+        wait_until(setup.takeover(), || lab.vip_holders() == [2]),
+        "keepalived did not take over from a stopped hafront"
+    );
 
     let mut hafront = setup.hafront(&lab, 1, 200);
-    assert!(wait_until(setup.takeover(), || lab.vip_holders() == [1]), "hafront did not preempt keepalived: {:?}", lab.vip_holders());
+    assert!(
+        wait_until(setup.takeover(), || lab.vip_holders() == [1]),
+        "hafront did not preempt keepalived: {:?}",
+        lab.vip_holders()
+    );
     steady(&lab, &[1], Duration::from_millis(1500));
 
     hafront.kill();
-    assert!(wait_until(setup.takeover(), || lab.has_vip(2)), "keepalived did not take over from a killed hafront");
-    assert!(keepalived.process().running(), "keepalived exited:\n{}", keepalived.process().log());
+    assert!(
+        wait_until(setup.takeover(), || lab.has_vip(2)),
+        "keepalived did not take over from a killed hafront"
+    );
+    assert!(
+        keepalived.process().running(),
+        "keepalived exited:\n{}",
+        keepalived.process().log()
+    );
 }
 
 /// keepalived (priority 200) on n1 masters hafront (100) on n2; hafront takes over when
@@ -110,17 +128,33 @@ fn keepalived_master(setup: &Setup, test: &str) {
     let lab = Lab::new(test, 2);
     let hafront = setup.hafront(&lab, 2, 100);
     let mut keepalived = setup.keepalived(&lab, 1, 200);
-    assert!(wait_until(setup.takeover() * 2, || lab.vip_holders() == [1]), "keepalived never became the only master: {:?}\n{}", lab.vip_holders(), hafront.log());
+    assert!(
+        wait_until(setup.takeover() * 2, || lab.vip_holders() == [1]),
+        "keepalived never became the only master: {:?}\n{}",
+        lab.vip_holders(),
+        hafront.log()
+    );
     steady(&lab, &[1], Duration::from_millis(1500));
 
     keepalived.terminate();
-    assert!(wait_until(setup.takeover(), || lab.vip_holders() == [2]), "hafront did not take over from a stopped keepalived");
+    assert!(
+        wait_until(setup.takeover(), || lab.vip_holders() == [2]),
+        "hafront did not take over from a stopped keepalived"
+    );
     drop(keepalived);
 
     let _keepalived = setup.keepalived(&lab, 1, 200);
-    assert!(wait_until(setup.takeover() * 2, || lab.vip_holders() == [1]), "keepalived did not preempt hafront: {:?}", lab.vip_holders());
+    assert!(
+        wait_until(setup.takeover() * 2, || lab.vip_holders() == [1]),
+        "keepalived did not preempt hafront: {:?}",
+        lab.vip_holders()
+    );
     steady(&lab, &[1], Duration::from_millis(1500));
-    assert!(hafront.log().contains("higher_priority_advert"), "hafront backed off for keepalived:\n{}", hafront.log());
+    assert!(
+        hafront.log().contains("higher_priority_advert"),
+        "hafront backed off for keepalived:\n{}",
+        hafront.log()
+    );
 }
 
 #[test]
