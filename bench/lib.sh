@@ -126,13 +126,12 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # bench_netns_add ROLE: creates namespace hfb-ROLE-$$ with loopback up and
-# prints its name.
+# records it for deletion; sets $bench_namespace to its name.
 bench_netns_add() {
-    local namespace="hfb-$1-$$"
-    ip netns add "$namespace"
-    bench_namespaces+=("$namespace")
-    ip -n "$namespace" link set lo up
-    echo "$namespace"
+    bench_namespace="hfb-$1-$$"
+    ip netns add "$bench_namespace"
+    bench_namespaces+=("$bench_namespace")
+    ip -n "$bench_namespace" link set lo up
 }
 
 # bench_link NS_A IF_A ADDR_A NS_B IF_B ADDR_B: a veth pair created directly
