@@ -800,3 +800,5 @@ impl Keepalived {
 pub fn node_ip(number: usize) -> IpAddr {
     IpAddr::V4(Lab::address(number))
 }
+pub mod mariadb;
+pub mod story;

@@ -328,3 +328,103 @@ fn failing_tracked_check_moves_the_vip() {
         n1.log()
     );
 }
+
+/// `hafront status --json` of node `number`: its one VRRP instance.
+fn instance_status(lab: &Lab, daemon: &Hafront, number: usize) -> serde_json::Value {
+    let output = std::process::Command::new("ip")
+        .args(["netns", "exec", lab.node(number)])
+        .arg(hafront_netns_tests::hafront_binary())
+        .args(["status", "--json", "-c"])
+        .arg(daemon.config())
+        .output()
+        .expect("run hafront status");
+    assert!(
+        output.status.success(),
+        "status failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("status is JSON");
+    status["vrrp"][0].clone()
+}
+
+#[test]
+fn status_interface_tracking_weight_and_reload() {
+    if skip_unless_root("status_interface_tracking_weight_and_reload") {
+        return;
+    }
+    let lab = Lab::new("status", 2);
+    // n1's "uplink" is a veth whose far end the test takes down: the uplink loses carrier.
+    let link = |args: &[&str]| {
+        let mut full = vec!["-n", lab.node(1), "link"];
+        full.extend_from_slice(args);
+        hafront_netns_tests::ip(&full);
+    };
+    link(&["add", "uplink", "type", "veth", "peer", "name", "far"]);
+    link(&["set", "uplink", "up"]);
+    link(&["set", "far", "up"]);
+    let n1 = node(
+        &lab,
+        1,
+        200,
+        "      track:\n        - interface: uplink\n          weight: 150\n",
+    );
+    let n2 = node(&lab, 2, 100, "");
+    assert!(
+        wait_until(SETTLE, || lab.vip_holders() == [1]),
+        "n1 never became the only master"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let master = instance_status(&lab, &n1, 1);
+    assert_eq!(master["name"], "vip");
+    assert_eq!(master["state"], "master");
+    assert_eq!(master["effective_priority"], 200);
+    assert_eq!(master["master"], "10.213.0.1");
+    assert!(master["adverts_sent"].as_u64().unwrap() > 0, "{master}");
+    let backup = instance_status(&lab, &n2, 2);
+    assert_eq!(backup["state"], "backup");
+    assert_eq!(backup["master"], "10.213.0.1");
+    assert!(backup["adverts_received"].as_u64().unwrap() > 0, "{backup}");
+
+    // The uplink's loss costs n1 150: at 50 it yields to n2 (100), which preempts.
+    link(&["set", "far", "down"]);
+    assert!(
+        wait_until(Duration::from_secs(2), || lab.vip_holders() == [2]),
+        "n2 did not preempt n1 at its lowered priority: {:?}",
+        lab.vip_holders()
+    );
+    let lowered = instance_status(&lab, &n1, 1);
+    assert_eq!(lowered["effective_priority"], 50);
+    assert_eq!(lowered["state"], "backup");
+    assert_eq!(lowered["master"], "10.213.0.2");
+    link(&["set", "far", "up"]);
+    assert!(
+        wait_until(Duration::from_secs(2), || lab.vip_holders() == [1]),
+        "n1 did not take the VIP back with its uplink"
+    );
+
+    // A reload that raises n2's priority restarts its instance, which then preempts n1.
+    let config = std::fs::read_to_string(n2.config()).unwrap();
+    std::fs::write(
+        n2.config(),
+        config.replace("priority: 100", "priority: 250"),
+    )
+    .unwrap();
+    let reload = std::process::Command::new("ip")
+        .args(["netns", "exec", lab.node(2)])
+        .arg(hafront_netns_tests::hafront_binary())
+        .args(["reload", "-c"])
+        .arg(n2.config())
+        .output()
+        .expect("run hafront reload");
+    assert!(
+        reload.status.success(),
+        "reload failed: {}",
+        String::from_utf8_lossy(&reload.stderr)
+    );
+    assert!(
+        wait_until(Duration::from_secs(2), || lab.vip_holders() == [2]),
+        "n2 did not preempt after its priority was raised: {:?}",
+        lab.vip_holders()
+    );
+    assert_eq!(instance_status(&lab, &n2, 2)["priority"], 250);
+}

@@ -1,0 +1,678 @@
+//! The whole story of issue 7, shared by `demo/run.sh` (narrated, through the `hafront-demo`
+//! binary) and `tests/story.rs` / `tests/reliability.rs` (asserted): a MariaDB pair in
+//! semi-synchronous replication with hafront co-located on both hosts (the VIP on the
+//! writable primary), a client writing sequence numbers through the VIP, a local SMTP sink;
+//! and a two-node front tier relaying to the pair, one server behind an encrypted link.
+//!
+//! The hafront configurations and the notify script are the demo's own files in `demo/`.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder};
+
+use crate::mariadb::{APP_PASSWORD, APP_USER, CHECK_PASSWORD, LabMariaDb, MYSQL_PORT};
+use crate::{Hafront, Lab, NodeProcess, Service, VIP, VipLog, VipWatch, wait_until};
+
+/// The advert interval of every scenario (VRRPv3, centiseconds).
+pub const ADVERT_INTERVAL: Duration = Duration::from_millis(100);
+/// The switch's address: the client, the SMTP sink and the uplink service live there.
+pub const SWITCH: Ipv4Addr = Ipv4Addr::new(10, 213, 0, 254);
+/// The SMTP sink's port on [`SWITCH`].
+pub const SMTP_PORT: u16 = 2525;
+/// The uplink service's port on [`SWITCH`] (what the database nodes track).
+pub const UPLINK_PORT: u16 = 7001;
+/// How long a started pair may take to elect and promote its first primary.
+const SETTLE: Duration = Duration::from_secs(10);
+
+/// The checkout's `demo/` directory (configuration templates, notify script, SMTP sink).
+pub fn demo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .join("demo")
+}
+
+/// Prints the steps of a scenario in plain words, or nothing (tests).
+#[derive(Debug, Clone, Copy)]
+pub struct Narrator {
+    enabled: bool,
+    started: Instant,
+}
+
+impl Narrator {
+    /// A narrator that prints when `enabled`.
+    pub fn new(enabled: bool) -> Narrator {
+        Narrator {
+            enabled,
+            started: Instant::now(),
+        }
+    }
+
+    /// Tells one step, prefixed with the seconds since the start.
+    pub fn say(&self, text: &str) {
+        if self.enabled {
+            println!("[{:6.2}s] {text}", self.started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+/// Converts monotonic instants to wall-clock times (the notify script logs Unix time).
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    instant: Instant,
+    wall: SystemTime,
+}
+
+impl Clock {
+    /// Pairs now's instant and wall-clock time.
+    pub fn now() -> Clock {
+        Clock {
+            instant: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    /// `at` as wall-clock time.
+    pub fn wall(&self, at: Instant) -> SystemTime {
+        match at.checked_duration_since(self.instant) {
+            Some(after) => self.wall + after,
+            None => self.wall - (self.instant - at),
+        }
+    }
+}
+
+/// Fills the `@NAME@` fields of a template in `demo/`.
+pub fn render(template: &str, fields: &[(&str, String)]) -> String {
+    let mut text = std::fs::read_to_string(demo_dir().join(template))
+        .unwrap_or_else(|error| panic!("demo/{template}: {error}"));
+    for (name, value) in fields {
+        text = text.replace(&format!("@{name}@"), value);
+    }
+    assert!(
+        !text.contains("@\n") && !text.lines().any(|line| line.matches('@').count() >= 2 && !line.contains("from:")),
+        "unfilled field in demo/{template}:\n{text}"
+    );
+    text
+}
+
+/// Writes a secret file only its owner can read.
+fn write_secret(path: &Path, contents: &[u8]) {
+    std::fs::write(path, contents).expect("write secret");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod secret");
+}
+
+/// `demo/smtp-sink.py` in the switch namespace: every mail becomes a file.
+pub struct SmtpSink {
+    process: Option<NodeProcess>,
+    namespace: String,
+    dir: PathBuf,
+}
+
+impl SmtpSink {
+    /// Starts the sink in `namespace` on [`SWITCH`]:[`SMTP_PORT`], storing mails in `dir`.
+    pub fn start(namespace: &str, dir: PathBuf) -> SmtpSink {
+        std::fs::create_dir_all(&dir).expect("mail directory");
+        let mut sink = SmtpSink {
+            process: None,
+            namespace: namespace.to_owned(),
+            dir,
+        };
+        sink.resume();
+        sink
+    }
+
+    /// Stops the sink (mail servers go down too).
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.stop_with(nix::sys::signal::Signal::SIGKILL, Duration::from_secs(5));
+        }
+    }
+
+    /// Starts the stopped sink again.
+    pub fn resume(&mut self) {
+        let listen = format!("{SWITCH}:{SMTP_PORT}");
+        let script = demo_dir().join("smtp-sink.py");
+        let dir = self.dir.to_str().expect("UTF-8 path").to_owned();
+        let process = NodeProcess::spawn(
+            &self.namespace,
+            Path::new("/usr/bin/python3"),
+            &[script.to_str().expect("UTF-8 path"), "--listen", &listen, "--dir", &dir],
+            self.dir.join(format!("sink-{}.log", unix_now())),
+        );
+        assert!(
+            wait_until(Duration::from_secs(10), || process.log().contains("listening")),
+            "SMTP sink did not start:\n{}",
+            process.log()
+        );
+        self.process = Some(process);
+    }
+
+    /// Every mail received so far, oldest first.
+    pub fn mails(&self) -> Vec<String> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|entry| entry.path())
+                    .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+            .iter()
+            .filter_map(|path| std::fs::read_to_string(path).ok())
+            .collect()
+    }
+}
+
+fn unix_now() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_nanos()
+}
+
+/// The VRRP transitions (`OLD -> NEW`) listed in the mails from node `node`, in order.
+pub fn mailed_transitions(mails: &[String], node: &str) -> Vec<String> {
+    let sender = format!("hafront@{node}.demo");
+    mails
+        .iter()
+        .filter(|mail| mail.lines().any(|line| line.starts_with("From:") && line.contains(&sender)))
+        .flat_map(|mail| {
+            // The body lists every event once; the subject repeats the headline.
+            let body = mail.split_once("\n\n").map_or("", |(_, body)| body);
+            body.lines()
+                .filter_map(|line| line.split_once("VRRP instance vip ").map(|(_, rest)| rest))
+                .map(|rest| rest.split(" (").next().unwrap_or(rest).to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// One line of the notify scripts' shared event log.
+#[derive(Debug, Clone)]
+pub struct NodeEvent {
+    /// When it was logged.
+    pub at: SystemTime,
+    /// The node (`n1`, ...).
+    pub node: String,
+    /// What happened (`notified MASTER`, `promoted: read_only=OFF`, ...).
+    pub what: String,
+}
+
+/// Reads the notify scripts' event log.
+pub fn node_events(path: &Path) -> Vec<NodeEvent> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ' ');
+            let seconds: f64 = fields.next()?.parse().ok()?;
+            Some(NodeEvent {
+                at: UNIX_EPOCH + Duration::from_secs_f64(seconds),
+                node: fields.next()?.to_owned(),
+                what: fields.next()?.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// The states node `node` was notified of, in order.
+pub fn notified_states(events: &[NodeEvent], node: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|event| event.node == node)
+        .filter_map(|event| event.what.strip_prefix("notified "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// One write the client tried.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// When it started.
+    pub at: Instant,
+    /// The sequence number written.
+    pub id: u64,
+    /// Whether the server acknowledged it (and the read after it saw it).
+    pub acked: bool,
+}
+
+/// A client in a namespace that INSERTs sequence numbers through an address, reads each
+/// back, and remembers which ones were acknowledged.
+pub struct Writer {
+    stop: Arc<AtomicBool>,
+    attempts: Arc<Mutex<Vec<Attempt>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Longest wait for a connection or a statement: a dead server must not stall the client
+/// for longer than the failover it measures.
+const CLIENT_TIMEOUT: Duration = Duration::from_millis(300);
+/// Pause between writes.
+const WRITE_INTERVAL: Duration = Duration::from_millis(5);
+
+impl Writer {
+    /// Starts writing to `demo.seq` at `target` from `namespace`.
+    pub fn start(namespace: &str, target: SocketAddr) -> Writer {
+        let path = PathBuf::from("/run/netns").join(namespace);
+        let stop = Arc::new(AtomicBool::new(false));
+        let attempts = Arc::new(Mutex::new(Vec::new()));
+        let (stopping, log) = (Arc::clone(&stop), Arc::clone(&attempts));
+        let thread = std::thread::spawn(move || {
+            let namespace = std::fs::File::open(&path).expect("open namespace");
+            nix::sched::setns(namespace, nix::sched::CloneFlags::CLONE_NEWNET).expect("enter namespace");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("client runtime");
+            runtime.block_on(write_loop(target, stopping, log));
+        });
+        Writer {
+            stop,
+            attempts,
+            thread: Some(thread),
+        }
+    }
+
+    /// How many writes were acknowledged so far.
+    pub fn acked(&self) -> usize {
+        self.attempts.lock().expect("attempts").iter().filter(|a| a.acked).count()
+    }
+
+    /// Waits up to `within` for `count` more acknowledged writes; returns whether they came.
+    pub fn wait_for_acks(&self, count: usize, within: Duration) -> bool {
+        let target = self.acked() + count;
+        wait_until(within, || self.acked() >= target)
+    }
+
+    /// Stops writing and returns every attempt.
+    pub fn finish(mut self) -> WriteLog {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("client thread");
+        }
+        let attempts = std::mem::take(&mut *self.attempts.lock().expect("attempts"));
+        WriteLog { attempts }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn write_loop(target: SocketAddr, stop: Arc<AtomicBool>, attempts: Arc<Mutex<Vec<Attempt>>>) {
+    let opts = OptsBuilder::default()
+        .ip_or_hostname(target.ip().to_string())
+        .tcp_port(target.port())
+        .user(Some(APP_USER))
+        .pass(Some(APP_PASSWORD))
+        .db_name(Some("demo"))
+        .prefer_socket(false);
+    let mut conn: Option<Conn> = None;
+    let mut id = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        id += 1;
+        let at = Instant::now();
+        let acked = write_one(&opts, &mut conn, id).await;
+        if !acked {
+            conn = None;
+        }
+        attempts.lock().expect("attempts").push(Attempt { at, id, acked });
+        tokio::time::sleep(WRITE_INTERVAL).await;
+    }
+}
+
+/// Writes `id` and reads it back; a connection that failed is dropped by the caller.
+async fn write_one(opts: &OptsBuilder, conn: &mut Option<Conn>, id: u64) -> bool {
+    if conn.is_none() {
+        match tokio::time::timeout(CLIENT_TIMEOUT, Conn::new(opts.clone())).await {
+            Ok(Ok(fresh)) => *conn = Some(fresh),
+            _ => return false,
+        }
+    }
+    let Some(connection) = conn.as_mut() else {
+        return false;
+    };
+    let write = connection.exec_drop("INSERT INTO seq (id) VALUES (?)", (id,));
+    if !matches!(tokio::time::timeout(CLIENT_TIMEOUT, write).await, Ok(Ok(()))) {
+        return false;
+    }
+    let read = connection.exec_first::<u64, _, _>("SELECT id FROM seq WHERE id = ?", (id,));
+    matches!(tokio::time::timeout(CLIENT_TIMEOUT, read).await, Ok(Ok(Some(read))) if read == id)
+}
+
+/// What a [`Writer`] did.
+#[derive(Debug, Clone)]
+pub struct WriteLog {
+    /// Every attempt, in order.
+    pub attempts: Vec<Attempt>,
+}
+
+impl WriteLog {
+    /// The acknowledged sequence numbers.
+    pub fn acked(&self) -> Vec<u64> {
+        self.attempts.iter().filter(|a| a.acked).map(|a| a.id).collect()
+    }
+
+    /// Acknowledged numbers missing from `stored` (the new primary's rows).
+    pub fn lost(&self, stored: &[u64]) -> Vec<u64> {
+        self.acked()
+            .into_iter()
+            .filter(|id| stored.binary_search(id).is_err())
+            .collect()
+    }
+
+    /// The longest time without an acknowledged write after `from`: from the last ack
+    /// before a gap (or `from`) to the next ack.
+    pub fn longest_outage_after(&self, from: Instant) -> Duration {
+        let mut last = from;
+        let mut longest = Duration::ZERO;
+        for attempt in self.attempts.iter().filter(|a| a.at >= from && a.acked) {
+            longest = longest.max(attempt.at - last);
+            last = attempt.at;
+        }
+        longest
+    }
+
+    /// The first acknowledged write at or after `from`.
+    pub fn first_ack_after(&self, from: Instant) -> Option<Instant> {
+        self.attempts
+            .iter()
+            .find(|a| a.at >= from && a.acked)
+            .map(|a| a.at)
+    }
+
+    /// The last acknowledged write before `until`.
+    pub fn last_ack_before(&self, until: Instant) -> Option<Instant> {
+        self.attempts
+            .iter()
+            .rev()
+            .find(|a| a.at < until && a.acked)
+            .map(|a| a.at)
+    }
+}
+
+/// The co-located pair: n1 (primary, priority 150) and n2 (replica, priority 100), each a
+/// MariaDB with hafront beside it; the client, SMTP sink and uplink service on the switch.
+pub struct MysqlPair {
+    /// hafront on n1 and n2 (`None` once killed by a scenario).
+    pub hafronts: [Option<Hafront>; 2],
+    /// The MariaDB servers of n1 and n2.
+    pub servers: [LabMariaDb; 2],
+    /// The SMTP sink.
+    pub smtp: SmtpSink,
+    /// The notify scripts' event log.
+    pub events: PathBuf,
+    /// Pairs instants with the notify log's wall-clock times.
+    pub clock: Clock,
+    narrator: Narrator,
+    bodies: [String; 2],
+    _uplink: Service,
+    // Last: the namespaces go after everything running in them.
+    /// The namespaces.
+    pub lab: Lab,
+}
+
+impl MysqlPair {
+    /// Builds the lab, the replicating pair and both hafront daemons; returns once n1 holds
+    /// the VIP, is writable, and n2 is its backup.
+    pub fn start(test: &str, narrator: Narrator) -> MysqlPair {
+        let lab = Lab::new(test, 2);
+        let uplink = Service::start(lab.switch(), SocketAddr::from((SWITCH, UPLINK_PORT)), "ok".into());
+        let smtp = SmtpSink::start(lab.switch(), lab.dir().join("mail"));
+        narrator.say(&format!("SMTP sink listening on {SWITCH}:{SMTP_PORT}"));
+
+        narrator.say("starting MariaDB on db-host n1 (10.213.0.1) and n2 (10.213.0.2), both read_only=1 from their options");
+        let (n1, n2) = (lab.node(1).to_owned(), lab.node(2).to_owned());
+        let primary = std::thread::spawn(move || LabMariaDb::start(&n1, 1, "0.0.0.0"));
+        let replica = LabMariaDb::start(&n2, 2, "0.0.0.0");
+        let primary = primary.join().expect("MariaDB n1");
+        primary.create_schema();
+        replica.replicate_from(&Lab::address(1).to_string(), MYSQL_PORT);
+        primary.enable_semi_sync_primary();
+        assert!(
+            wait_until(Duration::from_secs(10), || primary.semi_sync_clients() == 1),
+            "the replica never acknowledged semi-synchronously"
+        );
+        narrator.say("n2 replicates from n1 semi-synchronously (AFTER_SYNC): a commit is acknowledged only once n2 has it");
+
+        let password_file = lab.dir().join("mysql-check.pass");
+        write_secret(&password_file, CHECK_PASSWORD.as_bytes());
+        let events = lab.dir().join("events.log");
+        let body = |number: usize, priority: u8, server: &LabMariaDb| {
+            render(
+                "db-node.yaml",
+                &[
+                    ("CHECK_PASSWORD_FILE", password_file.display().to_string()),
+                    ("GATEWAY", format!("{SWITCH}:{UPLINK_PORT}")),
+                    ("PRIORITY", priority.to_string()),
+                    ("ADVERT_INTERVAL", format!("{}ms", ADVERT_INTERVAL.as_millis())),
+                    ("VIP", VIP.to_string()),
+                    ("NOTIFY", demo_dir().join("notify.sh").display().to_string()),
+                    ("SOCKET", server.socket().display().to_string()),
+                    ("EVENT_LOG", events.display().to_string()),
+                    ("SMTP_HOST", SWITCH.to_string()),
+                    ("SMTP_PORT", SMTP_PORT.to_string()),
+                    ("NODE", format!("n{number}")),
+                ],
+            )
+        };
+        let bodies = [body(1, 150, &primary), body(2, 100, &replica)];
+        let mut pair = MysqlPair {
+            hafronts: [None, None],
+            servers: [primary, replica],
+            smtp,
+            events,
+            clock: Clock::now(),
+            narrator,
+            bodies,
+            _uplink: uplink,
+            lab,
+        };
+        narrator.say("starting hafront on n1 (priority 150): it takes the VIP and its notify script promotes n1");
+        pair.start_hafront(1);
+        assert!(
+            wait_until(SETTLE, || pair.lab.vip_holders() == [1] && pair.servers[0].writable()),
+            "n1 never became the writable master; events:\n{}",
+            std::fs::read_to_string(&pair.events).unwrap_or_default()
+        );
+        narrator.say("starting hafront on n2 (priority 100): backup, its server stays read-only");
+        pair.start_hafront(2);
+        assert!(
+            wait_until(SETTLE, || notified_states(&node_events(&pair.events), "n2").contains(&"BACKUP".to_owned())),
+            "n2 never became backup"
+        );
+        pair
+    }
+
+    /// Starts (or restarts) hafront on node `number`.
+    pub fn start_hafront(&mut self, number: usize) {
+        self.hafronts[number - 1] = Some(Hafront::start(&self.lab, number, &self.bodies[number - 1]));
+    }
+
+    /// The hafront daemon on node `number`.
+    pub fn hafront(&mut self, number: usize) -> &mut Hafront {
+        self.hafronts[number - 1].as_mut().expect("hafront running")
+    }
+
+    /// Starts the client in the switch namespace, writing through the VIP.
+    pub fn client(&self) -> Writer {
+        Writer::start(self.lab.switch(), SocketAddr::from((VIP, MYSQL_PORT)))
+    }
+
+    /// Starts watching who holds the VIP.
+    pub fn watch(&self) -> VipWatch {
+        self.lab.watch_vip()
+    }
+
+    /// The notify scripts' events so far.
+    pub fn node_events(&self) -> Vec<NodeEvent> {
+        node_events(&self.events)
+    }
+
+    /// The first event of `node` whose text starts with `what`, at or after `from`.
+    pub fn event_after(&self, node: &str, what: &str, from: Instant) -> Option<SystemTime> {
+        let from = self.clock.wall(from);
+        self.node_events()
+            .into_iter()
+            .find(|event| event.node == node && event.at >= from && event.what.starts_with(what))
+            .map(|event| event.at)
+    }
+
+    /// Waits until every VRRP transition notified so far was mailed exactly once, for both
+    /// nodes; returns the notified and mailed transitions per node.
+    pub fn wait_for_mails(&self, within: Duration) -> BTreeMap<String, (Vec<String>, Vec<String>)> {
+        let compare = || {
+            let events = self.node_events();
+            let mails = self.smtp.mails();
+            ["n1", "n2"]
+                .into_iter()
+                .map(|node| {
+                    let notified = notified_states(&events, node);
+                    let mailed: Vec<String> = mailed_transitions(&mails, node)
+                        .iter()
+                        .filter_map(|transition| transition.split(" -> ").nth(1).map(str::to_owned))
+                        .collect();
+                    (node.to_owned(), (notified, mailed))
+                })
+                .collect::<BTreeMap<_, _>>()
+        };
+        wait_until(within, || compare().values().all(|(notified, mailed)| notified == mailed));
+        compare()
+    }
+
+    /// Tells a step of the story.
+    pub fn say(&self, text: &str) {
+        self.narrator.say(text);
+    }
+}
+
+/// What the failover of the co-located pair measured.
+#[derive(Debug, Clone)]
+pub struct FailoverReport {
+    /// Fault to n1's FAULT notification.
+    pub detection: Option<Duration>,
+    /// Fault to the VIP on n2.
+    pub vip_moved: Option<Duration>,
+    /// Fault to n2's promotion.
+    pub promoted: Option<Duration>,
+    /// Fault to the first acknowledged write on n2.
+    pub first_write: Option<Duration>,
+    /// The client's longest time without an acknowledged write.
+    pub outage: Duration,
+    /// Writes acknowledged over the whole run.
+    pub acked: usize,
+    /// Acknowledged writes missing on the new primary.
+    pub lost: Vec<u64>,
+    /// Longest time both nodes held the VIP after the pair was up.
+    pub duplicate_vip: Duration,
+    /// Whether n2 accepts writes at the end.
+    pub new_primary_writable: bool,
+    /// Whether n1 is read-only after rejoining.
+    pub old_primary_read_only: bool,
+    /// Notified and mailed VRRP transitions per node.
+    pub mails: BTreeMap<String, (Vec<String>, Vec<String>)>,
+}
+
+impl FailoverReport {
+    /// The timeline as printable lines.
+    pub fn timeline(&self) -> String {
+        let ms = |at: Option<Duration>| at.map_or("never".to_owned(), |at| format!("+{} ms", at.as_millis()));
+        format!(
+            "  fault (n1's MariaDB killed)          +0 ms\n\
+             \x20 detected by hafront on n1 (FAULT)    {}\n\
+             \x20 VIP on n2                            {}\n\
+             \x20 n2 promoted (read_only=OFF)          {}\n\
+             \x20 first acknowledged write on n2       {}\n\
+             \x20 client-visible outage                {} ms\n\
+             \x20 acknowledged writes                  {}\n\
+             \x20 acknowledged writes lost             {}\n\
+             \x20 longest duplicate VIP                {} ms",
+            ms(self.detection),
+            ms(self.vip_moved),
+            ms(self.promoted),
+            ms(self.first_write),
+            self.outage.as_millis(),
+            self.acked,
+            self.lost.len(),
+            self.duplicate_vip.as_millis(),
+        )
+    }
+}
+
+/// Scenario 1: the primary's MariaDB dies under a writing client; hafront on n2 takes the
+/// VIP, promotes n2 once it applied its relay log; n1 comes back read-only.
+pub fn primary_crash(narrator: Narrator) -> FailoverReport {
+    let mut pair = MysqlPair::start(&format!("story{}", std::process::id() % 1000), narrator);
+    let watch = pair.watch();
+    let since = Instant::now();
+    pair.say("the client (on the switch, 10.213.0.254) writes sequence numbers through the VIP 10.213.0.100:3306 and reads each back");
+    let client = pair.client();
+    assert!(client.wait_for_acks(100, Duration::from_secs(10)), "the client cannot write through the VIP");
+    pair.say(&format!("{} writes acknowledged so far", client.acked()));
+
+    pair.say("killing n1's MariaDB (SIGKILL)");
+    let fault = Instant::now();
+    pair.servers[0].kill();
+    let took_over = wait_until(Duration::from_secs(10), || {
+        pair.event_after("n2", "promoted", fault).is_some()
+    });
+    assert!(took_over, "n2 was not promoted; events:\n{}", std::fs::read_to_string(&pair.events).unwrap_or_default());
+    pair.say("hafront on n1 saw its server down and went FAULT; n2 took the VIP; its notify script applied the relay log, stopped replication and set read_only=OFF");
+    assert!(client.wait_for_acks(100, Duration::from_secs(10)), "the client cannot write after the failover");
+    pair.say(&format!("the client writes again: {} writes acknowledged so far", client.acked()));
+
+    pair.say("restarting n1's MariaDB: it rejoins read-only (read_only=1 in its options), fenced");
+    pair.servers[0].restart();
+    let rejoined = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(10), || pair.event_after("n1", "notified BACKUP", rejoined).is_some()),
+        "n1 did not become backup after its server came back"
+    );
+    assert!(client.wait_for_acks(50, Duration::from_secs(10)), "writes stopped after n1 rejoined");
+    let writes = client.finish();
+    let vips = watch.finish();
+    pair.say("waiting for the alert mails");
+    let mails = pair.wait_for_mails(Duration::from_secs(15));
+
+    let stored = pair.servers[1].ids();
+    let after = |at: Option<SystemTime>| at.and_then(|at| at.duration_since(pair.clock.wall(fault)).ok());
+    let vip_moved = vips
+        .polls
+        .iter()
+        .find(|poll| poll.at >= fault && poll.nodes == [2])
+        .map(|poll| poll.at - fault);
+    FailoverReport {
+        detection: after(pair.event_after("n1", "notified FAULT", fault)),
+        vip_moved,
+        promoted: after(pair.event_after("n2", "promoted", fault)),
+        first_write: writes.first_ack_after(fault).map(|at| at - fault),
+        outage: writes.longest_outage_after(since),
+        acked: writes.acked().len(),
+        lost: writes.lost(&stored),
+        duplicate_vip: duplicate_after(&vips, since),
+        new_primary_writable: pair.servers[1].writable(),
+        old_primary_read_only: !pair.servers[0].writable(),
+        mails,
+    }
+}
+
+/// The longest stretch with the VIP on two nodes after `from`.
+pub fn duplicate_after(vips: &VipLog, from: Instant) -> Duration {
+    vips.longest_duplicate_after(from)
+}
