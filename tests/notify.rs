@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use hafront::alerts::{
-    Alerts, AlertsHandle, Event, EventKind, SCRIPT_PATH, VrrpState, VrrpTransition, check_script,
-};
+use hafront::alerts::{Alerts, AlertsHandle, Event, EventKind, VrrpState, VrrpTransition};
+use hafront_config::program::{SCRIPT_PATH, check_program};
 use hafront_config::{Alerts as AlertsConfig, Config, Global, Notify, Pool, Server, Vrrp};
 use hafront_health::{HealthEvent, Status};
 
@@ -334,7 +333,7 @@ async fn an_unsafe_script_is_reported_and_not_run() {
     let marker = dir.path().join("ran");
     let program = script(dir.path(), "unsafe.sh", r#"touch "$1""#);
     std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o757)).unwrap();
-    let problem = check_script(&program).unwrap_err();
+    let problem = check_program(&program).unwrap_err();
     assert!(problem.contains("writable by others"), "{problem}");
 
     let alerts = start(vec![notify(&[
@@ -352,7 +351,7 @@ async fn an_unsafe_script_is_reported_and_not_run() {
     assert!(!marker.exists());
 
     let missing = dir.path().join("missing.sh");
-    assert!(check_script(&missing).is_err());
+    assert!(check_program(&missing).is_err());
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@
 mod document;
 mod error;
 mod loader;
+pub mod program;
 mod schema;
 mod validate;
 
@@ -25,7 +26,8 @@ pub use schema::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseOptions {
     /// Check that secret, key and certificate files exist and that secrets
-    /// and keys are readable by their owner only. Turn off to check a config
+    /// and keys are readable by their owner only, and that programs to run
+    /// exist, are executable and cannot be changed by others. Turn off to check a config
     /// written for another machine.
     pub check_files: bool,
 }

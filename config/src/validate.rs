@@ -145,6 +145,11 @@ impl Validator<'_> {
             Some(program) if program.is_empty() => {
                 self.report(&path.index(0), "the program name is empty")
             }
+            Some(program) if self.options.check_files => {
+                if let Err(problem) = crate::program::check_program(Path::new(program)) {
+                    self.report(&path.index(0), problem);
+                }
+            }
             Some(_) => {}
         }
     }

@@ -902,3 +902,49 @@ fn auth_pass_file_length_is_checked_when_files_are() {
         )],
     );
 }
+
+#[test]
+fn programs_to_run_must_exist_be_executable_and_not_writable_by_others() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let safe = file_with_mode(&dir, "safe.sh", b"#!/bin/sh\n", 0o755);
+    let writable = file_with_mode(&dir, "writable.sh", b"#!/bin/sh\n", 0o757);
+    let plain = file_with_mode(&dir, "plain.sh", b"#!/bin/sh\n", 0o644);
+    let yaml = format!(
+        "\
+checks:
+  ok: {{kind: exec, command: [{safe}, --flag]}}
+  bad: {{kind: exec, command: [{plain}]}}
+notify:
+  - command: [{writable}, 'a; rm -rf /']
+  - command: [no-such-program-hafront]
+  - command: [true]
+"
+    );
+    let errors = parse(&yaml, "site.yaml").expect_err("unsafe programs");
+    let actual = describe(&errors);
+    assert_eq!(actual.len(), 3, "{actual:#?}");
+    let (position, key, message) = &actual[0];
+    assert_eq!(
+        (position.as_str(), key.as_str()),
+        ("3:31", "checks.bad.command[0]")
+    );
+    assert!(message.contains("is not executable"), "{message}");
+    let (position, key, message) = &actual[1];
+    assert_eq!(
+        (position.as_str(), key.as_str()),
+        ("5:15", "notify[0].command[0]")
+    );
+    assert!(
+        message.contains(&format!("{writable} is writable by others")),
+        "{message}"
+    );
+    let (position, key, message) = &actual[2];
+    assert_eq!(
+        (position.as_str(), key.as_str()),
+        ("6:15", "notify[1].command[0]")
+    );
+    assert!(message.contains("not found in"), "{message}");
+
+    let unchecked = parse_with(&yaml, "site.yaml", ParseOptions { check_files: false });
+    assert!(unchecked.is_ok(), "{unchecked:?}");
+}

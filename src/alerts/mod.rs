@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 pub use event::{Event, EventKind, ServerTransition, VrrpState, VrrpTransition, format_duration};
-pub use notify::{SCRIPT_PATH, check_script, event_environment};
+pub use notify::event_environment;
 
 use event::Tracker;
 use mail::{Batch, Batcher};

@@ -3,14 +3,13 @@
 //! environment, killed with their whole process group on timeout.
 
 use std::ffi::CString;
-use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use hafront_config::program::{SCRIPT_PATH, check_program};
 use hafront_config::{Notify, Role};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::{Gid, Pid, Uid, User};
@@ -24,9 +23,6 @@ use tracing::{error, info, warn};
 use super::AlertsError;
 use super::event::{Event, EventKind, format_duration};
 
-/// `PATH` given to scripts, and searched for a command without a slash.
-pub const SCRIPT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 /// Events waiting for one script; more are dropped (and counted).
 const QUEUE_CAPACITY: usize = 1024;
 
@@ -36,59 +32,6 @@ const OUTPUT_LIMIT: usize = 4096;
 /// How long output is still read after the script exited (a background
 /// child may hold the pipe open).
 const OUTPUT_GRACE: Duration = Duration::from_millis(200);
-
-/// Checks that a notify program can be run safely: it exists (as an
-/// absolute path, or a bare name found in [`SCRIPT_PATH`]), is a regular
-/// executable file, and neither it nor any directory above it is writable
-/// by others (sticky directories such as `/tmp` excepted), so nobody but
-/// its owner can change what the daemon runs.
-pub fn check_script(program: &Path) -> Result<(), String> {
-    let path = resolve_program(program)?;
-    let metadata = fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if !metadata.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
-    }
-    if metadata.permissions().mode() & 0o111 == 0 {
-        return Err(format!("{} is not executable", path.display()));
-    }
-    let real = fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    for candidate in path.ancestors().chain(real.ancestors()) {
-        if candidate.as_os_str().is_empty() {
-            continue;
-        }
-        let metadata =
-            fs::metadata(candidate).map_err(|e| format!("{}: {e}", candidate.display()))?;
-        let mode = metadata.mode();
-        let sticky_dir = metadata.is_dir() && mode & 0o1000 != 0;
-        if mode & 0o002 != 0 && !sticky_dir {
-            return Err(format!(
-                "{} is writable by others; refusing to run {}",
-                candidate.display(),
-                path.display()
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The file a program name designates: itself when absolute, else the
-/// first match in [`SCRIPT_PATH`].
-fn resolve_program(program: &Path) -> Result<PathBuf, String> {
-    if program.is_absolute() {
-        return Ok(program.to_path_buf());
-    }
-    if program.components().count() != 1 {
-        return Err(format!(
-            "{}: give an absolute path or a bare command name",
-            program.display()
-        ));
-    }
-    SCRIPT_PATH
-        .split(':')
-        .map(|dir| Path::new(dir).join(program))
-        .find(|candidate| candidate.is_file())
-        .ok_or_else(|| format!("{}: not found in {SCRIPT_PATH}", program.display()))
-}
 
 /// The environment describing an event to a script.
 pub fn event_environment(node: &str, event: &Event) -> Vec<(&'static str, String)> {
@@ -249,7 +192,7 @@ impl Script {
     /// Runs the script for one event and logs how it went.
     async fn run(&self, event: &Event) {
         let program = self.program();
-        if let Err(problem) = check_script(Path::new(program)) {
+        if let Err(problem) = check_program(Path::new(program)) {
             error!(script = program, event = event.name(), %problem, "notify script not run");
             return;
         }
@@ -394,7 +337,7 @@ impl ScriptQueues {
                 run_as,
                 node: node.to_owned(),
             });
-            if let Err(problem) = check_script(Path::new(script.program())) {
+            if let Err(problem) = check_program(Path::new(script.program())) {
                 error!(script = script.program(), %problem, "notify script will not be run until fixed");
             }
             let (tx, mut rx) = mpsc::channel::<Arc<Event>>(QUEUE_CAPACITY);
@@ -498,38 +441,5 @@ mod tests {
         assert_eq!(get("HAFRONT_PRIORITY"), Some("150"));
         assert_eq!(get("HAFRONT_TIME"), Some("1970-01-01T00:00:00.000Z"));
         assert_eq!(get("HAFRONT_POOL"), None);
-    }
-
-    #[test]
-    fn check_script_reports_missing_unexecutable_and_writable_scripts() {
-        let dir = tempfile::tempdir().unwrap();
-        let script = dir.path().join("notify.sh");
-        assert!(check_script(&script).unwrap_err().contains("No such file"));
-
-        fs::write(&script, "#!/bin/sh\n").unwrap();
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(
-            check_script(&script)
-                .unwrap_err()
-                .contains("not executable")
-        );
-
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o757)).unwrap();
-        assert!(
-            check_script(&script)
-                .unwrap_err()
-                .contains("writable by others")
-        );
-
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(check_script(&script), Ok(()));
-
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
-        let err = check_script(&script).unwrap_err();
-        assert!(err.starts_with(&dir.path().display().to_string()), "{err}");
-
-        assert_eq!(check_script(Path::new("true")), Ok(()));
-        assert!(check_script(Path::new("./true")).is_err());
-        assert!(check_script(Path::new("no-such-command-hafront")).is_err());
     }
 }

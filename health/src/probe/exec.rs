@@ -5,6 +5,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use hafront_config::ExecCheck;
+use hafront_config::program::SCRIPT_PATH;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
@@ -30,6 +31,7 @@ pub(super) async fn probe(check: &ExecCheck, server: &ServerHealth) -> Result<Pa
         .ok_or_else(|| "empty command".to_owned())?;
     let mut child = Command::new(program)
         .args(args)
+        .env("PATH", SCRIPT_PATH)
         .env("HAFRONT_SERVER_ADDRESS", server.address.to_string())
         .env("HAFRONT_POOL", &server.pool)
         .env("HAFRONT_SERVER", &server.name)
