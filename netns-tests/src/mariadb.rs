@@ -49,8 +49,15 @@ impl LabMariaDb {
             .expect("MariaDB directory");
         write_options(dir.path(), server_id, bind_address);
         let output = Command::new("/usr/bin/mariadb-install-db")
-            .arg(format!("--defaults-file={}", options_file(dir.path()).display()))
-            .args(["--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"])
+            .arg(format!(
+                "--defaults-file={}",
+                options_file(dir.path()).display()
+            ))
+            .args([
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                "--skip-name-resolve",
+            ])
             .output()
             .expect("run mariadb-install-db");
         assert!(
@@ -84,7 +91,10 @@ impl LabMariaDb {
     }
 
     fn launch(&mut self) {
-        let options = format!("--defaults-file={}", options_file(self.dir.path()).display());
+        let options = format!(
+            "--defaults-file={}",
+            options_file(self.dir.path()).display()
+        );
         let process = NodeProcess::spawn(
             &self.namespace,
             Path::new(MARIADBD),
@@ -102,15 +112,32 @@ impl LabMariaDb {
 
     /// Runs `sql` as root over the socket; returns the tab-separated rows or the error.
     pub fn try_query(&self, sql: &str) -> Result<String, String> {
+        // Column names only in vertical (`\G`) output, where they label the values.
+        let names = if sql.ends_with("\\G") {
+            "--column-names"
+        } else {
+            "--skip-column-names"
+        };
         let output = Command::new("/usr/bin/mariadb")
             .arg(format!("--socket={}", self.socket().display()))
-            .args(["--user=root", "--batch", "--skip-column-names", "--connect-timeout=2", "-e", sql])
+            .args([
+                "--user=root",
+                "--batch",
+                names,
+                "--connect-timeout=2",
+                "-e",
+                sql,
+            ])
             .output()
             .map_err(|error| error.to_string())?;
         if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).trim_end().to_owned())
+            Ok(String::from_utf8_lossy(&output.stdout)
+                .trim_end()
+                .to_owned())
         } else {
-            Err(String::from_utf8_lossy(&output.stderr).trim_end().to_owned())
+            Err(String::from_utf8_lossy(&output.stderr)
+                .trim_end()
+                .to_owned())
         }
     }
 
@@ -169,7 +196,10 @@ impl LabMariaDb {
     /// Whether a semi-synchronous replica is connected.
     pub fn semi_sync_clients(&self) -> u32 {
         let row = self.query("SHOW STATUS LIKE 'Rpl_semi_sync_master_clients'");
-        row.split('\t').nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
+        row.split('\t')
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
     }
 
     /// Ids in `demo.seq`, ascending.
@@ -193,19 +223,28 @@ impl LabMariaDb {
 
     /// Starts the killed server again on the same data: it comes back read-only.
     pub fn restart(&mut self) {
-        assert!(self.process.is_none(), "kill the server before restarting it");
+        assert!(
+            self.process.is_none(),
+            "kill the server before restarting it"
+        );
         self.launch();
     }
 
     /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
     pub fn freeze(&mut self) {
-        self.process.as_ref().expect("running").signal(Signal::SIGSTOP);
+        self.process
+            .as_ref()
+            .expect("running")
+            .signal(Signal::SIGSTOP);
         self.stopped = true;
     }
 
     /// Lets a frozen server run again (SIGCONT).
     pub fn thaw(&mut self) {
-        self.process.as_ref().expect("running").signal(Signal::SIGCONT);
+        self.process
+            .as_ref()
+            .expect("running")
+            .signal(Signal::SIGCONT);
         self.stopped = false;
     }
 }
@@ -224,8 +263,12 @@ impl Drop for LabMariaDb {
     }
 }
 
-/// tmpfs when there is one: bootstrapping the system tables fsyncs a lot.
+/// `$TMPDIR` when set, else tmpfs when there is one: bootstrapping the system tables
+/// fsyncs a lot.
 fn fast_temp_root() -> PathBuf {
+    if std::env::var_os("TMPDIR").is_some() {
+        return std::env::temp_dir();
+    }
     let shm = Path::new("/dev/shm");
     if tempfile::tempdir_in(shm).is_ok() {
         shm.to_owned()

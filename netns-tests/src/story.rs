@@ -96,9 +96,17 @@ pub fn render(template: &str, fields: &[(&str, String)]) -> String {
     for (name, value) in fields {
         text = text.replace(&format!("@{name}@"), value);
     }
+    let unfilled = text
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .find(|line| {
+            line.split('@').skip(1).step_by(2).any(|name| {
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+            })
+        });
     assert!(
-        !text.contains("@\n") && !text.lines().any(|line| line.matches('@').count() >= 2 && !line.contains("from:")),
-        "unfilled field in demo/{template}:\n{text}"
+        unfilled.is_none(),
+        "unfilled field in demo/{template}: {unfilled:?}"
     );
     text
 }
@@ -144,11 +152,19 @@ impl SmtpSink {
         let process = NodeProcess::spawn(
             &self.namespace,
             Path::new("/usr/bin/python3"),
-            &[script.to_str().expect("UTF-8 path"), "--listen", &listen, "--dir", &dir],
+            &[
+                script.to_str().expect("UTF-8 path"),
+                "--listen",
+                &listen,
+                "--dir",
+                &dir,
+            ],
             self.dir.join(format!("sink-{}.log", unix_now())),
         );
         assert!(
-            wait_until(Duration::from_secs(10), || process.log().contains("listening")),
+            wait_until(Duration::from_secs(10), || process
+                .log()
+                .contains("listening")),
             "SMTP sink did not start:\n{}",
             process.log()
         );
@@ -183,10 +199,13 @@ fn unix_now() -> u128 {
 
 /// The VRRP transitions (`OLD -> NEW`) listed in the mails from node `node`, in order.
 pub fn mailed_transitions(mails: &[String], node: &str) -> Vec<String> {
-    let sender = format!("hafront@{node}.demo");
+    let sender = format!("hafront@{node}.example.com");
     mails
         .iter()
-        .filter(|mail| mail.lines().any(|line| line.starts_with("From:") && line.contains(&sender)))
+        .filter(|mail| {
+            mail.lines()
+                .any(|line| line.starts_with("From:") && line.contains(&sender))
+        })
         .flat_map(|mail| {
             // The body lists every event once; the subject repeats the headline.
             let body = mail.split_once("\n\n").map_or("", |(_, body)| body);
@@ -270,7 +289,8 @@ impl Writer {
         let (stopping, log) = (Arc::clone(&stop), Arc::clone(&attempts));
         let thread = std::thread::spawn(move || {
             let namespace = std::fs::File::open(&path).expect("open namespace");
-            nix::sched::setns(namespace, nix::sched::CloneFlags::CLONE_NEWNET).expect("enter namespace");
+            nix::sched::setns(namespace, nix::sched::CloneFlags::CLONE_NEWNET)
+                .expect("enter namespace");
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -286,7 +306,12 @@ impl Writer {
 
     /// How many writes were acknowledged so far.
     pub fn acked(&self) -> usize {
-        self.attempts.lock().expect("attempts").iter().filter(|a| a.acked).count()
+        self.attempts
+            .lock()
+            .expect("attempts")
+            .iter()
+            .filter(|a| a.acked)
+            .count()
     }
 
     /// Waits up to `within` for `count` more acknowledged writes; returns whether they came.
@@ -332,7 +357,10 @@ async fn write_loop(target: SocketAddr, stop: Arc<AtomicBool>, attempts: Arc<Mut
         if !acked {
             conn = None;
         }
-        attempts.lock().expect("attempts").push(Attempt { at, id, acked });
+        attempts
+            .lock()
+            .expect("attempts")
+            .push(Attempt { at, id, acked });
         tokio::time::sleep(WRITE_INTERVAL).await;
     }
 }
@@ -349,7 +377,10 @@ async fn write_one(opts: &OptsBuilder, conn: &mut Option<Conn>, id: u64) -> bool
         return false;
     };
     let write = connection.exec_drop("INSERT INTO seq (id) VALUES (?)", (id,));
-    if !matches!(tokio::time::timeout(CLIENT_TIMEOUT, write).await, Ok(Ok(()))) {
+    if !matches!(
+        tokio::time::timeout(CLIENT_TIMEOUT, write).await,
+        Ok(Ok(()))
+    ) {
         return false;
     }
     let read = connection.exec_first::<u64, _, _>("SELECT id FROM seq WHERE id = ?", (id,));
@@ -366,7 +397,11 @@ pub struct WriteLog {
 impl WriteLog {
     /// The acknowledged sequence numbers.
     pub fn acked(&self) -> Vec<u64> {
-        self.attempts.iter().filter(|a| a.acked).map(|a| a.id).collect()
+        self.attempts
+            .iter()
+            .filter(|a| a.acked)
+            .map(|a| a.id)
+            .collect()
     }
 
     /// Acknowledged numbers missing from `stored` (the new primary's rows).
@@ -433,7 +468,11 @@ impl MysqlPair {
     /// the VIP, is writable, and n2 is its backup.
     pub fn start(test: &str, narrator: Narrator) -> MysqlPair {
         let lab = Lab::new(test, 2);
-        let uplink = Service::start(lab.switch(), SocketAddr::from((SWITCH, UPLINK_PORT)), "ok".into());
+        let uplink = Service::start(
+            lab.switch(),
+            SocketAddr::from((SWITCH, UPLINK_PORT)),
+            "ok".into(),
+        );
         let smtp = SmtpSink::start(lab.switch(), lab.dir().join("mail"));
         narrator.say(&format!("SMTP sink listening on {SWITCH}:{SMTP_PORT}"));
 
@@ -461,7 +500,10 @@ impl MysqlPair {
                     ("CHECK_PASSWORD_FILE", password_file.display().to_string()),
                     ("GATEWAY", format!("{SWITCH}:{UPLINK_PORT}")),
                     ("PRIORITY", priority.to_string()),
-                    ("ADVERT_INTERVAL", format!("{}ms", ADVERT_INTERVAL.as_millis())),
+                    (
+                        "ADVERT_INTERVAL",
+                        format!("{}ms", ADVERT_INTERVAL.as_millis()),
+                    ),
                     ("VIP", VIP.to_string()),
                     ("NOTIFY", demo_dir().join("notify.sh").display().to_string()),
                     ("SOCKET", server.socket().display().to_string()),
@@ -487,14 +529,16 @@ impl MysqlPair {
         narrator.say("starting hafront on n1 (priority 150): it takes the VIP and its notify script promotes n1");
         pair.start_hafront(1);
         assert!(
-            wait_until(SETTLE, || pair.lab.vip_holders() == [1] && pair.servers[0].writable()),
+            wait_until(SETTLE, || pair.lab.vip_holders() == [1]
+                && pair.servers[0].writable()),
             "n1 never became the writable master; events:\n{}",
             std::fs::read_to_string(&pair.events).unwrap_or_default()
         );
         narrator.say("starting hafront on n2 (priority 100): backup, its server stays read-only");
         pair.start_hafront(2);
         assert!(
-            wait_until(SETTLE, || notified_states(&node_events(&pair.events), "n2").contains(&"BACKUP".to_owned())),
+            wait_until(SETTLE, || notified_states(&node_events(&pair.events), "n2")
+                .contains(&"BACKUP".to_owned())),
             "n2 never became backup"
         );
         pair
@@ -502,7 +546,8 @@ impl MysqlPair {
 
     /// Starts (or restarts) hafront on node `number`.
     pub fn start_hafront(&mut self, number: usize) {
-        self.hafronts[number - 1] = Some(Hafront::start(&self.lab, number, &self.bodies[number - 1]));
+        self.hafronts[number - 1] =
+            Some(Hafront::start(&self.lab, number, &self.bodies[number - 1]));
     }
 
     /// The hafront daemon on node `number`.
@@ -552,7 +597,11 @@ impl MysqlPair {
                 })
                 .collect::<BTreeMap<_, _>>()
         };
-        wait_until(within, || compare().values().all(|(notified, mailed)| notified == mailed));
+        wait_until(within, || {
+            compare()
+                .values()
+                .all(|(notified, mailed)| notified == mailed)
+        });
         compare()
     }
 
@@ -587,12 +636,16 @@ pub struct FailoverReport {
     pub old_primary_read_only: bool,
     /// Notified and mailed VRRP transitions per node.
     pub mails: BTreeMap<String, (Vec<String>, Vec<String>)>,
+    /// The mails as received, oldest first.
+    pub mail_texts: Vec<String>,
 }
 
 impl FailoverReport {
     /// The timeline as printable lines.
     pub fn timeline(&self) -> String {
-        let ms = |at: Option<Duration>| at.map_or("never".to_owned(), |at| format!("+{} ms", at.as_millis()));
+        let ms = |at: Option<Duration>| {
+            at.map_or("never".to_owned(), |at| format!("+{} ms", at.as_millis()))
+        };
         format!(
             "  fault (n1's MariaDB killed)          +0 ms\n\
              \x20 detected by hafront on n1 (FAULT)    {}\n\
@@ -618,12 +671,15 @@ impl FailoverReport {
 /// Scenario 1: the primary's MariaDB dies under a writing client; hafront on n2 takes the
 /// VIP, promotes n2 once it applied its relay log; n1 comes back read-only.
 pub fn primary_crash(narrator: Narrator) -> FailoverReport {
-    let mut pair = MysqlPair::start(&format!("story{}", std::process::id() % 1000), narrator);
+    let mut pair = MysqlPair::start("story", narrator);
     let watch = pair.watch();
     let since = Instant::now();
     pair.say("the client (on the switch, 10.213.0.254) writes sequence numbers through the VIP 10.213.0.100:3306 and reads each back");
     let client = pair.client();
-    assert!(client.wait_for_acks(100, Duration::from_secs(10)), "the client cannot write through the VIP");
+    assert!(
+        client.wait_for_acks(100, Duration::from_secs(10)),
+        "the client cannot write through the VIP"
+    );
     pair.say(&format!("{} writes acknowledged so far", client.acked()));
 
     pair.say("killing n1's MariaDB (SIGKILL)");
@@ -632,26 +688,42 @@ pub fn primary_crash(narrator: Narrator) -> FailoverReport {
     let took_over = wait_until(Duration::from_secs(10), || {
         pair.event_after("n2", "promoted", fault).is_some()
     });
-    assert!(took_over, "n2 was not promoted; events:\n{}", std::fs::read_to_string(&pair.events).unwrap_or_default());
+    assert!(
+        took_over,
+        "n2 was not promoted; events:\n{}",
+        std::fs::read_to_string(&pair.events).unwrap_or_default()
+    );
     pair.say("hafront on n1 saw its server down and went FAULT; n2 took the VIP; its notify script applied the relay log, stopped replication and set read_only=OFF");
-    assert!(client.wait_for_acks(100, Duration::from_secs(10)), "the client cannot write after the failover");
-    pair.say(&format!("the client writes again: {} writes acknowledged so far", client.acked()));
+    assert!(
+        client.wait_for_acks(100, Duration::from_secs(10)),
+        "the client cannot write after the failover"
+    );
+    pair.say(&format!(
+        "the client writes again: {} writes acknowledged so far",
+        client.acked()
+    ));
 
     pair.say("restarting n1's MariaDB: it rejoins read-only (read_only=1 in its options), fenced");
     pair.servers[0].restart();
     let rejoined = Instant::now();
     assert!(
-        wait_until(Duration::from_secs(10), || pair.event_after("n1", "notified BACKUP", rejoined).is_some()),
+        wait_until(Duration::from_secs(10), || pair
+            .event_after("n1", "notified BACKUP", rejoined)
+            .is_some()),
         "n1 did not become backup after its server came back"
     );
-    assert!(client.wait_for_acks(50, Duration::from_secs(10)), "writes stopped after n1 rejoined");
+    assert!(
+        client.wait_for_acks(50, Duration::from_secs(10)),
+        "writes stopped after n1 rejoined"
+    );
     let writes = client.finish();
     let vips = watch.finish();
     pair.say("waiting for the alert mails");
     let mails = pair.wait_for_mails(Duration::from_secs(15));
 
     let stored = pair.servers[1].ids();
-    let after = |at: Option<SystemTime>| at.and_then(|at| at.duration_since(pair.clock.wall(fault)).ok());
+    let after =
+        |at: Option<SystemTime>| at.and_then(|at| at.duration_since(pair.clock.wall(fault)).ok());
     let vip_moved = vips
         .polls
         .iter()
@@ -669,6 +741,7 @@ pub fn primary_crash(narrator: Narrator) -> FailoverReport {
         new_primary_writable: pair.servers[1].writable(),
         old_primary_read_only: !pair.servers[0].writable(),
         mails,
+        mail_texts: pair.smtp.mails(),
     }
 }
 

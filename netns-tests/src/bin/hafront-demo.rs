@@ -25,7 +25,10 @@ fn main() {
 }
 
 fn print_mails(report: &FailoverReport) {
-    println!("\nAlert mails (VRRP transitions notified vs mailed, per node):");
+    for (number, mail) in report.mail_texts.iter().enumerate() {
+        println!("\n--- alert mail {} ---\n{}", number + 1, mail.trim_end());
+    }
+    println!("\nVRRP transitions notified vs mailed, per node:");
     for (node, (notified, mailed)) in &report.mails {
         println!("  {node}: notified {notified:?}, mailed {mailed:?}");
     }

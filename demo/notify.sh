@@ -1,0 +1,63 @@
+#!/bin/bash
+# hafront notify script for a MariaDB pair with the VIP on the primary (keepalived style).
+# hafront runs it as: notify.sh --socket SOCK --log FILE INSTANCE NAME STATE PRIORITY
+#
+#   MASTER        promote the local server: wait (bounded) until it has applied every
+#                 relay-log event it received, then STOP SLAVE and read_only=OFF. A replica
+#                 that cannot catch up stays read-only: clients get errors, never lost writes.
+#   BACKUP/FAULT  fence the local server: read_only=ON (a dead server needs nothing: it
+#                 restarts with read_only=1 from its options file).
+#
+# Every step is appended to --log as "UNIX_TIME NODE WHAT" for the demo's timeline.
+set -u
+socket="" log=/dev/null catch_up_seconds=10
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --socket) socket="$2"; shift 2 ;;
+        --log) log="$2"; shift 2 ;;
+        --catch-up-seconds) catch_up_seconds="$2"; shift 2 ;;
+        *) break ;;
+    esac
+done
+[ "${1:-}" = INSTANCE ] && [ $# -eq 4 ] || { echo "usage: $0 --socket SOCK [--log FILE] INSTANCE NAME STATE PRIORITY" >&2; exit 2; }
+state="$3"
+node="${HAFRONT_NODE:-?}"
+
+note() { echo "$(date +%s.%N) $node $*" >> "$log"; echo "$*"; }
+sql() { mariadb --socket="$socket" --user=root --batch --connect-timeout=2 -e "$1"; }
+
+note "notified $state"
+case "$state" in
+    MASTER)
+        status=$(sql "SHOW SLAVE STATUS\G") || { note "cannot reach the local server: not promoted"; exit 1; }
+        if [ -n "$status" ]; then
+            # Receive nothing more, then apply everything received: each acknowledged write
+            # reached this relay log (semi-synchronous replication), so none is lost.
+            sql "STOP SLAVE IO_THREAD" || { note "cannot stop the replication receiver: not promoted"; exit 1; }
+            deadline=$((SECONDS + catch_up_seconds))
+            while :; do
+                status=$(sql "SHOW SLAVE STATUS\G") || { note "lost the local server: not promoted"; exit 1; }
+                field() { awk -v key="$1:" '$1 == key {print $2}' <<<"$status"; }
+                read_at="$(field Master_Log_File):$(field Read_Master_Log_Pos)"
+                applied_at="$(field Relay_Master_Log_File):$(field Exec_Master_Log_Pos)"
+                [ "$read_at" = "$applied_at" ] && break
+                if [ "$SECONDS" -ge "$deadline" ]; then
+                    note "relay log not applied within ${catch_up_seconds}s ($applied_at of $read_at): not promoted"
+                    exit 1
+                fi
+                sleep 0.02
+            done
+            note "relay log applied up to $applied_at"
+            sql "STOP SLAVE" || { note "cannot stop replication: not promoted"; exit 1; }
+        fi
+        sql "SET GLOBAL read_only = OFF" || { note "promotion failed"; exit 1; }
+        note "promoted: read_only=OFF"
+        ;;
+    BACKUP|FAULT)
+        if sql "SET GLOBAL read_only = ON" 2>/dev/null; then
+            note "fenced: read_only=ON"
+        else
+            note "local server unreachable: it restarts read-only"
+        fi
+        ;;
+esac
