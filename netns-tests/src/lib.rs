@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -796,9 +796,5 @@ impl Keepalived {
     }
 }
 
-/// The address of node `number` as an [`IpAddr`].
-pub fn node_ip(number: usize) -> IpAddr {
-    IpAddr::V4(Lab::address(number))
-}
 pub mod mariadb;
 pub mod story;

@@ -278,11 +278,23 @@ fn partition_of_three_heals_to_one_master() {
 }
 
 #[test]
-fn failing_tracked_check_moves_the_vip() {
-    if skip_unless_root("failing_tracked_check_moves_the_vip") {
+fn failing_tracked_check_moves_the_vip_and_notifies() {
+    if skip_unless_root("failing_tracked_check_moves_the_vip_and_notifies") {
         return;
     }
     let lab = Lab::new("track", 2);
+    // A notify script that appends one line per VRRP event.
+    let events = lab.dir().join("events");
+    let script = lab.dir().join("notify.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$HAFRONT_EVENT\" = vrrp ] || exit 0\necho \"$HAFRONT_NODE $HAFRONT_INSTANCE $HAFRONT_OLD $HAFRONT_NEW $HAFRONT_PRIORITY $HAFRONT_REASON\" >> {}\n",
+            events.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let _services = [lab.service(1), lab.service(2)];
     let local = |number| {
         hafront_netns_tests::Service::start(
@@ -295,8 +307,9 @@ fn failing_tracked_check_moves_the_vip() {
     let _checked_2 = local(2);
     let body = |priority| {
         format!(
-            "checks:\n  local-tcp:\n    kind: tcp\n    interval: 100ms\n    timeout: 100ms\n    rise: 1\n    fall: 1\npools:\n  local:\n    check: local-tcp\n    servers:\n      - name: svc\n        address: 127.0.0.1:9000\n{}",
-            vrrp_section(
+            "notify:\n  - command: [{script}]\n    instance: vip\nchecks:\n  local-tcp:\n    kind: tcp\n    interval: 100ms\n    timeout: 100ms\n    rise: 1\n    fall: 1\npools:\n  local:\n    check: local-tcp\n    servers:\n      - name: svc\n        address: 127.0.0.1:9000\n{vrrp}",
+            script = script.display(),
+            vrrp = vrrp_section(
                 3,
                 priority,
                 INTERVAL,
@@ -325,6 +338,27 @@ fn failing_tracked_check_moves_the_vip() {
     assert!(
         n1.log().contains("fault_raised: server local/svc down"),
         "the fault names the tracked server:\n{}",
+        n1.log()
+    );
+    // n1's startup depends on whether its check passed before VRRP started; it ends with
+    // these. Each node's script runs on its own, so only each node's order is fixed.
+    let n1_ends_with = [
+        "n1 vip BACKUP MASTER 200 master_down",
+        "n1 vip MASTER FAULT 200 fault_raised: server local/svc down",
+    ];
+    let n2_saw = "n2 vip BACKUP MASTER 150 master_resigned";
+    assert!(
+        wait_until(Duration::from_secs(2), || {
+            std::fs::read_to_string(&events).is_ok_and(|text| {
+                let n1: Vec<&str> = text
+                    .lines()
+                    .filter(|line| line.starts_with("n1 "))
+                    .collect();
+                n1.ends_with(&n1_ends_with) && text.lines().any(|line| line == n2_saw)
+            })
+        }),
+        "notify script saw: {:?}\n{}",
+        std::fs::read_to_string(&events),
         n1.log()
     );
 }
