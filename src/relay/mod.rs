@@ -341,6 +341,8 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
     if let Some(gateway) = shared.transport.gateway() {
         return serve_gateway(&shared, gateway, client, peer).await;
     }
+    // Held in an Option so the loop below can move it out on the attempt
+    // that succeeds.
     let mut client = match shared.transport.accept(client).await {
         Ok(client) => Some(client),
         Err(error) => {
@@ -383,6 +385,7 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
             continue;
         }
         let Some(client) = client.take() else {
+            // Unreachable: every path after the take returns.
             return;
         };
         bump(&counters.total);
