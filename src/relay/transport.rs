@@ -105,6 +105,7 @@ impl Transport {
     pub(crate) async fn accept(&self, mut client: TcpStream) -> io::Result<ClientSide> {
         match self {
             Transport::SpipedDecrypt(endpoint) => {
+                keep_alive(&client)?;
                 let session = endpoint
                     .handshake(&mut client, spiped::Role::Server)
                     .await
@@ -129,6 +130,7 @@ impl Transport {
     pub(crate) async fn secure(&self, mut server: TcpStream) -> io::Result<ServerSide> {
         match self {
             Transport::SpipedEncrypt(endpoint) => {
+                keep_alive(&server)?;
                 let session = endpoint
                     .handshake(&mut server, spiped::Role::Client)
                     .await
@@ -150,6 +152,12 @@ impl Transport {
             | Transport::Gateway(_) => Ok(ServerSide::Plain(server)),
         }
     }
+}
+
+/// TCP keepalive on a spiped link, as spiped does by default: a long quiet
+/// link (a replication stream) notices a peer that vanished.
+fn keep_alive(stream: &TcpStream) -> io::Result<()> {
+    socket2::SockRef::from(stream).set_keepalive(true)
 }
 
 fn handshake_error(error: spiped::HandshakeError) -> io::Error {
