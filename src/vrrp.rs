@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use hafront_config::{Config, Track, V3Checksum, VrrpInstance};
+use hafront_config::{Config, V3Checksum, VrrpInstance};
 use hafront_health::{Monitor, ServerHealth};
 use hafront_vrrp::linux::{self, Activity, Control, Driver, DriverConfig, DropCounters, Event};
 use hafront_vrrp::{
@@ -200,7 +200,7 @@ impl Instance {
         let driver = Driver::new(driver_config, events_tx)
             .await
             .map_err(driver_error)?;
-        let tracking = Tracking::resolve(&config.track, monitor);
+        let tracking = Tracking::resolve(config, monitor);
         let verdict = tracking.verdict(config.priority);
         let board = Arc::new(Mutex::new(Board {
             state: State::Initialize,
@@ -249,7 +249,7 @@ impl Instance {
         self.tracker.abort();
         self.tracker = tokio::spawn(track(
             name.to_owned(),
-            Tracking::resolve(&config.track, monitor),
+            Tracking::resolve(config, monitor),
             config.priority,
             None,
             monitor.subscribe(),
@@ -407,8 +407,17 @@ impl Verdict {
 }
 
 impl Tracking {
-    fn resolve(tracks: &[Track], monitor: &Monitor) -> Tracking {
-        let items = tracks
+    /// The instance's own interface (FAULT while its link is down, as keepalived does)
+    /// and its `track` items.
+    fn resolve(config: &VrrpInstance, monitor: &Monitor) -> Tracking {
+        let own_interface = Tracked {
+            target: Target::Interface {
+                name: config.interface.clone(),
+            },
+            weight: None,
+        };
+        let items = config
+            .track
             .iter()
             .filter_map(|track| {
                 let target = if let Some(server) = &track.server {
@@ -438,8 +447,10 @@ impl Tracking {
                     weight: track.weight,
                 })
             })
-            .collect();
-        Tracking { items }
+            .collect::<Vec<_>>();
+        Tracking {
+            items: std::iter::once(own_interface).chain(items).collect(),
+        }
     }
 
     fn watches_links(&self) -> bool {
@@ -541,8 +552,8 @@ async fn track(
         tokio::select! {
             event = health.recv() => match event {
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
-                // The monitor is gone (daemon stopping or reloading): nothing more to follow.
-                Err(RecvError::Closed) => std::future::pending().await,
+                // The monitor is gone: the daemon is stopping.
+                Err(RecvError::Closed) => return,
             },
             _ = async { link_poll.as_mut()?.tick().await; Some(()) }, if link_poll.is_some() => {}
         }
@@ -608,6 +619,7 @@ fn alert_state(state: State, reason: Reason) -> VrrpState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hafront_config::Track;
     use hafront_health::Status;
 
     fn server(name: &str, status: Status) -> Arc<ServerHealth> {

@@ -181,8 +181,8 @@ impl Lab {
         self.dir.path()
     }
 
-    /// Cuts node `number` off the bridge (its switch port goes down; the node still sees
-    /// its own link up, as with a failed switch port or cable on the far side).
+    /// Cuts node `number`'s link: its switch port goes down, so the node's interface loses
+    /// carrier (a pulled cable or a dead switch port).
     pub fn cut(&self, number: usize) {
         ip(&[
             "-n",
@@ -194,7 +194,33 @@ impl Lab {
         ]);
     }
 
-    /// Reconnects node `number`.
+    /// Partitions node `number` from the others: its port leaves the bridge while both
+    /// ends keep their link up (a switch that stops forwarding).
+    pub fn partition(&self, number: usize) {
+        ip(&[
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            &format!("p{number}"),
+            "nomaster",
+        ]);
+    }
+
+    /// Ends [`Lab::partition`] of node `number`.
+    pub fn rejoin(&self, number: usize) {
+        ip(&[
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            &format!("p{number}"),
+            "master",
+            "br0",
+        ]);
+    }
+
+    /// Reconnects node `number` after [`Lab::cut`].
     pub fn heal(&self, number: usize) {
         ip(&[
             "-n",

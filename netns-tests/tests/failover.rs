@@ -34,13 +34,14 @@ fn link_cut_moves_the_vip_and_heal_preempts_back() {
     let cut = Instant::now();
     lab.cut(1);
     assert!(
-        wait_until(Duration::from_secs(2), || lab.has_vip(2)),
-        "n2 did not take over"
+        wait_until(Duration::from_secs(2), || lab.vip_holders() == [2]),
+        "n2 did not take over, or n1 kept the VIP without carrier: {:?}",
+        lab.vip_holders()
     );
     std::thread::sleep(Duration::from_millis(500));
     let healed = Instant::now();
     lab.heal(1);
-    // n1 (higher priority, preempt) wins the contested election and n2 backs off.
+    // n1 leaves FAULT as backup, hears n2's lower priority and preempts.
     assert!(
         wait_until(Duration::from_secs(2), || lab.vip_holders() == [1]),
         "n2 kept the VIP after heal: {:?}",
@@ -244,7 +245,7 @@ fn partition_of_three_heals_to_one_master() {
     );
     let probe = lab.probe();
 
-    lab.cut(1);
+    lab.partition(1);
     // n1 alone keeps the VIP on its island; n2 wins among the others, n3 stays backup.
     assert!(
         wait_until(Duration::from_secs(2), || lab.vip_holders() == [1, 2]),
@@ -254,7 +255,7 @@ fn partition_of_three_heals_to_one_master() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(lab.vip_holders(), [1, 2], "n3 must stay backup under n2");
     let healed = Instant::now();
-    lab.heal(1);
+    lab.rejoin(1);
     assert!(
         wait_until(Duration::from_secs(2), || lab.vip_holders() == [1]),
         "two masters after the heal: {:?}",
@@ -461,4 +462,37 @@ fn status_interface_tracking_weight_and_reload() {
         lab.vip_holders()
     );
     assert_eq!(instance_status(&lab, &n2, 2)["priority"], 250);
+}
+
+#[test]
+fn own_link_down_is_a_fault() {
+    if skip_unless_root("own_link_down_is_a_fault") {
+        return;
+    }
+    let lab = Lab::new("ownlink", 2);
+    let n1 = node(&lab, 1, 200, "");
+    let _n2 = node(&lab, 2, 100, "");
+    assert!(
+        wait_until(SETTLE, || lab.vip_holders() == [1]),
+        "n1 never became the only master"
+    );
+    hafront_netns_tests::ip(&["-n", lab.node(1), "link", "set", "eth0", "down"]);
+    assert!(
+        wait_until(Duration::from_secs(2), || lab.vip_holders() == [2]),
+        "n1 kept the VIP with its link down: {:?}",
+        lab.vip_holders()
+    );
+    assert_eq!(instance_status(&lab, &n1, 1)["state"], "fault");
+    hafront_netns_tests::ip(&["-n", lab.node(1), "link", "set", "eth0", "up"]);
+    // Back as backup, then n1 (200) preempts n2 (100).
+    assert!(
+        wait_until(Duration::from_secs(3), || lab.vip_holders() == [1]),
+        "n1 did not take the VIP back with its link: {:?}",
+        lab.vip_holders()
+    );
+    assert!(
+        n1.log().contains("fault_raised: interface eth0 down"),
+        "the fault names the link:\n{}",
+        n1.log()
+    );
 }
