@@ -424,6 +424,7 @@ async fn garbage_truncated_and_stalled_handshakes_are_closed() {
     );
 
     assert_eq!(pair.echo.accepted(), 0, "no bad client reached the server");
+    assert_eq!(pair.decrypt.relay.stats().refused_handshake, 3);
     let payload = pattern(2000);
     let received = round_trip(pair.encrypt.address(), &payload)
         .await
@@ -751,6 +752,7 @@ async fn tls_peers_failing_verification_reach_no_server() {
     let answer = read_until_closed(&mut plain).await;
     assert!(!answer.windows(4).any(|w| w == b"PING"), "not echoed");
     assert_eq!(echo.accepted(), 0, "no unverified peer reached the server");
+    assert_eq!(mutual.relay.stats().refused_handshake, 3);
 }
 
 fn stunnel(config: &str, dir: &Path, name: &str) -> Peer {
@@ -942,6 +944,11 @@ async fn gateway_refuses_bad_requests_with_a_status_and_keeps_serving() {
     assert!(started.elapsed() >= Duration::from_millis(400));
 
     assert_eq!(echo.accepted(), 0, "no refused request reached a server");
+    assert_eq!(
+        gateway.relay.stats().refused_handshake,
+        6,
+        "all but connect refused"
+    );
     let request = [token(echo.address).as_bytes(), b"\n", b"ping"].concat();
     let received = gateway_exchange(gateway.address(), &request).await;
     assert_eq!(received, b"200pingbye\n");

@@ -346,6 +346,7 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
     let mut client = match shared.transport.accept(client).await {
         Ok(client) => Some(client),
         Err(error) => {
+            bump(&counters.refused_handshake);
             warn!(relay, %peer, %error, "client closed: handshake failed");
             return;
         }
@@ -456,6 +457,7 @@ async fn serve_gateway(
         Ok(request) => request,
         Err(error) => {
             let status = error.status();
+            bump(&counters.refused_handshake);
             warn!(relay, %peer, status = status.code(), %error, "gateway request refused");
             gateway::refuse(client, status).await;
             return;

@@ -16,6 +16,7 @@ pub(crate) struct RelayCounters {
     pub refused_no_server: AtomicU64,
     pub refused_limit: AtomicU64,
     pub refused_connect_failed: AtomicU64,
+    pub refused_handshake: AtomicU64,
     pub copied: AtomicU64,
 }
 
@@ -58,6 +59,9 @@ pub struct RelayStats {
     pub refused_limit: u64,
     /// Clients closed because every connect attempt failed.
     pub refused_connect_failed: u64,
+    /// Clients closed because their side's handshake failed (spiped, TLS)
+    /// or their gateway request was refused.
+    pub refused_handshake: u64,
     /// Connections forwarded by userspace copy instead of splice(2) (splice
     /// unavailable, or disabled by [`DataPath::Copy`](super::DataPath::Copy)).
     pub copied: u64,
@@ -95,6 +99,7 @@ impl RelayCounters {
             refused_no_server: read(&self.refused_no_server),
             refused_limit: read(&self.refused_limit),
             refused_connect_failed: read(&self.refused_connect_failed),
+            refused_handshake: read(&self.refused_handshake),
             copied: read(&self.copied),
             servers,
         }
