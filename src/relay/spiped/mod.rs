@@ -235,32 +235,26 @@ impl Endpoint {
         let own_dh_key = hmac::Key::new(hmac::HMAC_SHA256, own_dh_key);
         let peer_dh_key: &[u8; 32] = peer_dh_key.try_into().expect("32 bytes");
 
-        let exponent = if self.forward_secrecy {
-            Some(dh::PrivateExponent::generate(&self.random)?)
-        } else {
-            None
-        };
-        let own_value = exponent
-            .as_ref()
-            .map_or(dh::ONE, dh::PrivateExponent::public);
-        let mut own_message = [0u8; DH_MESSAGE_LEN];
-        own_message[..dh::ELEMENT_LEN].copy_from_slice(&own_value);
-        own_message[dh::ELEMENT_LEN..]
-            .copy_from_slice(hmac::sign(&own_dh_key, &own_value).as_ref());
-
-        // The client speaks first; the server answers only an authentic value.
+        // The client speaks first; the server answers only an authentic
+        // value, and spends no exponentiation on a peer that has not yet
+        // proved it holds the key.
         let mut peer_message = [0u8; DH_MESSAGE_LEN];
-        let peer_value = match role {
+        let (exponent, peer_value) = match role {
             Role::Client => {
+                let exponent = self.ephemeral_exponent()?;
+                let own_message = dh_message(&own_dh_key, exponent.as_ref());
                 stream.write_all(&own_message).await?;
                 stream.read_exact(&mut peer_message).await?;
-                verify_dh_message(peer_dh_key, &peer_message)?
+                (exponent, verify_dh_message(peer_dh_key, &peer_message)?)
             }
             Role::Server => {
                 stream.read_exact(&mut peer_message).await?;
                 let value = verify_dh_message(peer_dh_key, &peer_message)?;
-                stream.write_all(&own_message).await?;
-                value
+                let exponent = self.ephemeral_exponent()?;
+                stream
+                    .write_all(&dh_message(&own_dh_key, exponent.as_ref()))
+                    .await?;
+                (exponent, value)
             }
         };
         let shared = Zeroizing::new(
@@ -287,6 +281,15 @@ impl Endpoint {
         })
     }
 
+    /// A fresh private exponent, or none without forward secrecy.
+    fn ephemeral_exponent(&self) -> Result<Option<dh::PrivateExponent>, HandshakeError> {
+        if self.forward_secrecy {
+            Ok(Some(dh::PrivateExponent::generate(&self.random)?))
+        } else {
+            Ok(None)
+        }
+    }
+
     /// PBKDF2-HMAC-SHA256 with one iteration, keyed by the shared key,
     /// salted with `nonces || extra`.
     fn derive(&self, nonces: &[u8], extra: &[u8], out: &mut [u8]) {
@@ -301,6 +304,16 @@ impl Endpoint {
             out,
         );
     }
+}
+
+/// This side's Diffie-Hellman message: 2^x mod p (or 1 without an
+/// exponent) and its HMAC under `mac_key`.
+fn dh_message(mac_key: &hmac::Key, exponent: Option<&dh::PrivateExponent>) -> [u8; DH_MESSAGE_LEN] {
+    let value = exponent.map_or(dh::ONE, dh::PrivateExponent::public);
+    let mut message = [0u8; DH_MESSAGE_LEN];
+    message[..dh::ELEMENT_LEN].copy_from_slice(&value);
+    message[dh::ELEMENT_LEN..].copy_from_slice(hmac::sign(mac_key, &value).as_ref());
+    message
 }
 
 /// A peer's authenticated Diffie-Hellman value.
