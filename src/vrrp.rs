@@ -185,21 +185,14 @@ impl Instance {
         monitor: &Monitor,
         alerts: &Arc<Mutex<AlertSender>>,
     ) -> Result<Instance, VrrpError> {
-        let driver_error = |source| VrrpError::Driver {
-            instance: name.to_owned(),
-            source,
-        };
-        let driver_config = driver_config(name, config).await.map_err(|err| match err {
-            ConfigProblem::AuthPass(message) => VrrpError::AuthPass {
-                instance: name.to_owned(),
-                message,
-            },
-            ConfigProblem::Driver(source) => driver_error(source),
-        })?;
+        let driver_config = driver_config(name, config).await?;
         let (events_tx, events) = mpsc::unbounded_channel();
         let driver = Driver::new(driver_config, events_tx)
             .await
-            .map_err(driver_error)?;
+            .map_err(|source| VrrpError::Driver {
+                instance: name.to_owned(),
+                source,
+            })?;
         let tracking = Tracking::resolve(config, monitor);
         let verdict = tracking.verdict(config.priority);
         let board = Arc::new(Mutex::new(Board {
@@ -216,7 +209,15 @@ impl Instance {
         }
         let drops = driver.drop_counters();
         let activity = driver.activity();
-        let driver = tokio::spawn(driver.run(control_rx));
+        let instance = name.to_owned();
+        let driver = tokio::spawn(async move {
+            let result = driver.run(control_rx).await;
+            if let Err(err) = &result {
+                // It resigned and withdrew the VIPs before ending.
+                error!(%instance, "VRRP instance stopped: {err}");
+            }
+            result
+        });
         let tracker = tokio::spawn(track(
             name.to_owned(),
             tracking,
@@ -283,10 +284,9 @@ impl Instance {
         self.tracker.abort();
         let _ = self.control.send(Control::Shutdown).await;
         drop(self.control);
-        match self.driver.await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => error!(interface = %self.config.interface, "VRRP driver failed: {err}"),
-            Err(err) => error!(interface = %self.config.interface, "VRRP driver task: {err}"),
+        // A driver error was logged when it happened.
+        if let Err(err) = self.driver.await {
+            error!(interface = %self.config.interface, "VRRP driver task: {err}");
         }
         let _ = self.reporter.await;
     }
@@ -301,14 +301,13 @@ fn same_protocol(running: &VrrpInstance, wanted: &VrrpInstance) -> bool {
     strip(running) == strip(wanted)
 }
 
-enum ConfigProblem {
-    AuthPass(String),
-    Driver(linux::DriverError),
-}
-
 /// Maps the configuration onto the driver's: version, password, checksum form, the
 /// interface's primary address, gratuitous ARP, unicast peers and the VIP lifetime.
-async fn driver_config(name: &str, config: &VrrpInstance) -> Result<DriverConfig, ConfigProblem> {
+async fn driver_config(name: &str, config: &VrrpInstance) -> Result<DriverConfig, VrrpError> {
+    let auth_error = |message: String| VrrpError::AuthPass {
+        instance: name.to_owned(),
+        message,
+    };
     let version = if config.version == 2 {
         Version::V2
     } else {
@@ -319,9 +318,9 @@ async fn driver_config(name: &str, config: &VrrpInstance) -> Result<DriverConfig
         Some(secret) => {
             let text = secret
                 .reveal()
-                .map_err(|err| ConfigProblem::AuthPass(format!("cannot read it: {err}")))?;
+                .map_err(|err| auth_error(format!("cannot read it: {err}")))?;
             let password = Password::new(text.as_bytes())
-                .ok_or_else(|| ConfigProblem::AuthPass("longer than 8 bytes".to_owned()))?;
+                .ok_or_else(|| auth_error("longer than 8 bytes".to_owned()))?;
             Auth::Password(password)
         }
     };
@@ -332,7 +331,10 @@ async fn driver_config(name: &str, config: &VrrpInstance) -> Result<DriverConfig
     let primary_address =
         linux::primary_address(&config.interface, ipv6, &config.virtual_addresses)
             .await
-            .map_err(ConfigProblem::Driver)?;
+            .map_err(|source| VrrpError::Driver {
+                instance: name.to_owned(),
+                source,
+            })?;
     info!(instance = %name, interface = %config.interface, %primary_address, "VRRP instance starting");
     let instance = InstanceConfig {
         vrid: config.vrid,

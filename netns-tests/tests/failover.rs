@@ -496,3 +496,30 @@ fn own_link_down_is_a_fault() {
         n1.log()
     );
 }
+
+#[test]
+fn unicast_peers_elect_and_fail_over() {
+    if skip_unless_root("unicast_peers_elect_and_fail_over") {
+        return;
+    }
+    let lab = Lab::new("unicast", 2);
+    let peer = |number| format!("      unicast_peers: [{}]\n", Lab::address(number));
+    let mut n1 = node(&lab, 1, 200, &peer(2));
+    let n2 = node(&lab, 2, 100, &peer(1));
+    assert!(
+        wait_until(SETTLE, || lab.vip_holders() == [1]),
+        "n1 never became the only master over unicast"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        instance_status(&lab, &n2, 2)["adverts_received"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    n1.terminate();
+    assert!(
+        wait_until(Duration::from_secs(1), || lab.vip_holders() == [2]),
+        "n2 did not take over from the stopped master"
+    );
+}
