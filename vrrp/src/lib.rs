@@ -49,6 +49,9 @@
 //!   112 sockets on the interface (multicast, or unicast peers), VIPs added over rtnetlink
 //!   with a valid lifetime renewed by every advert (a SIGKILLed daemon's VIPs expire),
 //!   gratuitous ARP / unsolicited NA, leftover VIPs removed at start.
+//!   [`linux::Driver::activity`] counts adverts sent and accepted and knows the current
+//!   master; [`linux::release`] removes an instance's VIPs without running it (what a
+//!   killed daemon left behind).
 //!
 //! ```no_run
 //! # async fn example(instance: hafront_vrrp::InstanceConfig) -> Result<(), hafront_vrrp::linux::DriverError> {
@@ -65,11 +68,12 @@
 //! let (control, control_rx) = tokio::sync::mpsc::channel(8);
 //! let driver = Driver::new(config, events_tx).await?;
 //! let drops = driver.drop_counters(); // per DropReason, for metrics
+//! let activity = driver.activity(); // adverts sent / received, current master
 //! let task = tokio::spawn(driver.run(control_rx));
 //! control.send(Control::SetPriority(90)).await.ok(); // a tracked check lost weight 10
 //! control.send(Control::Shutdown).await.ok(); // resign, withdraw the VIPs
 //! task.await.expect("driver task")?;
-//! # let _ = (drops, events.try_recv());
+//! # let _ = (drops, activity, events.try_recv());
 //! # Ok(()) }
 //! ```
 
