@@ -145,9 +145,16 @@ fn start(mode: RelayMode, servers: &[SocketAddr]) -> Started {
 }
 
 fn try_start(mode: RelayMode, servers: &[SocketAddr]) -> std::io::Result<Started> {
+    try_start_with(relay_config(mode), servers)
+}
+
+fn try_start_with(
+    config: hafront_config::Relay,
+    servers: &[SocketAddr],
+) -> std::io::Result<Started> {
     let (events, receiver) = broadcast::channel(16);
     let pool: Vec<Arc<ServerHealth>> = servers.iter().copied().map(health).collect();
-    let relay = Relay::start("test", &relay_config(mode), pool.into(), receiver)?;
+    let relay = Relay::start("test", &config, pool.into(), receiver)?;
     Ok(Started {
         relay,
         _events: events,
@@ -503,6 +510,29 @@ async fn a_flipped_byte_in_flight_closes_the_connection() {
         .await
         .expect("relayed");
     assert_echoed(&received, &payload);
+}
+
+#[tokio::test]
+async fn idle_spiped_connections_are_closed() {
+    let pair = SpipedPair::start(true, true).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = private_file(&dir.path().join("key"), &pattern(32));
+    let mut config = relay_config(RelayMode::SpipedEncrypt(spiped_mode(&key, true)));
+    config.idle_timeout = Duration::from_millis(300);
+    let encrypt = try_start_with(config, &[pair.decrypt.address()]).expect("relay starts");
+    let mut stream = TcpStream::connect(encrypt.address())
+        .await
+        .expect("connect");
+    stream.write_all(b"ping").await.expect("send");
+    let mut echoed = [0u8; 4];
+    within(stream.read_exact(&mut echoed)).await.expect("echo");
+    assert_eq!(&echoed, b"ping");
+    let started = Instant::now();
+    assert!(
+        read_until_closed(&mut stream).await.is_empty(),
+        "closed, no trailer"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(250));
 }
 
 #[tokio::test]
