@@ -402,7 +402,7 @@ async fn down_then_up_sends_one_mail_each_and_the_recovery_says_how_long() {
     );
     let body = text(down, "body");
     assert!(
-        body.starts_with("hafront on node node1 reports 1 event between "),
+        body.starts_with("hafront on node node1 reports 1 event at "),
         "{body}"
     );
     assert!(

@@ -169,12 +169,15 @@ pub(crate) fn compose(
         events.len()
     );
     if let (Some(first), Some(last)) = (events.first(), events.last()) {
-        let _ = write!(
-            body,
-            " between {} and {}",
-            humantime::format_rfc3339_seconds(first.at),
-            humantime::format_rfc3339_seconds(last.at)
+        let (first, last) = (
+            humantime::format_rfc3339_seconds(first.at).to_string(),
+            humantime::format_rfc3339_seconds(last.at).to_string(),
         );
+        if first == last {
+            let _ = write!(body, " at {first}");
+        } else {
+            let _ = write!(body, " between {first} and {last}");
+        }
     }
     body.push_str(".\n");
     if batch.rate_limited {
