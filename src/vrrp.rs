@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use hafront_config::{Config, V3Checksum, VrrpInstance};
 use hafront_health::{Monitor, ServerHealth};
-use hafront_vrrp::linux::{self, Activity, Control, Driver, DriverConfig, DropCounters, Event};
+use hafront_vrrp::linux::{
+    self, Activity, Control, Driver, DriverConfig, DropCounters, Event, LinkChanges,
+};
 use hafront_vrrp::{
     Auth, ChecksumForm, DropReason, GarpConfig, InstanceConfig, Password, Reason, State, Version,
 };
@@ -22,7 +24,11 @@ use tracing::{error, info, warn};
 use crate::alerts::{AlertSender, EventKind, VrrpState, VrrpTransition};
 use crate::control::InstanceStatus;
 
-/// How often tracked interfaces' link state is read.
+/// How often link state is re-read besides netlink's change notifications (one lost to a
+/// full socket buffer is caught by this).
+const LINK_RECHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often link state is read when netlink notifications are unavailable.
 const LINK_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Commands queued for a driver before it must wait.
@@ -455,12 +461,6 @@ impl Tracking {
         }
     }
 
-    fn watches_links(&self) -> bool {
-        self.items
-            .iter()
-            .any(|item| matches!(item.target, Target::Interface { .. }))
-    }
-
     /// keepalived's semantics: each item down subtracts its weight, or forces FAULT when it
     /// has none. The priority stays within 1..=configured.
     fn verdict(&self, configured: u8) -> Verdict {
@@ -513,9 +513,8 @@ fn link_up(interface: &str) -> bool {
     read("carrier") == "1" && matches!(read("operstate").as_str(), "up" | "unknown")
 }
 
-/// Re-evaluates tracking on every health event (and every [`LINK_POLL_INTERVAL`] when
-/// interfaces are tracked) and tells the driver when the verdict differs from `applied`
-/// (at once when that is `None`).
+/// Re-evaluates tracking on every health event and link change and tells the driver when
+/// the verdict differs from `applied` (at once when that is `None`).
 async fn track(
     instance: String,
     tracking: Tracking,
@@ -525,11 +524,17 @@ async fn track(
     control: mpsc::Sender<Control>,
     board: Arc<Mutex<Board>>,
 ) {
-    let mut link_poll = tracking.watches_links().then(|| {
-        let mut ticker = tokio::time::interval(LINK_POLL_INTERVAL);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker
+    let mut links = LinkChanges::subscribe()
+        .inspect_err(|err| {
+            warn!(%instance, "{err}; reading link states every {LINK_POLL_INTERVAL:?} instead");
+        })
+        .ok();
+    let mut link_poll = tokio::time::interval(if links.is_some() {
+        LINK_RECHECK_INTERVAL
+    } else {
+        LINK_POLL_INTERVAL
     });
+    link_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let verdict = tracking.verdict(configured);
         if applied.as_ref() != Some(&verdict) {
@@ -557,7 +562,8 @@ async fn track(
                 // The monitor is gone: the daemon is stopping.
                 Err(RecvError::Closed) => return,
             },
-            _ = async { link_poll.as_mut()?.tick().await; Some(()) }, if link_poll.is_some() => {}
+            Some(()) = async { links.as_mut()?.changed().await } => {}
+            _ = link_poll.tick() => {}
         }
     }
 }

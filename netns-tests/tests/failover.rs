@@ -420,12 +420,20 @@ fn status_interface_tracking_weight_and_reload() {
     assert_eq!(backup["master"], "10.213.0.1");
     assert!(backup["adverts_received"].as_u64().unwrap() > 0, "{backup}");
 
-    // The uplink's loss costs n1 150: at 50 it yields to n2 (100), which preempts.
+    // The uplink's loss costs n1 150: at 50 it yields to n2 (100), which preempts once its
+    // down timer (3 x 100 ms + skew) runs out. Netlink reports the carrier loss at once
+    // (the periodic re-read is only every second).
+    let lost = Instant::now();
     link(&["set", "far", "down"]);
     assert!(
         wait_until(Duration::from_secs(2), || lab.vip_holders() == [2]),
         "n2 did not preempt n1 at its lowered priority: {:?}",
         lab.vip_holders()
+    );
+    assert!(
+        lost.elapsed() < Duration::from_millis(900),
+        "the carrier loss took {:?} to move the VIP",
+        lost.elapsed()
     );
     let lowered = instance_status(&lab, &n1, 1);
     assert_eq!(lowered["effective_priority"], 50);

@@ -5,6 +5,7 @@
 //! calls [`Driver::new`].
 
 mod announce;
+mod links;
 mod netlink;
 mod socket;
 
@@ -20,6 +21,7 @@ use tokio::sync::mpsc;
 use crate::machine::{Action, ConfigError, InstanceConfig, Machine, Reason, State};
 use crate::wire::{self, Advert, ChecksumForm, DropReason};
 use announce::Announcer;
+pub use links::LinkChanges;
 use netlink::Netlink;
 use socket::AdvertSockets;
 
