@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""SMTP sink for the hafront demo: every mail is printed and saved as NNNN.eml in --dir."""
-import argparse, asyncio, os, signal, sys
+"""SMTP sink for the hafront demo: every mail is printed and saved, decoded (From, To, Date,
+Subject and the text body), as ARRIVAL_NS.eml in --dir."""
+import argparse, email, email.policy, os, signal, time
 from aiosmtpd.controller import Controller
 
 parser = argparse.ArgumentParser()
@@ -14,8 +15,11 @@ class Sink:
 
     async def handle_DATA(self, server, session, envelope):
         Sink.count += 1
-        text = envelope.original_content.decode("utf-8", "replace").replace("\r\n", "\n")
-        path = os.path.join(args.dir, f"{Sink.count:04}.eml")
+        message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+        headers = "".join(f"{name}: {message[name]}\n" for name in ("From", "To", "Date", "Subject"))
+        text = headers + "\n" + message.get_content().replace("\r\n", "\n")
+        # Named by arrival time: names sort in order, also across restarts of the sink.
+        path = os.path.join(args.dir, f"{time.time_ns()}.eml")
         with open(path + ".tmp", "w") as mail:
             mail.write(text)
         os.rename(path + ".tmp", path)

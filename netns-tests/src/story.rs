@@ -638,6 +638,9 @@ pub struct FailoverReport {
     pub mails: BTreeMap<String, (Vec<String>, Vec<String>)>,
     /// The mails as received, oldest first.
     pub mail_texts: Vec<String>,
+    /// Every change of the VIP's holders: milliseconds from the fault (negative: before)
+    /// and the nodes holding it.
+    pub vip_changes: Vec<(i64, Vec<usize>)>,
 }
 
 impl FailoverReport {
@@ -742,10 +745,240 @@ pub fn primary_crash(narrator: Narrator) -> FailoverReport {
         old_primary_read_only: !pair.servers[0].writable(),
         mails,
         mail_texts: pair.smtp.mails(),
+        vip_changes: holder_changes(&vips, fault),
     }
+}
+
+/// The polls where the VIP's holders changed, as milliseconds from `origin` and holders.
+pub fn holder_changes(vips: &VipLog, origin: Instant) -> Vec<(i64, Vec<usize>)> {
+    let mut changes: Vec<(i64, Vec<usize>)> = Vec::new();
+    for poll in &vips.polls {
+        if changes.last().is_none_or(|(_, nodes)| *nodes != poll.nodes) {
+            let millis = match poll.at.checked_duration_since(origin) {
+                Some(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+                None => -i64::try_from((origin - poll.at).as_millis()).unwrap_or(i64::MAX),
+            };
+            changes.push((millis, poll.nodes.clone()));
+        }
+    }
+    changes
 }
 
 /// The longest stretch with the VIP on two nodes after `from`.
 pub fn duplicate_after(vips: &VipLog, from: Instant) -> Duration {
     vips.longest_duplicate_after(from)
+}
+
+/// A client that opens a new connection through `target` for every read and records which
+/// server (`@@server_id`) answered: a round-robin relay shows in the spread.
+pub struct Reader {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Vec<Option<u32>>>>,
+}
+
+impl Reader {
+    /// Starts reading through `target` from `namespace`.
+    pub fn start(namespace: &str, target: SocketAddr) -> Reader {
+        let path = PathBuf::from("/run/netns").join(namespace);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let namespace = std::fs::File::open(&path).expect("open namespace");
+            nix::sched::setns(namespace, nix::sched::CloneFlags::CLONE_NEWNET)
+                .expect("enter namespace");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("client runtime");
+            runtime.block_on(read_loop(target, stopping))
+        });
+        Reader {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops reading; returns how many reads each server answered (`None`: failed reads).
+    pub fn finish(mut self) -> BTreeMap<Option<u32>, usize> {
+        self.stop.store(true, Ordering::Relaxed);
+        let answers = self
+            .thread
+            .take()
+            .expect("reader running")
+            .join()
+            .expect("reader thread");
+        let mut spread = BTreeMap::new();
+        for answer in answers {
+            *spread.entry(answer).or_insert(0) += 1;
+        }
+        spread
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn read_loop(target: SocketAddr, stop: Arc<AtomicBool>) -> Vec<Option<u32>> {
+    let opts = OptsBuilder::default()
+        .ip_or_hostname(target.ip().to_string())
+        .tcp_port(target.port())
+        .user(Some(APP_USER))
+        .pass(Some(APP_PASSWORD))
+        .prefer_socket(false);
+    let mut answers = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let read = async {
+            let mut conn = Conn::new(opts.clone()).await.ok()?;
+            let server = conn
+                .query_first::<u32, _>("SELECT @@server_id")
+                .await
+                .ok()?;
+            conn.disconnect().await.ok();
+            server
+        };
+        answers.push(
+            tokio::time::timeout(CLIENT_TIMEOUT, read)
+                .await
+                .ok()
+                .flatten(),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    answers
+}
+
+/// What the front tier's failover measured.
+#[derive(Debug, Clone)]
+pub struct FrontReport {
+    /// Reads answered per `@@server_id` (1: db-a, 2: db-b over the encrypted link; `None`:
+    /// failed reads).
+    pub reads: BTreeMap<Option<u32>, usize>,
+    /// The client's longest time without an acknowledged write after front-1 died.
+    pub outage: Duration,
+    /// Writes acknowledged.
+    pub acked: usize,
+    /// Acknowledged writes missing on the primary.
+    pub lost: Vec<u64>,
+    /// Acknowledged writes that reached the replica (all, once it caught up).
+    pub replicated: usize,
+    /// Longest time both fronts held the VIP before front-1 was cut off (after, its copy is
+    /// on an island no client reaches).
+    pub duplicate_vip: Duration,
+}
+
+/// Scenario 2: two front nodes (n3 priority 150, n4 priority 100) share the VIP and relay
+/// writes to the writable server (db-a on n1) and reads round-robin over db-a and db-b; db-b
+/// (n2) is in a "remote data centre" reached only through spiped links (its MariaDB listens
+/// on loopback). front-1 loses its link under a writing client; front-2 takes over.
+pub fn front_failure(narrator: Narrator) -> FrontReport {
+    let lab = Lab::new("front", 4);
+    narrator.say("starting MariaDB db-a on n1 (primary) and db-b on n2, the remote data centre (loopback only)");
+    let n1 = lab.node(1).to_owned();
+    let primary = std::thread::spawn(move || LabMariaDb::start(&n1, 1, "0.0.0.0"));
+    let replica = LabMariaDb::start(lab.node(2), 2, "127.0.0.1");
+    let primary = primary.join().expect("MariaDB n1");
+    primary.create_schema();
+    replica.replicate_from(&Lab::address(1).to_string(), MYSQL_PORT);
+    primary.query("SET GLOBAL read_only = OFF");
+
+    let password_file = lab.dir().join("mysql-check.pass");
+    write_secret(&password_file, CHECK_PASSWORD.as_bytes());
+    let key_file = lab.dir().join("link.key");
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut key))
+        .expect("random key");
+    write_secret(&key_file, &key);
+    let fields = |priority: u8| {
+        vec![
+            ("CHECK_PASSWORD_FILE", password_file.display().to_string()),
+            ("DB_A", Lab::address(1).to_string()),
+            ("DB_B", Lab::address(2).to_string()),
+            ("KEY_FILE", key_file.display().to_string()),
+            ("PRIORITY", priority.to_string()),
+            (
+                "ADVERT_INTERVAL",
+                format!("{}ms", ADVERT_INTERVAL.as_millis()),
+            ),
+            ("VIP", VIP.to_string()),
+        ]
+    };
+    narrator.say("starting hafront on n2: spiped-decrypt relay 10.213.0.2:8306 -> its MariaDB");
+    let _remote_dc = Hafront::start(&lab, 2, &render("remote-dc.yaml", &fields(0)));
+    narrator.say("starting front-1 (n3, priority 150) and front-2 (n4, priority 100): VIP 10.213.0.100, writes on :3306 (primary only), reads on :3307 (round-robin), db-b through a spiped-encrypt relay");
+    let front_1 = Hafront::start(&lab, 3, &render("front-node.yaml", &fields(150)));
+    let _front_2 = Hafront::start(&lab, 4, &render("front-node.yaml", &fields(100)));
+    assert!(
+        wait_until(SETTLE, || lab.vip_holders() == [3]),
+        "front-1 never became the only master: {:?}\n{}",
+        lab.vip_holders(),
+        front_1.log()
+    );
+
+    let watch = lab.watch_vip();
+    let since = Instant::now();
+    let writer = Writer::start(lab.switch(), SocketAddr::from((VIP, MYSQL_PORT)));
+    let reader = Reader::start(lab.switch(), SocketAddr::from((VIP, MYSQL_PORT + 1)));
+    narrator.say("the client writes through VIP:3306 and reads through VIP:3307");
+    assert!(
+        writer.wait_for_acks(100, Duration::from_secs(15)),
+        "no writes through the front tier:\n{}",
+        front_1.log()
+    );
+    narrator.say("cutting front-1's link (as a dead machine)");
+    let fault = Instant::now();
+    lab.cut(3);
+    assert!(
+        wait_until(Duration::from_secs(5), || lab.has_vip(4)),
+        "front-2 did not take over"
+    );
+    narrator.say("front-2 took the VIP and relays the same way");
+    assert!(
+        writer.wait_for_acks(100, Duration::from_secs(10)),
+        "no writes after front-2 took over"
+    );
+    let writes = writer.finish();
+    let reads = reader.finish();
+    let vips = watch.finish();
+    narrator.say(&format!(
+        "reads answered per server_id (1: db-a, 2: db-b over spiped): {reads:?}"
+    ));
+
+    let stored = primary.ids();
+    let acked = writes.acked();
+    let last = acked.last().copied().unwrap_or(0);
+    wait_until(Duration::from_secs(10), || {
+        replica.ids().last().copied() >= Some(last)
+    });
+    let replica_ids = replica.ids();
+    FrontReport {
+        reads,
+        outage: writes.longest_outage_after(fault),
+        acked: acked.len(),
+        lost: writes.lost(&stored),
+        replicated: acked
+            .iter()
+            .filter(|id| replica_ids.binary_search(id).is_ok())
+            .count(),
+        duplicate_vip: duplicate_before(&vips, since, fault),
+    }
+}
+
+/// The longest stretch with the VIP on two nodes between `from` and `until`.
+fn duplicate_before(vips: &VipLog, from: Instant, until: Instant) -> Duration {
+    let polls = VipLog {
+        polls: vips
+            .polls
+            .iter()
+            .filter(|poll| poll.at < until)
+            .cloned()
+            .collect(),
+    };
+    polls.longest_duplicate_after(from)
 }

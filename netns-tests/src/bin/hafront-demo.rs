@@ -2,7 +2,7 @@
 //! and prints each step, the alert mails and the timeline. Needs root and `HAFRONT_BIN`.
 
 use hafront_netns_tests::skip_unless_root;
-use hafront_netns_tests::story::{FailoverReport, Narrator, primary_crash};
+use hafront_netns_tests::story::{FailoverReport, Narrator, front_failure, primary_crash};
 
 fn main() {
     if skip_unless_root("the demo") {
@@ -17,7 +17,21 @@ fn main() {
         "\nn2 writable: {}; n1 read-only after rejoining: {}",
         report.new_primary_writable, report.old_primary_read_only
     );
-    let ok = report.lost.is_empty() && report.new_primary_writable && report.old_primary_read_only;
+    println!(
+        "\n=== Scenario 2: two front nodes share a VIP and relay to the pair; front-1 dies ===\n"
+    );
+    let front = front_failure(Narrator::new(true));
+    println!(
+        "\nFront tier: outage {} ms, {} writes acknowledged, {} lost, {} replicated to db-b",
+        front.outage.as_millis(),
+        front.acked,
+        front.lost.len(),
+        front.replicated
+    );
+    let ok = report.lost.is_empty()
+        && report.new_primary_writable
+        && report.old_primary_read_only
+        && front.lost.is_empty();
     if !ok {
         eprintln!("demo: the failover did not end as it should (see above)");
         std::process::exit(1);
