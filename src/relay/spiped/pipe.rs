@@ -7,8 +7,11 @@
 //! allocation after the two buffers of the connection.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use nix::sys::socket::{MsgFlags, recv};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::packet::{MAX_MESSAGE, PACKET_LEN};
@@ -44,12 +47,31 @@ pub(crate) async fn forward(
 }
 
 /// Reads as much as is available from `source` into `buffer`; 0 at EOF.
+///
+/// A read shorter than `buffer` proves the socket drained, so it also
+/// clears the socket's readiness: the next call waits for new data instead
+/// of spending a recv(2) that would only fail with EAGAIN (one syscall less
+/// per request on request/response traffic). Tokio clears readiness only if
+/// no new event arrived since it was observed, so no wakeup is lost.
 async fn read_some(source: &TcpStream, buffer: &mut [u8]) -> io::Result<usize> {
     loop {
         source.readable().await?;
-        match source.try_read(buffer) {
+        let mut filled = 0;
+        let read = source.try_io(Interest::READABLE, || {
+            filled = recv(source.as_raw_fd(), buffer, MsgFlags::empty())?;
+            if filled > 0 && filled < buffer.len() {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(filled)
+            }
+        });
+        match read {
+            Ok(filled) => return Ok(filled),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock && filled > 0 => {
+                return Ok(filled);
+            }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-            result => return result,
+            Err(error) => return Err(error),
         }
     }
 }
