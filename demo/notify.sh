@@ -24,7 +24,7 @@ state="$3"
 node="${HAFRONT_NODE:-?}"
 
 note() { echo "$(date +%s.%N) $node $*" >> "$log"; echo "$*"; }
-sql() { mariadb --socket="$socket" --user=root --batch --connect-timeout=2 -e "$1"; }
+sql() { mariadb --socket="$socket" --user=root --batch --connect-timeout=2 "${@:2}" -e "$1"; }
 
 note "notified $state"
 case "$state" in
@@ -54,7 +54,22 @@ case "$state" in
         note "promoted: read_only=OFF"
         ;;
     BACKUP|FAULT)
-        if sql "SET GLOBAL read_only = ON" 2>/dev/null; then
+        # read_only=ON waits for running commits, and a demoted primary's commits may wait
+        # for a replica that is gone: end its client sessions first (a killed session was
+        # never acknowledged), then fence; a few rounds in case clients race in.
+        fenced=0
+        for _ in 1 2 3; do
+            kills=$(sql "SELECT CONCAT('KILL CONNECTION ', id, ';') FROM information_schema.processlist
+                         WHERE id <> CONNECTION_ID() AND user NOT IN ('system user', 'event_scheduler')
+                           AND command NOT IN ('Daemon', 'Binlog Dump', 'Slave_IO', 'Slave_SQL', 'Slave_worker')" \
+                    2>/dev/null | tail -n +2)
+            [ -n "$kills" ] && sql "$kills" --force 2>/dev/null  # gone already: fine
+            if sql "SET SESSION lock_wait_timeout = 1; SET GLOBAL read_only = ON" 2>/dev/null; then
+                fenced=1
+                break
+            fi
+        done
+        if [ "$fenced" = 1 ]; then
             note "fenced: read_only=ON"
         else
             note "local server unreachable: it restarts read-only"

@@ -493,13 +493,15 @@ impl MysqlPair {
         let password_file = lab.dir().join("mysql-check.pass");
         write_secret(&password_file, CHECK_PASSWORD.as_bytes());
         let events = lab.dir().join("events.log");
-        let body = |number: usize, priority: u8, server: &LabMariaDb| {
+        let body = |number: usize, priority: u8, peer_weight: u8, server: &LabMariaDb| {
             render(
                 "db-node.yaml",
                 &[
                     ("CHECK_PASSWORD_FILE", password_file.display().to_string()),
                     ("GATEWAY", format!("{SWITCH}:{UPLINK_PORT}")),
                     ("PRIORITY", priority.to_string()),
+                    ("PEER", Lab::address(3 - number).to_string()),
+                    ("PEER_WEIGHT", peer_weight.to_string()),
                     (
                         "ADVERT_INTERVAL",
                         format!("{}ms", ADVERT_INTERVAL.as_millis()),
@@ -514,7 +516,7 @@ impl MysqlPair {
                 ],
             )
         };
-        let bodies = [body(1, 150, &primary), body(2, 100, &replica)];
+        let bodies = [body(1, 150, 120, &primary), body(2, 100, 10, &replica)];
         let mut pair = MysqlPair {
             hafronts: [None, None],
             servers: [primary, replica],
@@ -981,4 +983,57 @@ fn duplicate_before(vips: &VipLog, from: Instant, until: Instant) -> Duration {
             .collect(),
     };
     polls.longest_duplicate_after(from)
+}
+
+impl MysqlPair {
+    /// Partitions n1 from n2 (bridge port isolation): both still reach the switch, where the
+    /// client is, but not each other. `false` heals.
+    pub fn partition(&self, on: bool) {
+        let state = if on { "on" } else { "off" };
+        for port in ["p1", "p2"] {
+            crate::ip(&[
+                "-n",
+                self.lab.switch(),
+                "link",
+                "set",
+                "dev",
+                port,
+                "type",
+                "bridge_slave",
+                "isolated",
+                state,
+            ]);
+        }
+    }
+}
+
+/// The longest time two nodes held the VIP while both were connected to the client's
+/// segment: a node's copy while it is cut off (`isolated`: node, from, until) is invisible
+/// to clients and not counted.
+pub fn split_brain(
+    vips: &VipLog,
+    from: Instant,
+    isolated: &[(usize, Instant, Instant)],
+) -> Duration {
+    let reachable = VipLog {
+        polls: vips
+            .polls
+            .iter()
+            .filter(|poll| poll.at >= from)
+            .map(|poll| crate::Holders {
+                at: poll.at,
+                nodes: poll
+                    .nodes
+                    .iter()
+                    .copied()
+                    .filter(|&node| {
+                        !isolated.iter().any(|&(cut, start, end)| {
+                            cut == node && poll.at >= start && poll.at <= end
+                        })
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    reachable.longest_duplicate_after(from)
 }
