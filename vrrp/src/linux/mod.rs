@@ -360,16 +360,20 @@ impl Driver {
     }
 
     async fn carry_out_actions(&mut self) {
+        // VIPs added in this batch need no renewal with its advert: on becoming master
+        // that would be one more netlink round trip before the gratuitous ARP goes out.
+        let mut added = false;
         while let Some(action) = self.machine.poll_action() {
             match action {
                 Action::SendAdvert(advert) => {
                     self.send_advert(&advert).await;
-                    if self.holds_vips {
+                    if self.holds_vips && !added {
                         self.add_vips().await;
                     }
                 }
                 Action::AddVips => {
                     self.holds_vips = true;
+                    added = true;
                     self.add_vips().await;
                 }
                 Action::RemoveVips => {
