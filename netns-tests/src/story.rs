@@ -111,6 +111,28 @@ pub fn render(template: &str, fields: &[(&str, String)]) -> String {
     text
 }
 
+/// Held while a scenario runs: scenarios with MariaDB pairs take turns, even across test
+/// processes (nextest), so their failover timings do not measure each other's CPU load.
+pub struct ScenarioLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl ScenarioLock {
+    /// Waits for the other scenarios to finish.
+    pub fn acquire() -> ScenarioLock {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join("hafront-netns-scenario.lock"))
+            .expect("open the scenario lock file");
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, errno)| errno)
+            .expect("lock the scenario lock file");
+        ScenarioLock { _lock: lock }
+    }
+}
+
 /// Writes a secret file only its owner can read.
 fn write_secret(path: &Path, contents: &[u8]) {
     std::fs::write(path, contents).expect("write secret");
@@ -274,9 +296,11 @@ pub struct Writer {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Longest wait for a connection or a statement: a dead server must not stall the client
-/// for longer than the failover it measures.
+/// Longest wait for a statement: a dead server must not stall the client for longer than
+/// the failover it measures.
 const CLIENT_TIMEOUT: Duration = Duration::from_millis(300);
+/// Longest wait for a connection (login included, slower on a loaded machine).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Pause between writes.
 const WRITE_INTERVAL: Duration = Duration::from_millis(5);
 
@@ -368,7 +392,7 @@ async fn write_loop(target: SocketAddr, stop: Arc<AtomicBool>, attempts: Arc<Mut
 /// Writes `id` and reads it back; a connection that failed is dropped by the caller.
 async fn write_one(opts: &OptsBuilder, conn: &mut Option<Conn>, id: u64) -> bool {
     if conn.is_none() {
-        match tokio::time::timeout(CLIENT_TIMEOUT, Conn::new(opts.clone())).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts.clone())).await {
             Ok(Ok(fresh)) => *conn = Some(fresh),
             _ => return false,
         }
@@ -461,12 +485,14 @@ pub struct MysqlPair {
     // Last: the namespaces go after everything running in them.
     /// The namespaces.
     pub lab: Lab,
+    _turn: ScenarioLock,
 }
 
 impl MysqlPair {
     /// Builds the lab, the replicating pair and both hafront daemons; returns once n1 holds
     /// the VIP, is writable, and n2 is its backup.
     pub fn start(test: &str, narrator: Narrator) -> MysqlPair {
+        let turn = ScenarioLock::acquire();
         let lab = Lab::new(test, 2);
         let uplink = Service::start(
             lab.switch(),
@@ -527,6 +553,7 @@ impl MysqlPair {
             bodies,
             _uplink: uplink,
             lab,
+            _turn: turn,
         };
         narrator.say("starting hafront on n1 (priority 150): it takes the VIP and its notify script promotes n1");
         pair.start_hafront(1);
@@ -724,7 +751,7 @@ pub fn primary_crash(narrator: Narrator) -> FailoverReport {
     let writes = client.finish();
     let vips = watch.finish();
     pair.say("waiting for the alert mails");
-    let mails = pair.wait_for_mails(Duration::from_secs(15));
+    let mails = pair.wait_for_mails(Duration::from_secs(30));
 
     let stored = pair.servers[1].ids();
     let after =
@@ -879,6 +906,7 @@ pub struct FrontReport {
 /// (n2) is in a "remote data centre" reached only through spiped links (its MariaDB listens
 /// on loopback). front-1 loses its link under a writing client; front-2 takes over.
 pub fn front_failure(narrator: Narrator) -> FrontReport {
+    let _turn = ScenarioLock::acquire();
     let lab = Lab::new("front", 4);
     narrator.say("starting MariaDB db-a on n1 (primary) and db-b on n2, the remote data centre (loopback only)");
     let n1 = lab.node(1).to_owned();

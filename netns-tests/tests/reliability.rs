@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use hafront_netns_tests::skip_unless_root;
-use hafront_netns_tests::story::{MysqlPair, Narrator, WriteLog, split_brain};
+use hafront_netns_tests::story::{MysqlPair, Narrator, WriteLog, holder_changes, split_brain};
 use hafront_netns_tests::wait_until;
 
 /// One advert interval plus the VIP watcher's polling granularity (10 ms, reading two
@@ -28,7 +28,8 @@ struct Outcome {
     final_primary: usize,
 }
 
-/// A node cut off from the client's segment: node, from, until (`None`: until recovery).
+/// A node cut off from the client's segment: node, from, until (`None`: until the recovery
+/// completed).
 type Cut = (usize, Instant, Option<Instant>);
 
 /// Runs one case: `fault` breaks the pair under load and returns when nodes were cut off;
@@ -56,8 +57,9 @@ fn run_case(
         "{name}: no writes after the fault; events:\n{}",
         events(&pair)
     );
-    let recovered = Instant::now();
     recover(&mut pair);
+    // A cut lasts until the repair is complete (the `ip` commands of a heal take a while).
+    let recovered = Instant::now();
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
         client.wait_for_acks(50, Duration::from_secs(15)),
@@ -107,8 +109,9 @@ fn run_case(
     );
     assert!(
         outcome.split_brain <= split_bound,
-        "{name}: split brain for {:?} (bound {split_bound:?}); events:\n{}",
+        "{name}: split brain for {:?} (bound {split_bound:?}); VIP holders (ms from the recovery): {:?}; events:\n{}",
         outcome.split_brain,
+        holder_changes(&vips, recovered),
         events(&pair)
     );
     assert_eq!(

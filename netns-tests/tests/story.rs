@@ -48,7 +48,12 @@ fn primary_crash_fails_over_without_losing_an_acknowledged_write() {
     );
     for (node, (notified, mailed)) in &report.mails {
         assert!(!notified.is_empty(), "{node} was never notified");
-        assert_eq!(notified, mailed, "{node}: one mail per transition");
+        assert_eq!(
+            notified,
+            mailed,
+            "{node}: one mail per transition; mails:\n{}",
+            report.mail_texts.join("\n----\n")
+        );
     }
     let (n1_notified, _) = &report.mails["n1"];
     assert!(
