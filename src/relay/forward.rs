@@ -2,37 +2,58 @@
 //! half-close and an idle timeout.
 //!
 //! Each direction runs on its own: EOF on one side becomes `shutdown(Write)`
-//! on the other, and the connection ends when both directions are done. On
-//! Linux the bytes go socket -> pipe -> socket with splice(2) and never enter
-//! userspace; when splice is unavailable (or disabled) a fixed buffer per
-//! direction is used. Both paths allocate once per connection, never per
-//! packet, and take no locks.
+//! on the other, and the connection ends when both directions are done.
+//!
+//! Like HAProxy's `splice-auto`, the path adapts to the traffic. Small
+//! messages (queries, replies) are copied through a per-thread buffer with
+//! one recv and one send: cheaper than splice's pipe round trip, and a short
+//! read, which proves the socket drained, also clears its readiness without
+//! a further recv that would only fail with EAGAIN. A read that fills the
+//! buffer marks a bulk transfer, which then goes socket -> pipe -> socket
+//! with splice(2) and never enters userspace, until a splice moves less
+//! than a buffer's worth again.
+//!
+//! An idle connection holds no buffer and no pipe: the pipe of a direction
+//! is made at its first bulk transfer and kept, and bytes the destination
+//! cannot take at once wait in a buffer that is freed once they are sent.
+//! Nothing takes a lock.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, SpliceFFlags, splice};
+use nix::sys::socket::{MsgFlags, recv, send};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// Bytes moved per splice(2) call: the default pipe capacity.
 const SPLICE_CHUNK: usize = 64 * 1024;
-/// Size of each direction's buffer on the copy path.
-const COPY_BUFFER: usize = 16 * 1024;
+/// Bytes read per recv(2) on the copy path; a read this long marks a bulk
+/// transfer, a splice shorter than this ends it.
+const COPY_CHUNK: usize = 16 * 1024;
+
+thread_local! {
+    /// The copy path's buffer, one per worker thread: bytes only pass
+    /// through it within one synchronous recv/send step.
+    static COPY_BUFFER: RefCell<Box<[u8; COPY_CHUNK]>> =
+        RefCell::new(Box::new([0; COPY_CHUNK]));
+}
 
 /// How bytes are moved between the two sockets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DataPath {
-    /// splice(2) through a pipe per direction, falling back to copying when
-    /// the kernel refuses (no pipe available, splice unsupported).
+    /// splice(2) through a pipe per direction for bulk transfers, copying
+    /// for small messages; copying only when the kernel refuses (no pipe
+    /// available, splice unsupported).
     #[default]
     Splice,
-    /// Userspace copy through a fixed buffer per direction.
+    /// Userspace copy only.
     Copy,
 }
 
@@ -66,7 +87,8 @@ pub(crate) enum Ending {
 /// The result of forwarding: how it ended and which path carried it.
 pub(crate) struct Forwarded {
     pub ending: io::Result<Ending>,
-    /// Whether some direction had to use the copy path.
+    /// Whether some direction could not splice (disabled or refused by the
+    /// kernel) and copied everything.
     pub copied: bool,
 }
 
@@ -135,7 +157,7 @@ pub(crate) async fn forward(
 }
 
 /// Moves one direction to its end and half-closes the destination; sets
-/// `copied` when the copy path carries it.
+/// `copied` when this direction cannot splice.
 async fn one_way(
     source: &TcpStream,
     destination: &TcpStream,
@@ -144,19 +166,195 @@ async fn one_way(
     activity: &Activity,
     copied: &AtomicBool,
 ) -> io::Result<()> {
-    let splice_result = match path {
-        DataPath::Splice => splice_one_way(source, destination, meter, activity).await,
-        DataPath::Copy => Err(SpliceError::Unavailable),
-    };
-    match splice_result {
-        Ok(()) => {}
-        Err(SpliceError::Io(error)) => return Err(error),
-        Err(SpliceError::Unavailable) => {
-            copied.store(true, Ordering::Relaxed);
-            copy_one_way(source, destination, meter, activity).await?;
+    let mut splicing = Splicing::new(path);
+    if splicing == Splicing::Refused {
+        copied.store(true, Ordering::Relaxed);
+    }
+    let mut pipe = None;
+    let mut unsent = Vec::new();
+    loop {
+        source.readable().await?;
+        if splicing == Splicing::Bulk {
+            match splice_step(source, destination, &mut pipe).await {
+                Ok(0) => break,
+                Ok(moved) => {
+                    meter.add(moved, activity);
+                    if moved < COPY_CHUNK {
+                        splicing = Splicing::Small;
+                    }
+                }
+                Err(SpliceError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(SpliceError::Io(error)) => return Err(error),
+                Err(SpliceError::Unavailable) => {
+                    copied.store(true, Ordering::Relaxed);
+                    splicing = Splicing::Refused;
+                    pipe = None;
+                }
+            }
+            continue;
+        }
+        let read = match copy_step(source, destination, &mut unsent) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(error) => return Err(error),
+        };
+        if !unsent.is_empty() {
+            write_all(destination, &unsent).await?;
+            // Free it: the buffer exists only while a destination is full.
+            unsent = Vec::new();
+        }
+        meter.add(read, activity);
+        if read == COPY_CHUNK && splicing == Splicing::Small {
+            splicing = Splicing::Bulk;
         }
     }
     shutdown_write(destination)
+}
+
+/// Whether a direction splices, and whether it is in a bulk transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Splicing {
+    /// Copying small messages; a full read switches to `Bulk`.
+    Small,
+    /// Splicing a bulk transfer; a short splice switches back to `Small`.
+    Bulk,
+    /// Copying everything: splice disabled, or refused by the kernel.
+    Refused,
+}
+
+impl Splicing {
+    fn new(path: DataPath) -> Self {
+        match path {
+            DataPath::Splice => Splicing::Small,
+            DataPath::Copy => Splicing::Refused,
+        }
+    }
+}
+
+/// One copy step: a recv of at most [`COPY_CHUNK`] bytes from `source` and
+/// a send of them to `destination`, appending to `unsent` what it did not
+/// take. Returns the bytes read, 0 at EOF, or WouldBlock when there was
+/// nothing to read.
+///
+/// A short read empties the socket's receive queue, so the source's read
+/// readiness is cleared right away (through a WouldBlock returned to
+/// tokio's `try_io`); bytes that arrive later raise a new readiness event,
+/// which tokio's readiness tick keeps from being lost.
+fn copy_step(
+    source: &TcpStream,
+    destination: &TcpStream,
+    unsent: &mut Vec<u8>,
+) -> io::Result<usize> {
+    COPY_BUFFER.with_borrow_mut(|buffer| {
+        let mut read = 0;
+        let received = source.try_io(Interest::READABLE, || {
+            read = recv(source.as_raw_fd(), &mut buffer[..], MsgFlags::empty())?;
+            if read > 0 && read < COPY_CHUNK {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(())
+        });
+        match received {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock && read > 0 => {}
+            Err(error) => return Err(error),
+        }
+        let mut sent = 0;
+        while sent < read {
+            let step = destination.try_io(Interest::WRITABLE, || {
+                Ok(send(
+                    destination.as_raw_fd(),
+                    &buffer[sent..read],
+                    MsgFlags::MSG_NOSIGNAL,
+                )?)
+            });
+            match step {
+                Ok(written) => sent += written,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) => return Err(error),
+            }
+        }
+        unsent.extend_from_slice(&buffer[sent..read]);
+        Ok(read)
+    })
+}
+
+enum SpliceError {
+    /// splice cannot be used on this direction; nothing was moved.
+    Unavailable,
+    Io(io::Error),
+}
+
+impl From<io::Error> for SpliceError {
+    fn from(error: io::Error) -> Self {
+        SpliceError::Io(error)
+    }
+}
+
+/// A pipe used as splice's kernel buffer, closed on drop.
+struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+/// One splice step: what `source` holds (at most [`SPLICE_CHUNK`] bytes)
+/// into the direction's pipe, made on first use, and all of it out to
+/// `destination`. Returns the bytes moved, 0 at EOF, or WouldBlock when
+/// there was nothing to read; Unavailable when the kernel refuses the first
+/// splice (or the pipe), so that the caller copies instead.
+async fn splice_step(
+    source: &TcpStream,
+    destination: &TcpStream,
+    pipe: &mut Option<Pipe>,
+) -> Result<usize, SpliceError> {
+    let first_use = pipe.is_none();
+    let pipe = match pipe {
+        Some(pipe) => pipe,
+        None => {
+            let (read, write) =
+                nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(|errno| {
+                    tracing::debug!(%errno, "no pipe for splice; copying instead");
+                    SpliceError::Unavailable
+                })?;
+            pipe.insert(Pipe { read, write })
+        }
+    };
+    // Never SPLICE_F_MORE: it delays small request/response packets.
+    let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
+    // The pipe is empty here, so WouldBlock means the socket has no data.
+    let filled = source
+        .try_io(Interest::READABLE, || {
+            Ok(splice(
+                source,
+                None,
+                &pipe.write,
+                None,
+                SPLICE_CHUNK,
+                flags,
+            )?)
+        })
+        .map_err(|error| {
+            if first_use && splice_unsupported(&error) {
+                tracing::debug!(%error, "splice unsupported; copying instead");
+                SpliceError::Unavailable
+            } else {
+                SpliceError::Io(error)
+            }
+        })?;
+    let mut in_pipe = filled;
+    while in_pipe > 0 {
+        match destination.try_io(Interest::WRITABLE, || {
+            Ok(splice(&pipe.read, None, destination, None, in_pipe, flags)?)
+        }) {
+            Ok(sent) => in_pipe -= sent,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                destination.writable().await?;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(filled)
 }
 
 /// Half-closes `stream` after its last byte: the peer reads EOF.
@@ -180,92 +378,6 @@ pub(crate) async fn write_all(stream: &TcpStream, bytes: &[u8]) -> io::Result<()
         }
     }
     Ok(())
-}
-
-/// Copies through a fixed buffer until EOF on `source`.
-async fn copy_one_way(
-    source: &TcpStream,
-    destination: &TcpStream,
-    meter: &Meter<'_>,
-    activity: &Activity,
-) -> io::Result<()> {
-    let mut buffer = vec![0u8; COPY_BUFFER];
-    loop {
-        source.readable().await?;
-        let filled = match source.try_read(&mut buffer) {
-            Ok(0) => return Ok(()),
-            Ok(filled) => filled,
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(error) => return Err(error),
-        };
-        write_all(destination, &buffer[..filled]).await?;
-        meter.add(filled, activity);
-    }
-}
-
-enum SpliceError {
-    /// splice cannot be used here and no byte has moved: copy instead.
-    Unavailable,
-    Io(io::Error),
-}
-
-impl From<io::Error> for SpliceError {
-    fn from(error: io::Error) -> Self {
-        SpliceError::Io(error)
-    }
-}
-
-/// A pipe used as splice's kernel buffer, closed on drop.
-struct Pipe {
-    read: OwnedFd,
-    write: OwnedFd,
-}
-
-/// Splices through a private pipe until EOF on `source`.
-async fn splice_one_way(
-    source: &TcpStream,
-    destination: &TcpStream,
-    meter: &Meter<'_>,
-    activity: &Activity,
-) -> Result<(), SpliceError> {
-    let (read, write) =
-        nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(|errno| {
-            tracing::debug!(%errno, "no pipe for splice; copying instead");
-            SpliceError::Unavailable
-        })?;
-    let pipe = Pipe { read, write };
-    // Never SPLICE_F_MORE: it delays small request/response packets.
-    let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
-    let mut moved_any = false;
-    loop {
-        // The pipe is empty here, so WouldBlock means the socket has no data.
-        source.readable().await?;
-        let filled = match source.try_io(Interest::READABLE, || {
-            splice(source, None, &pipe.write, None, SPLICE_CHUNK, flags).map_err(io::Error::from)
-        }) {
-            Ok(0) => return Ok(()),
-            Ok(filled) => filled,
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(error) if !moved_any && splice_unsupported(&error) => {
-                tracing::debug!(%error, "splice unsupported; copying instead");
-                return Err(SpliceError::Unavailable);
-            }
-            Err(error) => return Err(error.into()),
-        };
-        moved_any = true;
-        let mut in_pipe = filled;
-        while in_pipe > 0 {
-            destination.writable().await?;
-            match destination.try_io(Interest::WRITABLE, || {
-                splice(&pipe.read, None, destination, None, in_pipe, flags).map_err(io::Error::from)
-            }) {
-                Ok(sent) => in_pipe -= sent,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        meter.add(filled, activity);
-    }
 }
 
 fn splice_unsupported(error: &io::Error) -> bool {
