@@ -44,6 +44,13 @@ enum Command {
     /// Make the running daemon re-read its configuration file and apply
     /// what changed. A bad file is refused (errors printed with
     /// file:line:column) and the running configuration kept.
+    Reload {
+        #[command(flatten)]
+        target: ControlTarget,
+        /// Only print what would change (+ added, - removed, ~ changed).
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Remove the VRRP instances' virtual addresses from their interfaces:
     /// what a killed daemon left behind. For systemd's `ExecStopPost`; prints
     /// each address removed.
@@ -52,12 +59,18 @@ enum Command {
         #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
-    Reload {
-        #[command(flatten)]
-        target: ControlTarget,
-        /// Only print what would change (+ added, - removed, ~ changed).
+    /// Print the token a gateway client sends to reach ADDRESS (`ip:port`),
+    /// encrypted with the gateway relay's secret, as
+    /// `openssl enc -aes-256-cbc -a -salt -md md5` would.
+    GatewayToken {
+        /// Configuration file holding the gateway relay.
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The gateway relay (needed when there are several).
         #[arg(long)]
-        dry_run: bool,
+        relay: Option<String>,
+        /// The server the client wants, as `ip:port`; must be on the allow-list.
+        address: String,
     },
 }
 
@@ -116,6 +129,20 @@ fn main() -> ExitCode {
         Command::Status { target, json } => status(&target, json),
         Command::Reload { target, dry_run } => reload(&target, dry_run),
         Command::Release { config } => release(&config),
+        Command::GatewayToken {
+            config,
+            relay,
+            address,
+        } => match hafront::relay::gateway::gateway_token(&config, relay.as_deref(), &address) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(problem) => {
+                eprintln!("hafront gateway-token: {problem}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Check { config } => match hafront_config::load(&config) {
             Ok(_) => {
                 println!("OK");

@@ -330,3 +330,61 @@ async fn reload_keeps_connections_and_a_bad_file_keeps_the_old_config() {
     );
     assert_eq!(daemon.stop(), Some(0));
 }
+
+#[test]
+fn gateway_token_decrypts_with_openssl_and_refuses_addresses_off_the_allow_list() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(
+        &dir,
+        "checks:\n  tcp: { kind: tcp }\npools:\n  any:\n    check: tcp\n    servers:\n      - address: 127.0.0.1:1\n\
+         relays:\n  gw:\n    listen: [127.0.0.1:0]\n    pool: any\n    mode:\n      kind: gateway\n\
+         \x20     secret: { value: correct-horse }\n      allow: [10.213.0.0/16]\n",
+    );
+    let output = Command::new(HAFRONT)
+        .args(["gateway-token", "-c"])
+        .arg(&config)
+        .arg("10.213.1.2:3306")
+        .output()
+        .expect("run hafront gateway-token");
+    assert!(output.status.success(), "{output:?}");
+    let token = String::from_utf8(output.stdout).expect("utf-8 token");
+
+    let mut openssl = Command::new("openssl")
+        .args([
+            "enc",
+            "-d",
+            "-aes-256-cbc",
+            "-a",
+            "-A",
+            "-salt",
+            "-md",
+            "md5",
+        ])
+        .args(["-pass", "pass:correct-horse"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run openssl");
+    use std::io::Write as _;
+    openssl
+        .stdin
+        .take()
+        .expect("openssl stdin")
+        .write_all(token.trim().as_bytes())
+        .expect("feed the token");
+    let decrypted = openssl.wait_with_output().expect("openssl output");
+    assert!(decrypted.status.success(), "{decrypted:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&decrypted.stdout),
+        "10.213.1.2:3306"
+    );
+
+    let refused = Command::new(HAFRONT)
+        .args(["gateway-token", "-c"])
+        .arg(&config)
+        .arg("192.0.2.1:3306")
+        .output()
+        .expect("run hafront gateway-token");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("192.0.2.1"));
+}
