@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use hafront_config::Config;
 use hafront_health::{Monitor, ServerHealth};
@@ -17,12 +17,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::alerts::{Alerts, AlertsHandle, Snapshot};
+use crate::alerts::{Alerts, AlertsHandle, Event, EventKind, Snapshot};
 use crate::control::{
     AlertsStatus, ControlRequest, ControlServer, RelayStatus, ReloadOutcome, ReloadReport, Request,
     Response, SinceTracker, Status,
 };
 use crate::metrics::MetricsServer;
+use crate::relay::saturation::{Saturation, SaturationWatch};
 use crate::relay::{Relay, RelayStats};
 use crate::vrrp::VrrpInstances;
 
@@ -55,6 +56,9 @@ const CONTROL_BACKLOG: usize = 16;
 /// The pools as last configured, shared with the alert mail's state summary.
 type PoolBoard = Arc<RwLock<BTreeMap<String, Arc<[Arc<ServerHealth>]>>>>;
 
+/// How often relays' limit refusals are looked at.
+const SATURATION_CHECK: Duration = Duration::from_secs(1);
+
 /// Everything the daemon runs, for one configuration at a time.
 struct Daemon {
     node: String,
@@ -67,6 +71,7 @@ struct Daemon {
     started: SystemTime,
     since: SinceTracker,
     vrrp: VrrpInstances,
+    saturation: BTreeMap<String, SaturationWatch>,
 }
 
 /// Runs the daemon for `config` (read from `config_path`) until SIGTERM or
@@ -83,6 +88,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     let (control_sender, mut control_requests) = mpsc::channel(CONTROL_BACKLOG);
     let mut endpoints = Endpoints::start(&config, control_sender).await?;
     let mut daemon = Daemon::start(config).await?;
+    let mut saturation_ticks = tokio::time::interval(SATURATION_CHECK);
     let mut watchdog = sd_notify::watchdog_enabled().map(|timeout| {
         let mut ticker = tokio::time::interval(timeout / 2);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -107,6 +113,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
                 // The asker may have given up waiting; nothing to do then.
                 let _ = reply.send(response);
             }
+            _ = saturation_ticks.tick() => daemon.watch_saturation(),
             _ = async { watchdog.as_mut()?.tick().await; Some(()) }, if watchdog.is_some() => {
                 notify_systemd(&[NotifyState::Watchdog]);
             }
@@ -209,7 +216,43 @@ impl Daemon {
             started: SystemTime::now(),
             since,
             vrrp,
+            saturation: BTreeMap::new(),
         })
+    }
+
+    /// Alerts once when a relay starts refusing clients at its connection
+    /// limit, and logs when it has stopped for a while.
+    fn watch_saturation(&mut self) {
+        let now = Instant::now();
+        self.saturation
+            .retain(|name, _| self.relays.contains_key(name));
+        for (name, relay) in &self.relays {
+            let refused = relay.stats().refused_limit;
+            let watch = self
+                .saturation
+                .entry(name.clone())
+                .or_insert_with(|| SaturationWatch::new(refused));
+            let Some(config) = self.config.relays.get(name) else {
+                continue;
+            };
+            match watch.observe(refused, now) {
+                Some(Saturation::Started) => {
+                    warn!(relay = %name, max_connections = config.max_connections, "relay at its connection limit: refusing clients");
+                    self.alerts.send(Event {
+                        at: SystemTime::now(),
+                        kind: EventKind::RelaySaturated {
+                            relay: name.clone(),
+                            pool: config.pool.clone(),
+                            max_connections: config.max_connections,
+                        },
+                    });
+                }
+                Some(Saturation::Ended) => {
+                    info!(relay = %name, "relay no longer refusing clients at its limit");
+                }
+                None => {}
+            }
+        }
     }
 
     /// What runs now and how it is doing.

@@ -388,3 +388,64 @@ fn gateway_token_decrypts_with_openssl_and_refuses_addresses_off_the_allow_list(
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("192.0.2.1"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_at_its_limit_alerts_once_not_once_per_client() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The kernel completes connections into the backlog: a server that never
+    // reads is enough to hold relayed connections open.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind server");
+    let relay = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let events = dir.path().join("events");
+    let script = dir.path().join("record.sh");
+    fs::write(&script, "#!/bin/sh\necho \"$HAFRONT_EVENT\" >> \"$1\"\n").expect("write script");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod script");
+    let config = write_config(
+        &dir,
+        &format!(
+            "{global}checks:\n  tcp: {{ kind: tcp, interval: 100ms, timeout: 100ms }}\n\
+             pools:\n  p:\n    check: tcp\n    servers:\n      - address: {server}\n\
+             relays:\n  small:\n    listen: [{relay}]\n    pool: p\n    max_connections: 1\n\
+             notify:\n  - command: [{script}, {events}]\n",
+            global = global(&dir),
+            server = server.local_addr().expect("server address"),
+            script = script.display(),
+            events = events.display(),
+        ),
+    );
+    let daemon = Daemon::start(&config, dir.path().join("daemon.log"));
+    let recorded = |name: &'static str| {
+        let events = events.clone();
+        move || {
+            let text = fs::read_to_string(&events).unwrap_or_default();
+            let count = text.lines().filter(|line| *line == name).count();
+            async move { count }
+        }
+    };
+    let server_up = recorded("server_up");
+    wait_for("the server to be up", Duration::from_secs(10), || async {
+        server_up().await == 1
+    })
+    .await;
+
+    let _held = std::net::TcpStream::connect(relay).expect("first client");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut refused = Vec::new();
+    for _ in 0..5 {
+        refused.push(std::net::TcpStream::connect(relay).expect("excess client"));
+    }
+    let saturated = recorded("relay_saturated");
+    wait_for("the saturation alert", Duration::from_secs(5), || async {
+        saturated().await >= 1
+    })
+    .await;
+    // More refusals within the episode add no alert.
+    for _ in 0..5 {
+        refused.push(std::net::TcpStream::connect(relay).expect("excess client"));
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(saturated().await, 1, "one alert for the whole episode");
+    assert!(daemon.log().contains("relay at its connection limit"));
+    assert_eq!(daemon.stop(), Some(0));
+}

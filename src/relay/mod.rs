@@ -21,6 +21,7 @@ pub mod balance;
 mod forward;
 pub mod gateway;
 mod listener;
+pub mod saturation;
 pub mod spiped;
 mod stats;
 pub mod tls;
