@@ -67,20 +67,6 @@ pub fn wait_until(within: Duration, mut condition: impl FnMut() -> bool) -> bool
     }
 }
 
-/// Runs `work` on a thread inside network namespace `namespace` and returns its result.
-pub fn in_namespace<T: Send + 'static>(
-    namespace: &str,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let path = namespace_path(namespace);
-    std::thread::spawn(move || {
-        enter(&path);
-        work()
-    })
-    .join()
-    .expect("namespace thread")
-}
-
 fn namespace_path(namespace: &str) -> PathBuf {
     PathBuf::from("/run/netns").join(namespace)
 }
@@ -441,15 +427,6 @@ impl ProbeLog {
         self.samples
             .iter()
             .find(|sample| sample.at >= from && sample.answer.as_deref() == Some(node))
-            .map(|sample| sample.at)
-    }
-
-    /// When an answer came last from `node` at or before `until`.
-    pub fn last_answer_from(&self, node: &str, until: Instant) -> Option<Instant> {
-        self.samples
-            .iter()
-            .rev()
-            .find(|sample| sample.at <= until && sample.answer.as_deref() == Some(node))
             .map(|sample| sample.at)
     }
 
