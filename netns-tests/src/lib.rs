@@ -603,11 +603,6 @@ impl NodeProcess {
         }
     }
 
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// What it logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -689,11 +684,6 @@ impl Hafront {
             dir.join("hafront.log"),
         );
         Hafront { process, config }
-    }
-
-    /// The daemon process.
-    pub fn process(&mut self) -> &mut NodeProcess {
-        &mut self.process
     }
 
     /// The configuration file.
