@@ -1,12 +1,13 @@
 #!/bin/bash
 # hafront notify script for a MariaDB pair with the VIP on the primary (keepalived style).
-# hafront runs it as: notify.sh --socket SOCK --log FILE INSTANCE NAME STATE PRIORITY
+# hafront runs it as: notify.sh --socket SOCK [--log FILE] [--catch-up-seconds N] INSTANCE NAME STATE PRIORITY
 #
-#   MASTER        promote the local server: wait (bounded) until it has applied every
-#                 relay-log event it received, then STOP SLAVE and read_only=OFF. A replica
-#                 that cannot catch up stays read-only: clients get errors, never lost writes.
-#   BACKUP/FAULT  fence the local server: read_only=ON (a dead server needs nothing: it
-#                 restarts with read_only=1 from its options file).
+#   MASTER        promote the local server: stop receiving, wait (bounded) until it has
+#                 applied every relay-log event it received, then STOP SLAVE and
+#                 read_only=OFF. A replica that cannot catch up stays read-only: clients get
+#                 errors, never lost writes.
+#   BACKUP/FAULT  fence the local server: end its client sessions, then read_only=ON (a
+#                 dead server needs nothing: it restarts with read_only=1 from its options).
 #
 # Every step is appended to --log as "UNIX_TIME NODE WHAT" for the demo's timeline.
 set -u
@@ -19,7 +20,7 @@ while [ $# -gt 0 ]; do
         *) break ;;
     esac
 done
-[ "${1:-}" = INSTANCE ] && [ $# -eq 4 ] || { echo "usage: $0 --socket SOCK [--log FILE] INSTANCE NAME STATE PRIORITY" >&2; exit 2; }
+[ "${1:-}" = INSTANCE ] && [ $# -eq 4 ] || { echo "usage: $0 --socket SOCK [--log FILE] [--catch-up-seconds N] INSTANCE NAME STATE PRIORITY" >&2; exit 2; }
 state="$3"
 node="${HAFRONT_NODE:-?}"
 

@@ -42,7 +42,7 @@ cargo build --release -q -p hafront
 cargo build --release -q -p hafront-netns-tests --bin hafront-demo
 
 # Everything the runner creates lives in $work (tmpfs: MariaDB starts in well under a second)
-# or in namespaces named hft-story-<runner pid>-*; both go on every exit path.
+# or in namespaces named hft-<scenario>-<runner pid>-*; both go on every exit path.
 work=$(mktemp -d /dev/shm/hafront-demo.XXXXXX)
 runner=""
 cleanup() {
@@ -53,7 +53,7 @@ cleanup() {
         kill -KILL "$runner" 2>/dev/null || true
     fi
     if [ -n "$runner" ]; then
-        for namespace in $(ip netns list | awk -v prefix="hft-story-$runner-" 'index($1, prefix) == 1 {print $1}'); do
+        for namespace in $(ip netns list | awk -v runner="$runner" '$1 ~ ("^hft-[a-z0-9]+-" runner "-") {print $1}'); do
             for pid in $(ip netns pids "$namespace"); do
                 kill -KILL "$pid" 2>/dev/null || true
             done

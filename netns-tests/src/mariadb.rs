@@ -80,16 +80,6 @@ impl LabMariaDb {
         self.dir.path().join("mariadbd.sock")
     }
 
-    /// The server's directory (options, data, logs).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// The process id of the running server.
-    pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(NodeProcess::pid)
-    }
-
     fn launch(&mut self) {
         let options = format!(
             "--defaults-file={}",

@@ -769,7 +769,7 @@ pub fn primary_crash(narrator: Narrator) -> FailoverReport {
         outage: writes.longest_outage_after(since),
         acked: writes.acked().len(),
         lost: writes.lost(&stored),
-        duplicate_vip: duplicate_after(&vips, since),
+        duplicate_vip: vips.longest_duplicate_after(since),
         new_primary_writable: pair.servers[1].writable(),
         old_primary_read_only: !pair.servers[0].writable(),
         mails,
@@ -791,11 +791,6 @@ pub fn holder_changes(vips: &VipLog, origin: Instant) -> Vec<(i64, Vec<usize>)> 
         }
     }
     changes
-}
-
-/// The longest stretch with the VIP on two nodes after `from`.
-pub fn duplicate_after(vips: &VipLog, from: Instant) -> Duration {
-    vips.longest_duplicate_after(from)
 }
 
 /// A client that opens a new connection through `target` for every read and records which
