@@ -5,7 +5,8 @@
 #   MASTER        promote the local server: stop receiving, wait (bounded) until it has
 #                 applied every relay-log event it received, then STOP SLAVE and
 #                 read_only=OFF. A replica that cannot catch up stays read-only: clients get
-#                 errors, never lost writes.
+#                 errors, never lost writes. A demoted primary (promoted before, read-only
+#                 and no replica now) is never promoted again: its data may be stale.
 #   BACKUP/FAULT  fence the local server: end its client sessions, then read_only=ON (a
 #                 dead server needs nothing: it restarts with read_only=1 from its options).
 #
@@ -31,10 +32,17 @@ note "notified $state"
 case "$state" in
     MASTER)
         status=$(sql "SHOW SLAVE STATUS\G") || { note "cannot reach the local server: not promoted"; exit 1; }
-        if [ -n "$status" ]; then
+        if [ -z "$status" ]; then
+            promotions=$(sql "SELECT COUNT(*) FROM mysql.hafront_promotion" --skip-column-names 2>/dev/null || echo 0)
+            if [ "$promotions" != 0 ] && [ "$(sql "SELECT @@global.read_only" --skip-column-names)" = 1 ]; then
+                note "demoted primary and no replica: its data may be stale, not promoted (re-clone it as a replica)"
+                exit 1
+            fi
+        else
             # Receive nothing more, then apply everything received: each acknowledged write
             # reached this relay log (semi-synchronous replication), so none is lost.
             sql "STOP SLAVE IO_THREAD" || { note "cannot stop the replication receiver: not promoted"; exit 1; }
+            note "replication receiver stopped"
             deadline=$((SECONDS + catch_up_seconds))
             while :; do
                 status=$(sql "SHOW SLAVE STATUS\G") || { note "lost the local server: not promoted"; exit 1; }
@@ -51,6 +59,12 @@ case "$state" in
             note "relay log applied up to $applied_at"
             sql "STOP SLAVE" || { note "cannot stop replication: not promoted"; exit 1; }
         fi
+        # Remembered in the server (not replicated): a server promoted once that is no replica
+        # now is a demoted primary whose data may be stale; it is never promoted again without
+        # a DBA re-cloning it as a replica.
+        sql "SET sql_log_bin = 0;
+             CREATE TABLE IF NOT EXISTS mysql.hafront_promotion (at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6));
+             INSERT INTO mysql.hafront_promotion () VALUES ()" || { note "cannot record the promotion: not promoted"; exit 1; }
         sql "SET GLOBAL read_only = OFF" || { note "promotion failed"; exit 1; }
         note "promoted: read_only=OFF"
         ;;
