@@ -26,14 +26,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, SpliceFFlags, splice};
+use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
 use nix::sys::socket::{MsgFlags, recv, send};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-/// Bytes moved per splice(2) call: the default pipe capacity.
-const SPLICE_CHUNK: usize = 64 * 1024;
+/// Bytes moved per splice(2) call, and the capacity asked for each pipe
+/// (four times the default): fewer calls and wakeups per byte in bulk
+/// transfers.
+const SPLICE_CHUNK: usize = 256 * 1024;
 /// Bytes read per recv(2) on the copy path; a read this long marks a bulk
 /// transfer, a splice shorter than this ends it.
 const COPY_CHUNK: usize = 16 * 1024;
@@ -299,10 +301,10 @@ struct Pipe {
 }
 
 /// One splice step: what `source` holds (at most [`SPLICE_CHUNK`] bytes)
-/// into the direction's pipe, made on first use, and all of it out to
-/// `destination`. Returns the bytes moved, 0 at EOF, or WouldBlock when
-/// there was nothing to read; Unavailable when the kernel refuses the first
-/// splice (or the pipe), so that the caller copies instead.
+/// into the direction's pipe, made and enlarged on first use, and all of it
+/// out to `destination`. Returns the bytes moved, 0 at EOF, or WouldBlock
+/// when there was nothing to read; Unavailable when the kernel refuses the
+/// first splice (or the pipe), so that the caller copies instead.
 async fn splice_step(
     source: &TcpStream,
     destination: &TcpStream,
@@ -317,6 +319,12 @@ async fn splice_step(
                     tracing::debug!(%errno, "no pipe for splice; copying instead");
                     SpliceError::Unavailable
                 })?;
+            // Refused beyond fs.pipe-max-size, or once an unprivileged user
+            // has spent fs.pipe-user-pages-soft: the default capacity then
+            // serves, with shorter splices.
+            if let Err(errno) = fcntl(&write, FcntlArg::F_SETPIPE_SZ(SPLICE_CHUNK as i32)) {
+                tracing::debug!(%errno, "pipe not enlarged; splicing with its default size");
+            }
             pipe.insert(Pipe { read, write })
         }
     };
