@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -133,10 +133,15 @@ impl ScenarioLock {
     }
 }
 
-/// Writes a secret file only its owner can read.
+/// Writes a secret file only its owner can read (created so, never readable by others).
 fn write_secret(path: &Path, contents: &[u8]) {
-    std::fs::write(path, contents).expect("write secret");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod secret");
+    let mut file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .expect("create secret file");
+    std::io::Write::write_all(&mut file, contents).expect("write secret");
 }
 
 /// `demo/smtp-sink.py` in the switch namespace: every mail becomes a file.
