@@ -273,7 +273,9 @@ fn options_file(dir: &Path) -> PathBuf {
 
 /// One option file for install and every start: everything in `dir`, small buffers, no
 /// durability (throwaway data), binary log with GTIDs, semi-synchronous replication ready on
-/// both sides, and `read_only=1` so a server (re)starts fenced until promoted.
+/// both sides, and `read_only=1` so a server (re)starts fenced until promoted. Stopping a
+/// semi-synchronous receiver normally spends seconds trying to reach the (dead) primary to
+/// end its dump thread; a promotion must not wait for that.
 fn write_options(dir: &Path, server_id: u32, bind_address: &str) {
     let options = format!(
         "[mysqld]
@@ -299,6 +301,7 @@ innodb-log-file-size = 4M
 innodb-flush-log-at-trx-commit = 0
 innodb-doublewrite = 0
 rpl-semi-sync-slave-enabled = ON
+rpl-semi-sync-slave-kill-conn-timeout = 1
 rpl-semi-sync-master-wait-point = AFTER_SYNC
 rpl-semi-sync-master-timeout = {SEMI_SYNC_TIMEOUT_MS}
 ",
