@@ -25,7 +25,7 @@ use crate::control::{
 use crate::metrics::MetricsServer;
 use crate::relay::saturation::{Saturation, SaturationWatch};
 use crate::relay::{Relay, RelayStats};
-use crate::vrrp::VrrpInstances;
+use crate::vrrp::{VrrpInstances, VrrpView};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -53,8 +53,15 @@ pub enum DaemonError {
 /// Control requests waiting for the main loop before senders wait.
 const CONTROL_BACKLOG: usize = 16;
 
-/// The pools as last configured, shared with the alert mail's state summary.
-type PoolBoard = Arc<RwLock<BTreeMap<String, Arc<[Arc<ServerHealth>]>>>>;
+/// The pools and VRRP instances as last configured, shared with the alert
+/// mail's state summary.
+type StateBoard = Arc<RwLock<BoardState>>;
+
+#[derive(Default)]
+struct BoardState {
+    pools: BTreeMap<String, Arc<[Arc<ServerHealth>]>>,
+    vrrp: VrrpView,
+}
 
 /// How often relays' limit refusals are looked at.
 const SATURATION_CHECK: Duration = Duration::from_secs(1);
@@ -67,7 +74,7 @@ struct Daemon {
     relays: BTreeMap<String, Relay>,
     alerts: AlertsHandle,
     forwarder: JoinHandle<()>,
-    board: PoolBoard,
+    board: StateBoard,
     started: SystemTime,
     since: SinceTracker,
     vrrp: VrrpInstances,
@@ -193,18 +200,19 @@ impl Daemon {
         // Subscribers first, then the checks: every server's first verdict
         // (a server down at start, say) reaches alerts and status.
         let mut monitor = Monitor::new();
-        let board: PoolBoard = Arc::default();
-        let alerts = Alerts::start(node.clone(), &config, pool_summary(Arc::clone(&board)))?;
+        let board: StateBoard = Arc::default();
+        let alerts = Alerts::start(node.clone(), &config, state_summary(Arc::clone(&board)))?;
         let forwarder = forward_health_events(&monitor, &alerts);
         let since = SinceTracker::start(&monitor);
         monitor.reload(&config)?;
-        *board.write().unwrap_or_else(PoisonError::into_inner) = monitor_pools(&monitor);
+        board.write().unwrap_or_else(PoisonError::into_inner).pools = monitor_pools(&monitor);
         let mut relays = BTreeMap::new();
         for (name, relay_config) in &config.relays {
             let relay = start_relay(&monitor, name, relay_config).map_err(DaemonError::Relay)?;
             relays.insert(name.clone(), relay);
         }
         let vrrp = VrrpInstances::start(&config, &monitor, alerts.sender()).await?;
+        board.write().unwrap_or_else(PoisonError::into_inner).vrrp = vrrp.view();
         Ok(Daemon {
             node,
             config,
@@ -341,7 +349,10 @@ impl Daemon {
         if new.global.log != self.config.global.log {
             crate::logging::reconfigure(&new.global.log);
         }
-        *self.board.write().unwrap_or_else(PoisonError::into_inner) = monitor_pools(&self.monitor);
+        self.board
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pools = monitor_pools(&self.monitor);
 
         // Relays whose settings are unchanged keep their listeners and
         // connections and only see the new pool; the others restart.
@@ -384,7 +395,7 @@ impl Daemon {
             let alerts = Alerts::start(
                 self.node.clone(),
                 &new,
-                pool_summary(Arc::clone(&self.board)),
+                state_summary(Arc::clone(&self.board)),
             )?;
             let previous = std::mem::replace(&mut self.alerts, alerts);
             previous.shutdown().await;
@@ -396,6 +407,10 @@ impl Daemon {
                 .reload(&new, &self.monitor, self.alerts.sender())
                 .await,
         );
+        self.board
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .vrrp = self.vrrp.view();
         self.config = new;
         info!("configuration reloaded");
         Ok(problems)
@@ -454,12 +469,13 @@ fn forward_health_events(monitor: &Monitor, alerts: &AlertsHandle) -> JoinHandle
     })
 }
 
-/// The state summary at the end of every alert mail: each pool's servers.
-fn pool_summary(board: PoolBoard) -> Snapshot {
+/// The state summary at the end of every alert mail: each VRRP instance,
+/// then each pool's servers.
+fn state_summary(board: StateBoard) -> Snapshot {
     Arc::new(move || {
-        let pools = board.read().unwrap_or_else(PoisonError::into_inner);
-        let mut text = String::new();
-        for (pool, servers) in pools.iter() {
+        let board = board.read().unwrap_or_else(PoisonError::into_inner);
+        let mut text = board.vrrp.describe();
+        for (pool, servers) in board.pools.iter() {
             let up = servers.iter().filter(|server| server.is_up()).count();
             let _ = writeln!(text, "pool {pool}: {up} of {} servers up", servers.len());
             for server in servers.iter() {

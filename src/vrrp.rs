@@ -136,6 +136,22 @@ impl VrrpInstances {
             .collect()
     }
 
+    /// A shareable view of the instances' live state, for the alert mail.
+    pub fn view(&self) -> VrrpView {
+        VrrpView(
+            self.instances
+                .iter()
+                .map(|(name, instance)| InstanceView {
+                    name: name.clone(),
+                    addresses: instance.config.virtual_addresses.clone(),
+                    configured_priority: instance.config.priority,
+                    board: Arc::clone(&instance.board),
+                    activity: Arc::clone(&instance.activity),
+                })
+                .collect(),
+        )
+    }
+
     /// Makes every master resign (priority 0 advert), withdraws the VIPs and waits until
     /// that is done.
     pub async fn stop(&mut self) {
@@ -147,6 +163,53 @@ impl VrrpInstances {
         for (_, instance) in instances {
             instance.stop().await;
         }
+    }
+}
+
+/// The live state of the running instances, readable from any task; taken from
+/// [`VrrpInstances::view`] again after a reload.
+#[derive(Clone, Default)]
+pub struct VrrpView(Vec<InstanceView>);
+
+#[derive(Clone)]
+struct InstanceView {
+    name: String,
+    addresses: Vec<IpNet>,
+    configured_priority: u8,
+    board: Arc<Mutex<Board>>,
+    activity: Arc<Activity>,
+}
+
+impl VrrpView {
+    /// One line per instance: state, priority, VIPs, master, since when, and
+    /// what tracking holds down.
+    pub fn describe(&self) -> String {
+        let mut text = String::new();
+        for instance in &self.0 {
+            let board = instance
+                .board
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let addresses: Vec<String> =
+                instance.addresses.iter().map(ToString::to_string).collect();
+            text.push_str(&format!(
+                "vrrp {}: {} since {}, priority {} of {}, VIPs {}",
+                instance.name,
+                board.state.as_str().to_uppercase(),
+                humantime::format_rfc3339_seconds(board.since),
+                board.effective_priority,
+                instance.configured_priority,
+                addresses.join(", "),
+            ));
+            if let Some(master) = instance.activity.master() {
+                text.push_str(&format!(", master {master}"));
+            }
+            if !board.down.is_empty() {
+                text.push_str(&format!(", down: {}", board.down.join(", ")));
+            }
+            text.push('\n');
+        }
+        text
     }
 }
 
@@ -642,6 +705,28 @@ mod tests {
         );
         health.set_status(status);
         Arc::new(health)
+    }
+
+    #[test]
+    fn view_describes_state_priority_addresses_and_what_is_down() {
+        let since = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let view = VrrpView(vec![InstanceView {
+            name: "mysql".to_owned(),
+            addresses: vec!["10.213.0.100/24".parse().unwrap()],
+            configured_priority: 150,
+            board: Arc::new(Mutex::new(Board {
+                state: State::Fault,
+                since,
+                effective_priority: 0,
+                down: vec!["server local/mysqld".to_owned()],
+            })),
+            activity: Arc::default(),
+        }]);
+        assert_eq!(
+            view.describe(),
+            "vrrp mysql: FAULT since 2027-01-15T08:00:00Z, priority 0 of 150, \
+             VIPs 10.213.0.100/24, down: server local/mysqld\n"
+        );
     }
 
     fn tracked(target: Target, weight: Option<u8>) -> Tracked {
