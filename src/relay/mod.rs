@@ -339,12 +339,14 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
         debug!(relay, %peer, %error, "client gone before forwarding");
         return;
     }
+    // Gateway requests and TLS/spiped handshakes are boxed: their state is
+    // large and would otherwise be reserved in every connection's future.
     if let Some(gateway) = shared.transport.gateway() {
-        return serve_gateway(&shared, gateway, client, peer).await;
+        return Box::pin(serve_gateway(&shared, gateway, client, peer)).await;
     }
     // Held in an Option so the loop below can move it out on the attempt
     // that succeeds.
-    let mut client = match shared.transport.accept(client).await {
+    let mut client = match Box::pin(shared.transport.accept(client)).await {
         Ok(client) => Some(client),
         Err(error) => {
             bump(&counters.refused_handshake);
@@ -366,9 +368,11 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
         let address = backend.health.address;
         let server_name = backend.health.name.as_str();
         let connected = match listener::connect(address, settings.connect_timeout).await {
-            Ok(server) => shared.transport.secure(server).await.inspect_err(|error| {
-                warn!(relay, %peer, server = server_name, %error, "server handshake failed");
-            }),
+            Ok(server) => Box::pin(shared.transport.secure(server))
+                .await
+                .inspect_err(|error| {
+                    warn!(relay, %peer, server = server_name, %error, "server handshake failed");
+                }),
             Err(error) => {
                 debug!(relay, %peer, server = server_name, %error, "connect failed");
                 Err(error)
