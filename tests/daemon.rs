@@ -9,73 +9,35 @@ mod support;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-use support::{CHECK_PASSWORD, CHECK_USER, MariaDb, free_port, replication_pair, wait_for};
+use nix::sys::signal::Signal;
+use support::{
+    CHECK_PASSWORD, CHECK_USER, HAFRONT, HafrontRun, MariaDb, free_port, replication_pair, wait_for,
+};
 use tempfile::TempDir;
 
-const HAFRONT: &str = env!("CARGO_BIN_EXE_hafront");
-
-/// A `hafront run` process owned by the test, killed by PID on drop.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
+/// A `hafront run` process at `RUST_LOG=info`, owned by the test.
+struct Daemon(HafrontRun);
 
 impl Daemon {
     fn start(config: &Path, log: PathBuf) -> Daemon {
-        let stderr = fs::File::create(&log).expect("create daemon log");
-        let child = Command::new(HAFRONT)
-            .args(["run", "-c"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start hafront run");
-        Daemon { child, log }
+        Daemon(HafrontRun::spawn(config, log, &[("RUST_LOG", "info")]))
     }
 
     fn signal(&self, signal: Signal) {
-        let pid = Pid::from_raw(self.child.id() as i32);
-        kill(pid, signal).expect("signal hafront");
+        self.0.signal(signal);
     }
 
     fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
+        self.0.log()
     }
 
     /// Sends SIGTERM and returns the exit code.
-    fn stop(mut self) -> Option<i32> {
-        self.signal(Signal::SIGTERM);
-        for _ in 0..250 {
-            if let Some(status) = self.child.try_wait().expect("wait for hafront") {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "hafront did not stop within 5 s of SIGTERM:\n{}",
-            self.log()
-        );
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- hafront log ---\n{}", self.log());
-        }
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    fn stop(self) -> Option<i32> {
+        self.0.stop(Duration::from_secs(5))
     }
 }
 

@@ -14,23 +14,20 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use serde_json::Value;
-use support::{Redis, free_port};
+use support::{HAFRONT, HafrontRun, Redis, free_port};
 use tempfile::TempDir;
 
-const HAFRONT: &str = env!("CARGO_BIN_EXE_hafront");
-
-/// A `hafront run` process owned by the test, killed by PID on drop.
+/// A `hafront run` process owned by the test, with its config and control
+/// socket.
 struct Daemon {
-    child: Child,
-    log: PathBuf,
+    process: HafrontRun,
     config: PathBuf,
     socket: PathBuf,
 }
@@ -40,23 +37,11 @@ impl Daemon {
         Daemon::start_with_env(dir, config, &[])
     }
 
+    /// Starts the daemon and waits until its control socket answers.
     fn start_with_env(dir: &TempDir, config: &Path, env: &[(&str, &str)]) -> Daemon {
-        let log = dir.path().join("daemon.log");
-        let stderr = fs::File::create(&log).expect("create daemon log");
-        let child = Command::new(HAFRONT)
-            .args(["run", "-c"])
-            .arg(config)
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start hafront run");
+        let process = HafrontRun::spawn(config, dir.path().join("daemon.log"), env);
         let mut daemon = Daemon {
-            child,
-            log,
+            process,
             config: config.to_owned(),
             socket: dir.path().join("control.sock"),
         };
@@ -64,7 +49,7 @@ impl Daemon {
             if daemon.hafront(&["status", "--json"]).status.success() {
                 return daemon;
             }
-            if let Some(status) = daemon.child.try_wait().expect("check on hafront") {
+            if let Some(status) = daemon.process.try_wait() {
                 panic!("hafront exited ({status}):\n{}", daemon.log());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -93,12 +78,11 @@ impl Daemon {
     }
 
     fn signal(&self, signal: Signal) {
-        let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits"));
-        kill(pid, signal).expect("signal hafront");
+        self.process.signal(signal);
     }
 
     fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     /// Polls `condition` every 20 ms; panics with the log after `timeout`.
@@ -115,27 +99,8 @@ impl Daemon {
     }
 
     /// Sends SIGTERM and waits for the exit code.
-    fn stop(mut self) -> Option<i32> {
-        self.signal(Signal::SIGTERM);
-        for _ in 0..500 {
-            if let Some(status) = self.child.try_wait().expect("wait for hafront") {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("hafront did not stop within 10 s:\n{}", self.log());
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- hafront log ---\n{}", self.log());
-        }
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    fn stop(self) -> Option<i32> {
+        self.process.stop(Duration::from_secs(10))
     }
 }
 

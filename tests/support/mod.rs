@@ -6,6 +6,7 @@
 //! items and re-exports are expected in any one of them.
 #![allow(dead_code, unused_imports)]
 
+mod daemon;
 mod mariadb;
 mod process;
 mod redis;
@@ -14,6 +15,7 @@ use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
+pub use daemon::{HAFRONT, HafrontRun};
 pub use mariadb::{
     CHECK_PASSWORD, CHECK_USER, MariaDb, MariaDbOptions, REPLICATION_PASSWORD, REPLICATION_USER,
     replication_pair,
