@@ -4,12 +4,13 @@
 //! bad inputs each must refuse without forwarding anything and while
 //! serving other clients.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hafront::relay::gateway;
@@ -19,6 +20,7 @@ use hafront_config::{
 };
 use hafront_health::{ServerHealth, Status};
 use ring::hmac;
+use support::{EchoServer, assert_echoed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
@@ -27,78 +29,11 @@ use tokio::task::JoinHandle;
 /// Upper bound for any single step; tests normally finish far sooner.
 const STEP: Duration = Duration::from_secs(15);
 const POOL: &str = "db";
-const TRAILER: &[u8] = b"bye\n";
 
 async fn within<T>(future: impl Future<Output = T>) -> T {
     tokio::time::timeout(STEP, future)
         .await
         .expect("step took too long")
-}
-
-/// Echoes every connection, answers `bye\n` after the client's EOF and
-/// closes; counts connections and bytes received. Stops when dropped.
-struct EchoServer {
-    address: SocketAddr,
-    accepted: Arc<AtomicUsize>,
-    received: Arc<AtomicUsize>,
-    task: JoinHandle<()>,
-}
-
-impl EchoServer {
-    async fn start() -> EchoServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address");
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let received = Arc::new(AtomicUsize::new(0));
-        let (accepted_count, received_count) = (Arc::clone(&accepted), Arc::clone(&received));
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                accepted_count.fetch_add(1, Ordering::SeqCst);
-                let received = Arc::clone(&received_count);
-                tokio::spawn(async move {
-                    let (mut reader, mut writer) = stream.into_split();
-                    let mut buffer = vec![0u8; 64 * 1024];
-                    loop {
-                        match reader.read(&mut buffer).await {
-                            Ok(0) => break,
-                            Ok(read) => {
-                                received.fetch_add(read, Ordering::SeqCst);
-                                if writer.write_all(&buffer[..read]).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err(_) => return,
-                        }
-                    }
-                    let _ = writer.write_all(TRAILER).await;
-                    let _ = writer.shutdown().await;
-                });
-            }
-        });
-        EchoServer {
-            address,
-            accepted,
-            received,
-            task,
-        }
-    }
-
-    fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
-
-    fn received(&self) -> usize {
-        self.received.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 fn health(address: SocketAddr) -> Arc<ServerHealth> {
@@ -202,13 +137,6 @@ async fn round_trip(address: SocketAddr, payload: &[u8]) -> std::io::Result<Vec<
     let read = within(reader.read_to_end(&mut received)).await;
     let _writer = sending.await.expect("sender task");
     read.map(|_| received)
-}
-
-/// Asserts that a relay echoed `payload` and then the server's trailer.
-fn assert_echoed(received: &[u8], payload: &[u8]) {
-    assert_eq!(received.len(), payload.len() + TRAILER.len(), "byte count");
-    assert!(received[..payload.len()] == *payload, "payload intact");
-    assert_eq!(&received[payload.len()..], TRAILER);
 }
 
 /// Reads until EOF or error; returns what arrived.

@@ -3,83 +3,31 @@
 //! hafront decrypt, with and without forward secrecy, and a wrong key.
 //! spiped processes are started by the tests and killed by PID.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hafront::relay::Relay;
 use hafront_config::{OnServerDown, Policy, RelayMode, SpipedMode};
 use hafront_health::{ServerHealth, Status};
+use support::{EchoServer, assert_echoed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::broadcast;
-use tokio::task::JoinHandle;
 
 const STEP: Duration = Duration::from_secs(15);
-const TRAILER: &[u8] = b"bye\n";
 
 async fn within<T>(future: impl Future<Output = T>) -> T {
     tokio::time::timeout(STEP, future)
         .await
         .expect("step took too long")
-}
-
-/// Echoes, answers `bye\n` after the client's EOF, closes; counts bytes.
-struct EchoServer {
-    address: SocketAddr,
-    received: Arc<AtomicUsize>,
-    task: JoinHandle<()>,
-}
-
-impl EchoServer {
-    async fn start() -> EchoServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address");
-        let received = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&received);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let counter = Arc::clone(&counter);
-                tokio::spawn(async move {
-                    let (mut reader, mut writer) = stream.into_split();
-                    let mut buffer = vec![0u8; 64 * 1024];
-                    loop {
-                        match reader.read(&mut buffer).await {
-                            Ok(0) => break,
-                            Ok(read) => {
-                                counter.fetch_add(read, Ordering::SeqCst);
-                                if writer.write_all(&buffer[..read]).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err(_) => return,
-                        }
-                    }
-                    let _ = writer.write_all(TRAILER).await;
-                    let _ = writer.shutdown().await;
-                });
-            }
-        });
-        EchoServer {
-            address,
-            received,
-            task,
-        }
-    }
-}
-
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// A spiped process: killed by PID on drop, and by the kernel if the test
@@ -237,12 +185,6 @@ async fn round_trip(address: SocketAddr, payload: &[u8]) -> Vec<u8> {
     let _ = within(reader.read_to_end(&mut received)).await;
     let _writer = sending.await.expect("sender");
     received
-}
-
-fn assert_echoed(received: &[u8], payload: &[u8]) {
-    assert_eq!(received.len(), payload.len() + TRAILER.len(), "byte count");
-    assert!(received[..payload.len()] == *payload, "payload intact");
-    assert_eq!(&received[payload.len()..], TRAILER);
 }
 
 const SIZES: [usize; 5] = [1, 1024, 1025, 100_000, 4 * 1024 * 1024];

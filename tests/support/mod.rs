@@ -7,6 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod daemon;
+mod echo;
 mod mariadb;
 mod process;
 mod redis;
@@ -16,6 +17,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 pub use daemon::{HAFRONT, HafrontRun};
+pub use echo::{EchoServer, TRAILER, assert_echoed};
 pub use mariadb::{
     CHECK_PASSWORD, CHECK_USER, MariaDb, MariaDbOptions, REPLICATION_PASSWORD, REPLICATION_USER,
     replication_pair,
