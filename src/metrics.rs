@@ -11,16 +11,15 @@
 use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use crate::control::{ControlRequest, Request, Response, Status};
+use crate::control::{ControlRequest, Request, Response, Status, accept_bounded};
 
 /// Largest request head read.
 const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -53,25 +52,13 @@ impl MetricsServer {
         let configured = address;
         info!(address = %listener.local_addr()?, "metrics listening");
         let task = tokio::spawn(async move {
-            let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        // Over the limit the connection is closed unanswered.
-                        if let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
-                            let requests = requests.clone();
-                            tokio::spawn(async move {
-                                serve(stream, requests).await;
-                                drop(slot);
-                            });
-                        }
-                    }
-                    Err(error) => {
-                        warn!("metrics accept failed: {error}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            }
+            accept_bounded(
+                "metrics",
+                MAX_CLIENTS,
+                || listener.accept(),
+                move |(stream, _)| serve(stream, requests.clone()),
+            )
+            .await;
         });
         Ok(MetricsServer { configured, task })
     }

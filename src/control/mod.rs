@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 pub use client::{ClientError, request};
 pub use diff::{Action, Change, Section, diff};
 pub use server::ControlServer;
-pub(crate) use server::ask;
+pub(crate) use server::{accept_bounded, ask};
 pub use status::{
     AlertsStatus, CheckStatus, InstanceStatus, PoolStatus, Refusals, RelayStatus, ServerStatus,
     SinceTracker, Status, pool_statuses, queued_mails,

@@ -95,21 +95,45 @@ impl Drop for ControlServer {
 }
 
 async fn accept_loop(listener: UnixListener, requests: mpsc::Sender<ControlRequest>) {
-    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    accept_bounded(
+        "control socket",
+        MAX_CLIENTS,
+        || listener.accept(),
+        move |(stream, _)| serve(stream, requests.clone()),
+    )
+    .await;
+}
+
+/// Accepts connections with `accept` for ever and serves each in its own
+/// task with `serve`, at most `max_clients` at once: over the limit a
+/// connection is closed unanswered. A failed accept is logged as `{what}
+/// accept failed` and retried after 50 ms.
+pub(crate) async fn accept_bounded<C, A, AF, S, SF>(
+    what: &str,
+    max_clients: usize,
+    mut accept: A,
+    serve: S,
+) where
+    A: FnMut() -> AF,
+    AF: Future<Output = io::Result<C>>,
+    S: Fn(C) -> SF,
+    SF: Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(max_clients));
     loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
+        match accept().await {
+            Ok(connection) => {
                 // Over the limit the connection is closed unanswered.
                 if let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
-                    let requests = requests.clone();
+                    let serving = serve(connection);
                     tokio::spawn(async move {
-                        serve(stream, requests).await;
+                        serving.await;
                         drop(slot);
                     });
                 }
             }
             Err(error) => {
-                warn!("control socket accept failed: {error}");
+                warn!("{what} accept failed: {error}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
