@@ -3,7 +3,8 @@
 //! while the server is down, restarts, STARTTLS with AUTH and a private CA,
 //! and implicit TLS.
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,12 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use hafront::alerts::{Alerts, AlertsHandle, Event, check_email};
-use hafront_config::{
-    Alerts as AlertsConfig, Config, Email, Global, Pool, Secret, Server, SmtpSecurity, Vrrp,
-};
+use hafront_config::{Alerts as AlertsConfig, Config, Email, Global, Secret, SmtpSecurity};
 use hafront_health::{HealthEvent, Status};
 use serde_json::Value;
 use socket2::{Domain, Socket, Type};
+use support::{mysql_health, mysql_pool_config};
 
 /// The SMTP sink: each accepted mail becomes a JSON file in `--dir`.
 const SINK: &str = r##""""SMTP sink for hafront's alert tests: every accepted mail becomes a JSON
@@ -274,31 +274,12 @@ fn email(port: u16, security: SmtpSecurity, coalesce: Duration, max_per_hour: u3
 }
 
 fn config(state_dir: &Path, email: Email) -> Config {
-    let server = |name: &str, port: u16| Server {
-        name: Some(name.into()),
-        address: SocketAddr::from(([127, 0, 0, 1], port)),
-        weight: 1,
-        backup: false,
+    let global = Global {
+        node: Some("node1".into()),
+        state_dir: state_dir.to_path_buf(),
+        ..Global::default()
     };
-    Config {
-        global: Global {
-            node: Some("node1".into()),
-            state_dir: state_dir.to_path_buf(),
-            ..Global::default()
-        },
-        checks: BTreeMap::new(),
-        pools: BTreeMap::from([(
-            "mysql".to_owned(),
-            Pool {
-                check: "mysql".into(),
-                servers: vec![server("db1", 3306), server("db2", 3307)],
-            },
-        )]),
-        relays: BTreeMap::new(),
-        vrrp: Vrrp::default(),
-        alerts: AlertsConfig { email: Some(email) },
-        notify: Vec::new(),
-    }
+    mysql_pool_config(global, AlertsConfig { email: Some(email) }, Vec::new())
 }
 
 fn start(cfg: &Config) -> AlertsHandle {
@@ -307,21 +288,12 @@ fn start(cfg: &Config) -> AlertsHandle {
 }
 
 fn health(server: &str, old: Status, new: Status, at: SystemTime) -> HealthEvent {
-    let port = if server == "db1" { 3306 } else { 3307 };
-    HealthEvent {
-        pool: "mysql".into(),
-        server: server.into(),
-        address: SocketAddr::from(([127, 0, 0, 1], port)),
-        old,
-        new,
-        role: None,
-        reason: if new == Status::Down {
-            "connect: connection refused".into()
-        } else {
-            "ping ok".into()
-        },
-        at,
-    }
+    let reason = if new == Status::Down {
+        "connect: connection refused"
+    } else {
+        "ping ok"
+    };
+    mysql_health(server, old, new, reason, at)
 }
 
 /// Both servers discovered up: no mail for that.

@@ -3,8 +3,9 @@
 //! shell), a clean environment describing the event, timeout kills of the
 //! whole process group, the run-as user, and refusal of unsafe scripts.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,8 +13,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hafront::alerts::{Alerts, AlertsHandle, Event, EventKind, VrrpState, VrrpTransition};
 use hafront_config::program::{SCRIPT_PATH, check_program};
-use hafront_config::{Alerts as AlertsConfig, Config, Global, Notify, Pool, Server, Vrrp};
+use hafront_config::{Alerts as AlertsConfig, Config, Global, Notify};
 use hafront_health::{HealthEvent, Status};
+use support::{mysql_health, mysql_pool_config};
 
 /// Writes an executable shell script (the script may use a shell; hafront
 /// never does).
@@ -35,30 +37,11 @@ fn notify(command: &[&str]) -> Notify {
 }
 
 fn config(notify: Vec<Notify>) -> Config {
-    let server = |name: &str, port: u16| Server {
-        name: Some(name.into()),
-        address: SocketAddr::from(([127, 0, 0, 1], port)),
-        weight: 1,
-        backup: false,
+    let global = Global {
+        node: Some("node1".into()),
+        ..Global::default()
     };
-    Config {
-        global: Global {
-            node: Some("node1".into()),
-            ..Global::default()
-        },
-        checks: BTreeMap::new(),
-        pools: BTreeMap::from([(
-            "mysql".to_owned(),
-            Pool {
-                check: "mysql".into(),
-                servers: vec![server("db1", 3306), server("db2", 3307)],
-            },
-        )]),
-        relays: BTreeMap::new(),
-        vrrp: Vrrp::default(),
-        alerts: AlertsConfig::default(),
-        notify,
-    }
+    mysql_pool_config(global, AlertsConfig::default(), notify)
 }
 
 fn start(notify: Vec<Notify>) -> AlertsHandle {
@@ -66,17 +49,7 @@ fn start(notify: Vec<Notify>) -> AlertsHandle {
 }
 
 fn health(server: &str, old: Status, new: Status, reason: &str, at: SystemTime) -> HealthEvent {
-    let port = if server == "db1" { 3306 } else { 3307 };
-    HealthEvent {
-        pool: "mysql".into(),
-        server: server.into(),
-        address: SocketAddr::from(([127, 0, 0, 1], port)),
-        old,
-        new,
-        role: None,
-        reason: reason.into(),
-        at,
-    }
+    mysql_health(server, old, new, reason, at)
 }
 
 fn vrrp(old: VrrpState, new: VrrpState, priority: u8) -> Event {

@@ -8,6 +8,7 @@
 
 mod daemon;
 mod echo;
+mod events;
 mod mariadb;
 mod process;
 mod redis;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 
 pub use daemon::{HAFRONT, HafrontRun};
 pub use echo::{EchoServer, TRAILER, assert_echoed};
+pub use events::{mysql_health, mysql_pool_config};
 pub use mariadb::{
     CHECK_PASSWORD, CHECK_USER, MariaDb, MariaDbOptions, REPLICATION_PASSWORD, REPLICATION_USER,
     replication_pair,
