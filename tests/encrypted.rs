@@ -15,12 +15,10 @@ use std::time::{Duration, Instant};
 
 use hafront::relay::gateway;
 use hafront::relay::{Relay, spiped};
-use hafront_config::{
-    GatewayMode, OnServerDown, Policy, RelayMode, Secret, SpipedMode, TlsClientMode, TlsServerMode,
-};
+use hafront_config::{GatewayMode, RelayMode, Secret, SpipedMode, TlsClientMode, TlsServerMode};
 use hafront_health::{ServerHealth, Status};
 use ring::hmac;
-use support::{EchoServer, assert_echoed};
+use support::{EchoServer, assert_echoed, relay_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
@@ -46,21 +44,6 @@ fn health(address: SocketAddr) -> Arc<ServerHealth> {
     let health = Arc::new(ServerHealth::new(POOL, &server));
     health.set_status(Status::Up);
     health
-}
-
-fn relay_config(mode: RelayMode) -> hafront_config::Relay {
-    hafront_config::Relay {
-        listen: vec!["127.0.0.1:0".parse().expect("address")],
-        pool: POOL.to_owned(),
-        policy: Policy::RoundRobin,
-        role: None,
-        connect_timeout: Duration::from_secs(2),
-        idle_timeout: Duration::from_secs(60),
-        max_connections: 1000,
-        connect_attempts: 1,
-        on_server_down: OnServerDown::Keep,
-        mode,
-    }
 }
 
 /// A relay in `mode` forwarding to `servers`, with its event sender kept.

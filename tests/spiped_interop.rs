@@ -15,9 +15,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hafront::relay::Relay;
-use hafront_config::{OnServerDown, Policy, RelayMode, SpipedMode};
+use hafront_config::{RelayMode, SpipedMode};
 use hafront_health::{ServerHealth, Status};
-use support::{EchoServer, assert_echoed};
+use support::{EchoServer, assert_echoed, relay_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
@@ -109,18 +109,7 @@ struct Started {
 
 impl Started {
     fn start(mode: RelayMode, server: SocketAddr) -> Started {
-        let config = hafront_config::Relay {
-            listen: vec!["127.0.0.1:0".parse().expect("address")],
-            pool: "db".to_owned(),
-            policy: Policy::RoundRobin,
-            role: None,
-            connect_timeout: Duration::from_secs(2),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 1000,
-            connect_attempts: 1,
-            on_server_down: OnServerDown::Keep,
-            mode,
-        };
+        let config = relay_config(mode);
         let health = Arc::new(ServerHealth::new(
             "db",
             &hafront_config::Server {

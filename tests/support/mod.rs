@@ -12,6 +12,7 @@ mod events;
 mod mariadb;
 mod process;
 mod redis;
+mod relay;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -26,6 +27,7 @@ pub use mariadb::{
 };
 pub use process::ServerProcess;
 pub use redis::{Redis, RedisOptions};
+pub use relay::relay_config;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago. Servers that cannot
 /// bind port 0 themselves use it; their start retries on a lost race.
