@@ -29,27 +29,10 @@ bench_require_root() {
 }
 
 # bench_install PACKAGE...: installs the missing Debian packages without
-# letting their system services start (a policy-rc.d denying every start is
-# put in place only while installing, and only if none exists).
+# letting their system services start (the repository's install-packages.sh).
 bench_install() {
-    local missing=() package
-    for package in "$@"; do
-        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' ||
-            missing+=("$package")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    bench_log "installing ${missing[*]}"
-    local own_policy=0
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod 755 /usr/sbin/policy-rc.d
-        own_policy=1
-    fi
-    local status=0
-    apt-get update -q && DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -q --no-install-recommends "${missing[@]}" || status=$?
-    [ "$own_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
-    [ "$status" = 0 ] || bench_die "apt-get install failed (status $status)"
+    "$(dirname "${BASH_SOURCE[0]}")/../install-packages.sh" "$@" ||
+        bench_die "installing $* failed"
 }
 
 # bench_scratch_dir: creates the scratch directory, sets $bench_scratch.

@@ -18,24 +18,7 @@ fi
 
 say() { printf '\n>>> %s\n' "$*"; }
 
-packages=(mariadb-server mariadb-client python3-aiosmtpd iproute2)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]} (their system services are kept from starting)"
-    own_policy=0
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-        chmod 755 /usr/sbin/policy-rc.d
-        own_policy=1
-    fi
-    apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" || status=$?
-    [ "$own_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
-    [ "${status:-0}" = 0 ] || exit "$status"
-fi
+./install-packages.sh mariadb-server mariadb-client python3-aiosmtpd iproute2
 
 say "building hafront and the demo runner (cargo build --release)"
 cargo build --release -q -p hafront
