@@ -109,14 +109,7 @@ impl Netlink {
         ipv6: bool,
         vips: &[IpNet],
     ) -> Result<Option<IpAddr>, rtnetlink::Error> {
-        let messages: Vec<AddressMessage> = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(self.index)
-            .execute()
-            .try_collect()
-            .await?;
+        let messages = self.addresses().await?;
         Ok(messages
             .iter()
             .filter(|message| !message.header.flags.contains(AddressHeaderFlags::Secondary))
@@ -128,15 +121,19 @@ impl Netlink {
             }))
     }
 
-    async fn find(&self, vips: &[IpNet]) -> Result<Vec<AddressMessage>, rtnetlink::Error> {
-        let messages: Vec<AddressMessage> = self
-            .handle
+    /// Every address on the interface, as the kernel lists them.
+    async fn addresses(&self) -> Result<Vec<AddressMessage>, rtnetlink::Error> {
+        self.handle
             .address()
             .get()
             .set_link_index_filter(self.index)
             .execute()
             .try_collect()
-            .await?;
+            .await
+    }
+
+    async fn find(&self, vips: &[IpNet]) -> Result<Vec<AddressMessage>, rtnetlink::Error> {
+        let messages = self.addresses().await?;
         Ok(messages
             .into_iter()
             .filter(|message| {
