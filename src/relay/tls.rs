@@ -2,10 +2,14 @@
 //! acceptors that terminate TLS from clients, optionally requiring a client
 //! certificate, and connectors that speak TLS to servers, verifying them
 //! against a CA file and a name, optionally with a client certificate.
+//! Sessions run over a [`TlsSocket`], which reads ahead in large chunks.
 
+use std::cell::RefCell;
 use std::io;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use hafront_config::{TlsClientMode, TlsServerMode};
 use rustls::client::WebPkiServerVerifier;
@@ -14,7 +18,12 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+/// Bytes a [`TlsSocket`] asks the kernel for per recv(2).
+const READ_AHEAD: usize = 64 * 1024;
 
 /// Protocol versions offered and accepted: TLS 1.3 and 1.2.
 static VERSIONS: &[&rustls::SupportedProtocolVersion] =
@@ -106,4 +115,166 @@ pub fn connector(mode: &TlsClientMode) -> io::Result<(TlsConnector, ServerName<'
         _ => builder.with_no_client_auth(),
     };
     Ok((TlsConnector::from(Arc::new(config)), server_name))
+}
+
+thread_local! {
+    /// Read-ahead buffers given back by drained sockets, for the next
+    /// socket that needs one: no allocation per message, and idle
+    /// connections hold none.
+    static SPARE_BUFFERS: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Spare buffers kept per thread; more are freed.
+const SPARE_LIMIT: usize = 16;
+
+/// The TCP socket under a TLS session. rustls reads its transport at most
+/// 4 KiB at a time, so a 16 KiB record would cost four or five recv(2)
+/// calls; this socket reads up to [`READ_AHEAD`] bytes at once and hands
+/// them out from memory. It holds a buffer only while the socket has
+/// bytes to read: a connection waiting for data holds none. Writes go
+/// straight to the socket.
+pub(crate) struct TlsSocket {
+    stream: TcpStream,
+    buffer: Option<Box<[u8]>>,
+    /// Unread bytes are `buffer[start..end]`.
+    start: usize,
+    end: usize,
+}
+
+impl TlsSocket {
+    /// Wraps a connected socket.
+    pub(crate) fn new(stream: TcpStream) -> TlsSocket {
+        TlsSocket {
+            stream,
+            buffer: None,
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Returns the (drained) buffer to this thread's spares.
+    fn release_buffer(&mut self) {
+        if let Some(buffer) = self.buffer.take() {
+            SPARE_BUFFERS.with_borrow_mut(|spares| {
+                if spares.len() < SPARE_LIMIT {
+                    spares.push(buffer);
+                }
+            });
+        }
+    }
+}
+
+impl Drop for TlsSocket {
+    fn drop(&mut self) {
+        self.release_buffer();
+    }
+}
+
+impl AsyncRead for TlsSocket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(buffer) = &this.buffer
+                && this.start < this.end
+            {
+                let taken = out.remaining().min(this.end - this.start);
+                out.put_slice(&buffer[this.start..this.start + taken]);
+                this.start += taken;
+                return Poll::Ready(Ok(()));
+            }
+            match this.stream.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => {
+                    this.release_buffer();
+                    return Poll::Pending;
+                }
+            }
+            let buffer = this.buffer.get_or_insert_with(|| {
+                SPARE_BUFFERS
+                    .with_borrow_mut(Vec::pop)
+                    .unwrap_or_else(|| vec![0; READ_AHEAD].into_boxed_slice())
+            });
+            match this.stream.try_read(buffer) {
+                Ok(0) => return Poll::Ready(Ok(())),
+                Ok(read) => (this.start, this.end) = (0, read),
+                // Readiness was stale; try_read has cleared it.
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+}
+impl AsyncWrite for TlsSocket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, bytes)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        slices: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, slices)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    async fn connected_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let connecting = TcpStream::connect(listener.local_addr().expect("address"));
+        let (accepted, connected) = tokio::join!(listener.accept(), connecting);
+        (accepted.expect("accept").0, connected.expect("connect"))
+    }
+
+    #[tokio::test]
+    async fn small_reads_see_every_byte_and_a_drained_socket_holds_no_buffer() {
+        let (mut writer, reader) = connected_pair().await;
+        let mut socket = TlsSocket::new(reader);
+        let payload: Vec<u8> = (0..3 * READ_AHEAD + 123).map(|i| (i % 251) as u8).collect();
+        writer.write_all(&payload).await.expect("write");
+
+        let mut received = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while received.len() < payload.len() {
+            let read = socket.read(&mut chunk).await.expect("read");
+            assert!(read > 0, "early EOF");
+            received.extend_from_slice(&chunk[..read]);
+        }
+        assert_eq!(received, payload);
+
+        // Nothing more to read: the next read waits, and the buffer goes back.
+        let waiting = tokio::time::timeout(Duration::from_millis(50), socket.read(&mut chunk));
+        assert!(waiting.await.is_err(), "no data yet");
+        assert!(socket.buffer.is_none(), "a waiting socket holds no buffer");
+
+        drop(writer);
+        assert_eq!(socket.read(&mut chunk).await.expect("read"), 0, "EOF");
+    }
 }

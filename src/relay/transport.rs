@@ -17,7 +17,8 @@ use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
 
 use super::forward::{self, Activity, DataPath, Ending, Forwarded, Meter};
 use super::gateway::Gateway;
-use super::{spiped, tls};
+use super::spiped;
+use super::tls::{self, TlsSocket};
 
 /// Buffer of each direction when one side is TLS: room for several records.
 const TLS_COPY_BUFFER: usize = 64 * 1024;
@@ -52,7 +53,7 @@ pub(crate) enum ClientSide {
     /// spiped, with the session's keys.
     Spiped(TcpStream, Box<spiped::Session>),
     /// TLS.
-    Tls(Box<server::TlsStream<TcpStream>>),
+    Tls(Box<server::TlsStream<TlsSocket>>),
 }
 
 /// A server connection after its side's handshake.
@@ -62,7 +63,7 @@ pub(crate) enum ServerSide {
     /// spiped, with the session's keys.
     Spiped(TcpStream, Box<spiped::Session>),
     /// TLS.
-    Tls(Box<client::TlsStream<TcpStream>>),
+    Tls(Box<client::TlsStream<TlsSocket>>),
 }
 
 impl Transport {
@@ -116,6 +117,7 @@ impl Transport {
                 acceptor,
                 handshake_timeout,
             } => {
+                let client = TlsSocket::new(client);
                 let stream = within(*handshake_timeout, "TLS", acceptor.accept(client)).await?;
                 Ok(ClientSide::Tls(Box::new(stream)))
             }
@@ -142,7 +144,7 @@ impl Transport {
                 server_name,
                 handshake_timeout,
             } => {
-                let connecting = connector.connect(server_name.clone(), server);
+                let connecting = connector.connect(server_name.clone(), TlsSocket::new(server));
                 let stream = within(*handshake_timeout, "TLS", connecting).await?;
                 Ok(ServerSide::Tls(Box::new(stream)))
             }
