@@ -5,13 +5,16 @@
 //! fits both sides (splice for plaintext, batched packets for spiped,
 //! buffered copies for TLS).
 
+use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hafront_config::RelayMode;
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
 
@@ -309,6 +312,38 @@ where
     }
 }
 
+/// Reads what `source` has ready into `buffer`, at least one byte (0 at
+/// EOF): a TLS session yields one record (at most 16 KiB) per read, and
+/// gathering the records already received into one write saves system
+/// calls on the other side.
+/// An error after some bytes is kept in `deferred`, for the next call.
+fn fill(
+    mut source: Pin<&mut impl AsyncRead>,
+    buffer: &mut [u8],
+    deferred: &mut Option<io::Error>,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    if let Some(error) = deferred.take() {
+        return Poll::Ready(Err(error));
+    }
+    let mut filled = 0;
+    while filled < buffer.len() {
+        let mut unfilled = ReadBuf::new(&mut buffer[filled..]);
+        match source.as_mut().poll_read(cx, &mut unfilled) {
+            Poll::Ready(Ok(())) if unfilled.filled().is_empty() => break,
+            Poll::Ready(Ok(())) => filled += unfilled.filled().len(),
+            Poll::Ready(Err(error)) if filled == 0 => return Poll::Ready(Err(error)),
+            Poll::Ready(Err(error)) => {
+                *deferred = Some(error);
+                break;
+            }
+            Poll::Pending if filled == 0 => return Poll::Pending,
+            Poll::Pending => break,
+        }
+    }
+    Poll::Ready(Ok(filled))
+}
+
 /// Copies one direction to its EOF, then shuts the destination down.
 async fn copy_one_way(
     source: &mut (impl AsyncRead + Unpin),
@@ -317,8 +352,10 @@ async fn copy_one_way(
     activity: &Activity,
 ) -> io::Result<()> {
     let mut buffer = vec![0u8; TLS_COPY_BUFFER];
+    let mut deferred = None;
     loop {
-        let filled = source.read(&mut buffer).await?;
+        let filled =
+            poll_fn(|cx| fill(Pin::new(&mut *source), &mut buffer, &mut deferred, cx)).await?;
         if filled == 0 {
             break;
         }
