@@ -140,9 +140,9 @@ bench_wait() {
 }
 
 # bench_cpu_ticks PID: user+system CPU time of the process (all threads) in
-# clock ticks.
+# clock ticks, then its system part.
 bench_cpu_ticks() {
-    awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+    awk '{ sub(/.*\) /, ""); print $12 + $13, $13 }' "/proc/$1/stat"
 }
 
 # bench_rss_kib PID: resident set size in KiB.

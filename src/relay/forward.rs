@@ -234,34 +234,42 @@ impl Splicing {
     }
 }
 
-/// One copy step: a recv of at most [`COPY_CHUNK`] bytes from `source` and
-/// a send of them to `destination`, appending to `unsent` what it did not
-/// take. Returns the bytes read, 0 at EOF, or WouldBlock when there was
-/// nothing to read.
+/// One recv(2) into `buffer`: the bytes read, 0 at EOF, or WouldBlock when
+/// there was nothing to read.
 ///
-/// A short read empties the socket's receive queue, so the source's read
+/// A short read empties the socket's receive queue, so the socket's read
 /// readiness is cleared right away (through a WouldBlock returned to
-/// tokio's `try_io`); bytes that arrive later raise a new readiness event,
-/// which tokio's readiness tick keeps from being lost.
+/// tokio's `try_io`) instead of by a further recv that would only fail with
+/// EAGAIN; bytes that arrive later raise a new readiness event, which
+/// tokio's readiness tick keeps from being lost.
+pub(crate) fn recv_draining(source: &TcpStream, buffer: &mut [u8]) -> io::Result<usize> {
+    let capacity = buffer.len();
+    let mut read = 0;
+    let received = source.try_io(Interest::READABLE, || {
+        read = recv(source.as_raw_fd(), buffer, MsgFlags::empty())?;
+        if read > 0 && read < capacity {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(())
+    });
+    match received {
+        Ok(()) => Ok(read),
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock && read > 0 => Ok(read),
+        Err(error) => Err(error),
+    }
+}
+
+/// One copy step: a recv of at most [`COPY_CHUNK`] bytes from `source` (see
+/// [`recv_draining`]) and a send of them to `destination`, appending to
+/// `unsent` what it did not take. Returns the bytes read, 0 at EOF, or
+/// WouldBlock when there was nothing to read.
 fn copy_step(
     source: &TcpStream,
     destination: &TcpStream,
     unsent: &mut Vec<u8>,
 ) -> io::Result<usize> {
     COPY_BUFFER.with_borrow_mut(|buffer| {
-        let mut read = 0;
-        let received = source.try_io(Interest::READABLE, || {
-            read = recv(source.as_raw_fd(), &mut buffer[..], MsgFlags::empty())?;
-            if read > 0 && read < COPY_CHUNK {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            Ok(())
-        });
-        match received {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock && read > 0 => {}
-            Err(error) => return Err(error),
-        }
+        let read = recv_draining(source, &mut buffer[..])?;
         let mut sent = 0;
         while sent < read {
             let step = destination.try_io(Interest::WRITABLE, || {

@@ -22,6 +22,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use super::forward;
+
 /// Bytes a [`TlsSocket`] asks the kernel for per recv(2).
 const READ_AHEAD: usize = 64 * 1024;
 
@@ -130,7 +132,8 @@ const SPARE_LIMIT: usize = 16;
 /// The TCP socket under a TLS session. rustls reads its transport at most
 /// 4 KiB at a time, so a 16 KiB record would cost four or five recv(2)
 /// calls; this socket reads up to [`READ_AHEAD`] bytes at once and hands
-/// them out from memory. It holds a buffer only while the socket has
+/// them out from memory (a short read clears the socket's readiness, as
+/// the plaintext path does). It holds a buffer only while the socket has
 /// bytes to read: a connection waiting for data holds none. Writes go
 /// straight to the socket.
 pub(crate) struct TlsSocket {
@@ -199,16 +202,17 @@ impl AsyncRead for TlsSocket {
                     .with_borrow_mut(Vec::pop)
                     .unwrap_or_else(|| vec![0; READ_AHEAD].into_boxed_slice())
             });
-            match this.stream.try_read(buffer) {
+            match forward::recv_draining(&this.stream, buffer) {
                 Ok(0) => return Poll::Ready(Ok(())),
                 Ok(read) => (this.start, this.end) = (0, read),
-                // Readiness was stale; try_read has cleared it.
+                // Readiness was stale; it is cleared now.
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
                 Err(error) => return Poll::Ready(Err(error)),
             }
         }
     }
 }
+
 impl AsyncWrite for TlsSocket {
     fn poll_write(
         self: Pin<&mut Self>,
