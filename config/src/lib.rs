@@ -12,6 +12,7 @@
 
 mod document;
 mod error;
+mod failover;
 mod loader;
 pub mod program;
 mod schema;

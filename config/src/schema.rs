@@ -9,6 +9,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub use crate::failover::Failover;
+
 /// The whole daemon configuration, as read from one YAML file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -528,6 +530,9 @@ pub struct Pool {
     pub check: String,
     /// The servers, in priority order for the `first` policy.
     pub servers: Vec<Server>,
+    /// Automatic failover and switchover of a MariaDB pool.
+    #[serde(default)]
+    pub failover: Option<Failover>,
 }
 
 /// One real server.

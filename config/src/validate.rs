@@ -14,7 +14,8 @@ use crate::ParseOptions;
 use crate::document::Document;
 use crate::error::{ConfigError, KeyPath, Position};
 use crate::schema::{
-    Check, CheckKind, Config, Email, Notify, Pool, Relay, RelayMode, Secret, Track, VrrpInstance,
+    Check, CheckKind, Config, Email, Failover, Notify, Pool, Relay, RelayMode, Secret, Track,
+    VrrpInstance,
 };
 
 /// Spiped derives its keys from the key file with SHA-256; shorter files
@@ -267,6 +268,93 @@ impl Validator<'_> {
                         servers.index(first)
                     ),
                 );
+            }
+        }
+        if let Some(failover) = &pool.failover {
+            self.failover(&path.key("failover"), pool, failover);
+        }
+    }
+
+    /// A failover block: a MariaDB pool (its check logs in), servers and VRRP instance that
+    /// exist, coherent timings.
+    fn failover(&mut self, path: &KeyPath, pool: &Pool, failover: &Failover) {
+        let check_kind = self.config.checks.get(&pool.check).map(|check| &check.kind);
+        if let Some(kind) = check_kind.filter(|kind| !matches!(kind, CheckKind::Mysql(_))) {
+            self.report(
+                path,
+                format!(
+                    "failover needs a mysql check on the pool, and {:?} is a {} check",
+                    pool.check,
+                    kind.name()
+                ),
+            );
+        }
+        if pool.servers.len() < 2 {
+            self.report(path, "failover needs at least two servers in the pool");
+        }
+        let names: Vec<String> = pool.servers.iter().map(|s| s.display_name()).collect();
+        let server_reference = |validator: &mut Self, at: &KeyPath, name: &str| {
+            if !names.iter().any(|known| known == name) {
+                validator.report(
+                    at,
+                    format!(
+                        "unknown server {name:?}; servers of this pool: {}",
+                        names.join(", ")
+                    ),
+                );
+            }
+        };
+        for (index, candidate) in failover.candidates.iter().flatten().enumerate() {
+            server_reference(self, &path.key("candidates").index(index), candidate);
+        }
+        if failover.candidates.as_ref().is_some_and(Vec::is_empty) {
+            self.report(
+                &path.key("candidates"),
+                "names no server; leave it out to let every server be promoted",
+            );
+        }
+        if let Some(local) = &failover.local {
+            server_reference(self, &path.key("local"), local);
+            if failover.vrrp.is_none() {
+                self.report(
+                    &path.key("local"),
+                    "a co-located failover follows a VRRP instance: set `vrrp` too",
+                );
+            }
+        }
+        if let Some(instance) = &failover.vrrp {
+            self.reference(
+                &path.key("vrrp"),
+                "VRRP instance",
+                &KeyPath::root().key("vrrp").key("instances"),
+                instance,
+            );
+        }
+        for (key, value) in [
+            ("max_lag", failover.max_lag),
+            ("catch_up_timeout", failover.catch_up_timeout),
+            ("confirm_timeout", failover.confirm_timeout),
+            ("heartbeat", failover.heartbeat),
+            ("write_drain", failover.write_drain),
+        ] {
+            self.positive_duration(&path.key(key), value);
+        }
+        if failover.heartbeat * 2 > failover.confirm_timeout {
+            self.report(
+                &path.key("confirm_timeout"),
+                format!(
+                    "must be at least two heartbeats ({}) so that a replica can show it still \
+                     hears the primary",
+                    humantime::format_duration(failover.heartbeat * 2)
+                ),
+            );
+        }
+        for (key, secret) in [
+            ("password", &failover.password),
+            ("replication_password", &failover.replication_password),
+        ] {
+            if let Some(secret) = secret {
+                self.secret(&path.key(key), secret);
             }
         }
     }

@@ -183,12 +183,14 @@ impl Monitor {
         let health = Arc::new(ServerHealth::new(pool, server));
         let debouncer = match carried_over {
             Some(old) => {
-                health.set_role(old.role());
+                health.set_role(old.reported_role());
+                health.set_fenced(old.is_fenced());
+                health.set_drained(old.is_drained());
                 health.set_status(old.status());
                 if let Some(result) = old.last_probe() {
                     health.set_last_probe(result);
                 }
-                RiseFall::resume(check.rise, check.fall, old.status(), old.role())
+                RiseFall::resume(check.rise, check.fall, old.status(), old.reported_role())
             }
             None => RiseFall::new(check.rise, check.fall),
         };

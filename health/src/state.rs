@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
 
 use hafront_config::Role;
@@ -44,6 +44,8 @@ pub struct ServerHealth {
     pub backup: bool,
     status: AtomicU8,
     role: AtomicU8,
+    fenced: AtomicBool,
+    drained: AtomicBool,
     last_probe: Mutex<Option<ProbeResult>>,
 }
 
@@ -58,6 +60,8 @@ impl ServerHealth {
             backup: server.backup,
             status: AtomicU8::new(0),
             role: AtomicU8::new(0),
+            fenced: AtomicBool::new(false),
+            drained: AtomicBool::new(false),
             last_probe: Mutex::new(None),
         }
     }
@@ -76,8 +80,17 @@ impl ServerHealth {
         self.status() == Status::Up
     }
 
-    /// Role reported by the last successful role-aware probe.
+    /// Role reported by the last successful role-aware probe; always
+    /// [`Role::Replica`] while the server is fenced.
     pub fn role(&self) -> Option<Role> {
+        if self.is_fenced() {
+            return Some(Role::Replica);
+        }
+        self.reported_role()
+    }
+
+    /// Role reported by the last successful role-aware probe, fenced or not.
+    pub fn reported_role(&self) -> Option<Role> {
         match self.role.load(Ordering::Acquire) {
             1 => Some(Role::Primary),
             2 => Some(Role::Replica),
@@ -112,6 +125,27 @@ impl ServerHealth {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
+    }
+
+    /// Whether failover fenced the server: it is never a primary for relays, whatever
+    /// `read_only` says, until failover rejoins it.
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::Acquire)
+    }
+
+    /// Fences the server out of the write path, or lets it back.
+    pub fn set_fenced(&self, fenced: bool) {
+        self.fenced.store(fenced, Ordering::Release);
+    }
+
+    /// Whether an operator drained the server: it takes no new clients, open ones finish.
+    pub fn is_drained(&self) -> bool {
+        self.drained.load(Ordering::Acquire)
+    }
+
+    /// Drains the server, or enables it again.
+    pub fn set_drained(&self, drained: bool) {
+        self.drained.store(drained, Ordering::Release);
     }
 
     /// Records the most recent probe result.

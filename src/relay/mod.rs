@@ -271,7 +271,7 @@ impl PoolView {
             .iter()
             .zip(tried)
             .map(|(backend, &tried)| Candidate {
-                eligible: !tried && backend.accepts_role(role),
+                eligible: !tried && !backend.health.is_drained() && backend.accepts_role(role),
                 backup: backend.health.backup,
                 weight: backend.health.weight,
                 active: backend.link.counters.active.load(Ordering::Relaxed),
