@@ -22,10 +22,12 @@ use crate::control::{
     AlertsStatus, ControlRequest, ControlServer, RelayStatus, ReloadOutcome, ReloadReport, Request,
     Response, SinceTracker, Status,
 };
+use crate::failover::{Drains, Failovers};
 use crate::metrics::MetricsServer;
 use crate::relay::saturation::{Saturation, SaturationWatch};
 use crate::relay::{Relay, RelayStats};
 use crate::vrrp::{VrrpInstances, VrrpView};
+use hafront_failover::Request as FailoverRequest;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,9 @@ pub enum DaemonError {
     /// A VRRP instance could not start.
     #[error("{0}")]
     Vrrp(#[from] crate::vrrp::VrrpError),
+    /// A pool's failover could not start (its secrets unreadable, say).
+    #[error("{0}")]
+    Failover(String),
 }
 
 /// Control requests waiting for the main loop before senders wait.
@@ -79,6 +84,8 @@ struct Daemon {
     since: SinceTracker,
     vrrp: VrrpInstances,
     saturation: BTreeMap<String, SaturationWatch>,
+    failovers: Failovers,
+    drains: Drains,
 }
 
 /// Runs the daemon for `config` (read from `config_path`) until SIGTERM or
@@ -116,6 +123,19 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
                     Request::Reload { dry_run } => {
                         Response::Reload(daemon.reload(&config_path, dry_run).await)
                     }
+                    Request::Drain { server } => done(daemon.drains.set(&daemon.monitor, &server, true)),
+                    Request::Enable { server } => done(daemon.drains.set(&daemon.monitor, &server, false)),
+                    Request::Switchover { pool, to } => {
+                        // Seconds long: answered from its own task, the daemon goes on.
+                        let switchover = daemon.failovers.request(&pool, FailoverRequest::Switchover { to });
+                        tokio::spawn(async move { let _ = reply.send(done(switchover.await)); });
+                        continue;
+                    }
+                    Request::FailoverAck { pool } => {
+                        let ack = daemon.failovers.request(&pool, FailoverRequest::Acknowledge);
+                        tokio::spawn(async move { let _ = reply.send(done(ack.await)); });
+                        continue;
+                    }
                 };
                 // The asker may have given up waiting; nothing to do then.
                 let _ = reply.send(response);
@@ -132,6 +152,14 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     drop(endpoints);
     daemon.stop().await;
     Ok(())
+}
+
+/// The answer to an operator's action.
+fn done(result: Result<String, String>) -> Response {
+    match result {
+        Ok(message) => Response::Done { message },
+        Err(message) => Response::Error { message },
+    }
 }
 
 /// Tells systemd about a state change; without systemd this does nothing.
@@ -211,8 +239,16 @@ impl Daemon {
             let relay = start_relay(&monitor, name, relay_config).map_err(DaemonError::Relay)?;
             relays.insert(name.clone(), relay);
         }
-        let vrrp = VrrpInstances::start(&config, &monitor, alerts.sender()).await?;
+        let mut vrrp = VrrpInstances::start(&config, &monitor, alerts.sender()).await?;
         board.write().unwrap_or_else(PoisonError::into_inner).vrrp = vrrp.view();
+        let drains = Drains::load(&config.global.state_dir);
+        drains.apply(&monitor);
+        let mut failovers = Failovers::default();
+        let problems = failovers.follow(&config, &monitor, &mut vrrp, &alerts.sender());
+        if let Some(problem) = problems.into_iter().next() {
+            vrrp.stop().await;
+            return Err(DaemonError::Failover(problem));
+        }
         Ok(Daemon {
             node,
             config,
@@ -225,6 +261,8 @@ impl Daemon {
             since,
             vrrp,
             saturation: BTreeMap::new(),
+            failovers,
+            drains,
         })
     }
 
@@ -292,6 +330,7 @@ impl Daemon {
                 queued_mails: crate::control::queued_mails(&self.config.global.state_dir),
                 dropped_events: self.alerts.dropped(),
             },
+            replication: self.failovers.topologies(),
         }
     }
 
@@ -411,12 +450,23 @@ impl Daemon {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .vrrp = self.vrrp.view();
+        if new.global.state_dir != self.config.global.state_dir {
+            self.drains = Drains::load(&new.global.state_dir);
+        }
+        self.drains.apply(&self.monitor);
+        problems.extend(self.failovers.follow(
+            &new,
+            &self.monitor,
+            &mut self.vrrp,
+            &self.alerts.sender(),
+        ));
         self.config = new;
         info!("configuration reloaded");
         Ok(problems)
     }
 
     async fn stop(mut self) {
+        drop(self.failovers);
         // VIPs first: clients move to the new master while the relays still serve.
         self.vrrp.stop().await;
         for relay in self.relays.values_mut() {

@@ -1,10 +1,11 @@
-//! The hafront daemon: relays, daemon wiring, alerts and control.
+//! The hafront daemon: relays, daemon wiring, alerts, failover glue and control.
 //! The command line lives in `main.rs`; VRRP, health checks and the
 //! configuration schema live in their own crates.
 
 pub mod alerts;
 pub mod control;
 pub mod daemon;
+pub mod failover;
 pub mod logging;
 pub mod metrics;
 pub mod relay;

@@ -59,6 +59,38 @@ enum Command {
         #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Planned switchover: make POOL's primary read-only, let its writes finish (bounded),
+    /// wait until the target has every transaction, promote it, and make the old primary
+    /// its replica. Undone if the target cannot catch up.
+    Switchover {
+        #[command(flatten)]
+        target: ControlTarget,
+        /// The pool (with a `failover` block).
+        pool: String,
+        /// The server to promote (default: the replica with the least lag).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Automatic failover operations.
+    Failover {
+        #[command(subcommand)]
+        action: FailoverAction,
+    },
+    /// Give a server no new clients; its open connections finish (HAProxy's drain). Kept
+    /// across reloads and restarts until `hafront enable`.
+    Drain {
+        #[command(flatten)]
+        target: ControlTarget,
+        /// The server, as POOL/SERVER.
+        server: String,
+    },
+    /// Let a drained server take new clients again.
+    Enable {
+        #[command(flatten)]
+        target: ControlTarget,
+        /// The server, as POOL/SERVER.
+        server: String,
+    },
     /// Print the token a gateway client sends to reach ADDRESS (`ip:port`),
     /// encrypted with the gateway relay's secret, as
     /// `openssl enc -aes-256-cbc -a -salt -md md5` would.
@@ -71,6 +103,18 @@ enum Command {
         relay: Option<String>,
         /// The server the client wants, as `ip:port`; must be on the allow-list.
         address: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum FailoverAction {
+    /// Acknowledge POOL's last automatic failover: another may happen at once instead of
+    /// after the `block` window.
+    Ack {
+        #[command(flatten)]
+        target: ControlTarget,
+        /// The pool.
+        pool: String,
     },
 }
 
@@ -129,6 +173,12 @@ fn main() -> ExitCode {
         Command::Status { target, json } => status(&target, json),
         Command::Reload { target, dry_run } => reload(&target, dry_run),
         Command::Release { config } => release(&config),
+        Command::Switchover { target, pool, to } => act(&target, &Request::Switchover { pool, to }),
+        Command::Failover {
+            action: FailoverAction::Ack { target, pool },
+        } => act(&target, &Request::FailoverAck { pool }),
+        Command::Drain { target, server } => act(&target, &Request::Drain { server }),
+        Command::Enable { target, server } => act(&target, &Request::Enable { server }),
         Command::GatewayToken {
             config,
             relay,
@@ -197,6 +247,21 @@ fn ask(target: &ControlTarget, request: &Request) -> Result<Response, ExitCode> 
             eprintln!("{err}");
             Err(ExitCode::FAILURE)
         }
+    }
+}
+
+/// Asks the daemon for an operator's action and prints what it did.
+fn act(target: &ControlTarget, request: &Request) -> ExitCode {
+    match ask(target, request) {
+        Ok(Response::Done { message }) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Ok(_) => {
+            eprintln!("hafront: the daemon answered something unexpected");
+            ExitCode::FAILURE
+        }
+        Err(code) => code,
     }
 }
 

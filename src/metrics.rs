@@ -150,7 +150,7 @@ async fn respond(head: &str, requests: &mpsc::Sender<ControlRequest>) -> Vec<u8>
             &format!("{message}\n"),
             head_only,
         ),
-        Response::Reload(_) => http(
+        Response::Reload(_) | Response::Done { .. } => http(
             500,
             "Internal Server Error",
             "text/plain",
@@ -476,6 +476,7 @@ mod tests {
                 queued_mails: 4,
                 dropped_events: 0,
             },
+            replication: BTreeMap::new(),
         }
     }
 

@@ -17,7 +17,7 @@ use hafront_vrrp::{
 };
 use ipnet::IpNet;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
@@ -59,6 +59,9 @@ pub enum VrrpError {
 pub struct VrrpInstances {
     instances: BTreeMap<String, Instance>,
     alerts: Arc<Mutex<AlertSender>>,
+    /// Whether this node is master of each instance; kept across an instance's restarts
+    /// so that followers (failover) never see the channel close.
+    masters: BTreeMap<String, watch::Sender<bool>>,
 }
 
 impl VrrpInstances {
@@ -73,9 +76,11 @@ impl VrrpInstances {
         let mut vrrp = VrrpInstances {
             instances: BTreeMap::new(),
             alerts: Arc::new(Mutex::new(alerts)),
+            masters: BTreeMap::new(),
         };
         for (name, instance) in &config.vrrp.instances {
-            match Instance::start(name, instance, monitor, &vrrp.alerts).await {
+            let master = vrrp.master_sender(name);
+            match Instance::start(name, instance, monitor, &vrrp.alerts, master).await {
                 Ok(started) => {
                     vrrp.instances.insert(name.clone(), started);
                 }
@@ -111,7 +116,8 @@ impl VrrpInstances {
                 info!(instance = %name, "VRRP instance settings changed; restarting it");
                 running.stop().await;
             }
-            match Instance::start(name, wanted, monitor, &self.alerts).await {
+            let master = self.master_sender(name);
+            match Instance::start(name, wanted, monitor, &self.alerts, master).await {
                 Ok(started) => {
                     self.instances.insert(name.clone(), started);
                 }
@@ -126,6 +132,19 @@ impl VrrpInstances {
             removed.stop().await;
         }
         problems
+    }
+
+    /// Whether this node is master of instance `name`, followed live (false while the
+    /// instance does not run).
+    pub fn master_watch(&mut self, name: &str) -> watch::Receiver<bool> {
+        self.master_sender(name).subscribe()
+    }
+
+    fn master_sender(&mut self, name: &str) -> watch::Sender<bool> {
+        self.masters
+            .entry(name.to_owned())
+            .or_insert_with(|| watch::channel(false).0)
+            .clone()
     }
 
     /// Every instance's state, priorities, master and counters, by name.
@@ -253,6 +272,7 @@ impl Instance {
         config: &VrrpInstance,
         monitor: &Monitor,
         alerts: &Arc<Mutex<AlertSender>>,
+        master: watch::Sender<bool>,
     ) -> Result<Instance, VrrpError> {
         let driver_config = driver_config(name, config).await?;
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -301,6 +321,7 @@ impl Instance {
             events,
             Arc::clone(&board),
             Arc::clone(alerts),
+            master,
         ));
         Ok(Instance {
             config: config.clone(),
@@ -637,11 +658,13 @@ async fn report(
     mut events: mpsc::UnboundedReceiver<Event>,
     board: Arc<Mutex<Board>>,
     alerts: Arc<Mutex<AlertSender>>,
+    master: watch::Sender<bool>,
 ) {
     while let Some(event) = events.recv().await {
         let Event::Transition { old, new, reason } = event else {
             continue;
         };
+        master.send_replace(new == State::Master);
         let (priority, why) = {
             let mut board = board.lock().unwrap_or_else(PoisonError::into_inner);
             board.state = new;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::future::join_all;
 use hafront_config::Role;
 use hafront_health::{HealthEvent, ServerHealth, Status};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
@@ -68,15 +68,6 @@ pub struct Settings {
     pub timeout: Duration,
 }
 
-/// This node's standing in the VRRP instance failover follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Standing {
-    /// This node holds the VIP.
-    Master,
-    /// Backup, fault, starting or stopped.
-    Other,
-}
-
 /// An operator's request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -90,7 +81,7 @@ pub enum Request {
 }
 
 /// The pool's replication as failover last saw it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Topology {
     /// The primary failover follows.
     pub primary: Option<String>,
@@ -105,7 +96,7 @@ pub struct Topology {
 }
 
 /// One server's replication state.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServerReplication {
     /// Server name.
     pub name: String,
@@ -136,16 +127,17 @@ pub struct Coordinator {
 
 impl Coordinator {
     /// Starts coordinating `settings.pool`, following `health` and, when the pool's
-    /// failover names a VRRP instance, `standing`.
+    /// failover names a VRRP instance, whether this node is its master (`master`; a closed
+    /// channel counts as not master).
     pub fn start(
         settings: Settings,
         health: broadcast::Receiver<HealthEvent>,
-        standing: Option<watch::Receiver<Standing>>,
+        master: Option<watch::Receiver<bool>>,
         events: EventSink,
     ) -> Coordinator {
         let (requests, requests_rx) = mpsc::channel(COMMAND_BACKLOG);
         let (topology_tx, topology) = watch::channel(Topology::default());
-        let state = State::new(settings, standing, events, topology_tx);
+        let state = State::new(settings, master, events, topology_tx);
         let task = tokio::spawn(state.run(health, requests_rx));
         Coordinator {
             requests,
@@ -154,21 +146,32 @@ impl Coordinator {
         }
     }
 
+    /// A handle that sends requests to this coordinator from any task.
+    pub fn requester(&self) -> Requester {
+        Requester(self.requests.clone())
+    }
+
+    /// The replication topology as last seen.
+    pub fn topology(&self) -> Topology {
+        self.topology.borrow().clone()
+    }
+}
+
+/// Sends operators' requests to a coordinator.
+#[derive(Clone)]
+pub struct Requester(mpsc::Sender<(Request, oneshot::Sender<Result<String, String>>)>);
+
+impl Requester {
     /// Runs `request` and returns what was done, or why not.
     pub async fn request(&self, request: Request) -> Result<String, String> {
         let (reply, answer) = oneshot::channel();
-        self.requests
+        self.0
             .send((request, reply))
             .await
             .map_err(|_| "the failover coordinator stopped".to_owned())?;
         answer
             .await
             .map_err(|_| "the failover coordinator stopped".to_owned())?
-    }
-
-    /// The replication topology as last seen.
-    pub fn topology(&self) -> Topology {
-        self.topology.borrow().clone()
     }
 }
 
@@ -181,7 +184,10 @@ impl Drop for Coordinator {
 /// The coordinator task's state.
 struct State {
     settings: Settings,
-    standing: Option<watch::Receiver<Standing>>,
+    /// Whether this node is master of the VRRP instance failover follows (`None`: no VRRP).
+    master: Option<watch::Receiver<bool>>,
+    /// The VRRP instance's state can no longer be known: act no more.
+    master_gone: bool,
     events: EventSink,
     topology: watch::Sender<Topology>,
     journal: Journal,
@@ -203,7 +209,7 @@ type Looked = Result<Observation, String>;
 impl State {
     fn new(
         settings: Settings,
-        standing: Option<watch::Receiver<Standing>>,
+        master: Option<watch::Receiver<bool>>,
         events: EventSink,
         topology: watch::Sender<Topology>,
     ) -> State {
@@ -219,7 +225,8 @@ impl State {
         }
         State {
             settings,
-            standing,
+            master,
+            master_gone: false,
             events,
             topology,
             journal,
@@ -252,8 +259,8 @@ impl State {
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 _ = refresh.tick() => self.refresh().await,
-                changed = changed(&mut self.standing) => if !changed {
-                    self.standing = None;
+                changed = changed(&mut self.master), if !self.master_gone => if !changed {
+                    self.master_gone = true;
                 },
                 Some((request, reply)) = requests.recv() => {
                     let answer = self.serve(request).await;
@@ -289,9 +296,11 @@ impl State {
 
     /// Whether this node acts on the pool now: always without VRRP, else while master.
     fn acting(&self) -> bool {
-        self.standing
-            .as_ref()
-            .is_none_or(|standing| *standing.borrow() == Standing::Master)
+        match &self.master {
+            None => true,
+            Some(_) if self.master_gone => false,
+            Some(master) => *master.borrow(),
+        }
     }
 
     fn emit(&self, step: Step, server: Option<usize>, detail: impl Into<String>) {
@@ -1137,9 +1146,9 @@ impl State {
     }
 }
 
-/// Waits for a change of `standing`; pends forever without one. False once its sender is gone.
-async fn changed(standing: &mut Option<watch::Receiver<Standing>>) -> bool {
-    match standing {
+/// Waits for a change of `master`; pends forever without one. False once its sender is gone.
+async fn changed(master: &mut Option<watch::Receiver<bool>>) -> bool {
+    match master {
         Some(receiver) => receiver.changed().await.is_ok(),
         None => std::future::pending().await,
     }

@@ -64,6 +64,23 @@ impl Step {
         }
     }
 
+    /// The event's name for notify scripts (`HAFRONT_EVENT`).
+    pub fn event_name(self) -> &'static str {
+        match self {
+            Step::Started => "failover_started",
+            Step::Confirmed => "failover_confirmed",
+            Step::Promoted => "failover_promoted",
+            Step::Repointed => "failover_repointed",
+            Step::Fenced => "failover_fenced",
+            Step::Rejoined => "failover_rejoined",
+            Step::Refused => "failover_refused",
+            Step::Problem => "failover_problem",
+            Step::SwitchoverStarted => "failover_switchover_started",
+            Step::SwitchedOver => "failover_switched_over",
+            Step::Acknowledged => "failover_acknowledged",
+        }
+    }
+
     /// Every step, for metrics.
     pub const ALL: [Step; 11] = [
         Step::Started,

@@ -15,6 +15,6 @@ mod coordinator;
 mod event;
 
 pub use coordinator::{
-    Coordinator, EventSink, Member, Request, ServerReplication, Settings, Standing, Topology,
+    Coordinator, EventSink, Member, Request, Requester, ServerReplication, Settings, Topology,
 };
 pub use event::{FailoverEvent, Step};

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use hafront_config::Role;
+use hafront_failover::{FailoverEvent, Step};
 use hafront_health::{HealthEvent, Status};
 
 /// Something that changed on this node, stamped with when it was decided.
@@ -47,6 +48,8 @@ pub enum EventKind {
         /// Its connection limit.
         max_connections: usize,
     },
+    /// A step of a database failover, switchover or rejoin.
+    Failover(FailoverEvent),
 }
 
 /// A change of one server's status or role.
@@ -145,6 +148,7 @@ impl Event {
             EventKind::PoolRecovered { .. } => "pool_recovered",
             EventKind::Vrrp(_) => "vrrp",
             EventKind::RelaySaturated { .. } => "relay_saturated",
+            EventKind::Failover(f) => f.step.event_name(),
         }
     }
 
@@ -155,6 +159,7 @@ impl Event {
             EventKind::PoolDown { pool }
             | EventKind::PoolRecovered { pool, .. }
             | EventKind::RelaySaturated { pool, .. } => Some(pool),
+            EventKind::Failover(f) => Some(&f.pool),
             EventKind::Vrrp(_) => None,
         }
     }
@@ -176,6 +181,7 @@ impl Event {
                 t.new != Status::Unknown && !(t.old == Status::Unknown && t.new == Status::Up)
             }
             EventKind::Vrrp(t) => !(t.old == VrrpState::Init && t.new == VrrpState::Backup),
+            EventKind::Failover(f) => f.step != Step::Confirmed,
             _ => true,
         }
     }
@@ -185,6 +191,8 @@ impl Event {
     pub fn severity_rank(&self) -> u8 {
         match &self.kind {
             EventKind::PoolDown { .. } => 0,
+            EventKind::Failover(f) if matches!(f.step, Step::Refused | Step::Problem) => 0,
+            EventKind::Failover(f) if f.step.needs_attention() => 1,
             EventKind::Vrrp(t) if t.new == VrrpState::Fault || t.old == VrrpState::Master => 1,
             EventKind::Server(t) if t.new == Status::Down => 2,
             EventKind::RelaySaturated { .. } => 3,
@@ -242,6 +250,7 @@ impl fmt::Display for Event {
                 f,
                 "relay {relay} (pool {pool}) is refusing clients at its limit of {max_connections} connections"
             ),
+            EventKind::Failover(failover) => failover.fmt(f),
         }
     }
 }
@@ -389,6 +398,7 @@ mod tests {
             hafront_config::Pool {
                 check: "mysql".into(),
                 servers: vec![server("db1", 3306), server("db2", 3307)],
+                failover: None,
             },
         )])
     }

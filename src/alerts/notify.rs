@@ -93,6 +93,16 @@ pub fn event_environment(node: &str, event: &Event) -> Vec<(&'static str, String
             ("HAFRONT_POOL", pool.clone()),
             ("HAFRONT_MAX_CONNECTIONS", max_connections.to_string()),
         ]),
+        EventKind::Failover(f) => {
+            env.extend([
+                ("HAFRONT_POOL", f.pool.clone()),
+                ("HAFRONT_STEP", f.step.as_str().to_owned()),
+                ("HAFRONT_REASON", f.detail.clone()),
+            ]);
+            if let Some(server) = &f.server {
+                env.push(("HAFRONT_SERVER", server.clone()));
+            }
+        }
     }
     env
 }

@@ -29,7 +29,7 @@ pub use status::{
 };
 
 /// What a client asks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Request {
     /// The daemon's current [`Status`].
@@ -41,6 +41,29 @@ pub enum Request {
         #[serde(default)]
         dry_run: bool,
     },
+    /// Hand a pool's primary role to another server (planned switchover).
+    Switchover {
+        /// The pool.
+        pool: String,
+        /// The server to promote (default: the best replica).
+        #[serde(default)]
+        to: Option<String>,
+    },
+    /// Acknowledge a pool's last automatic failover, arming the next one.
+    FailoverAck {
+        /// The pool.
+        pool: String,
+    },
+    /// Give a server no new clients; open connections finish (`pool/server`).
+    Drain {
+        /// The server, as `pool/server`.
+        server: String,
+    },
+    /// Let a drained server take new clients again (`pool/server`).
+    Enable {
+        /// The server, as `pool/server`.
+        server: String,
+    },
 }
 
 /// The daemon's answer.
@@ -51,6 +74,12 @@ pub enum Response {
     Status(Box<Status>),
     /// Answer to [`Request::Reload`].
     Reload(ReloadReport),
+    /// Answer to an operator's action (switchover, acknowledgement, drain,
+    /// enable): what was done.
+    Done {
+        /// What was done, in words.
+        message: String,
+    },
     /// The request could not be served (malformed, or peer not allowed).
     Error {
         /// Why, in words.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use hafront_failover::Topology;
 use hafront_health::{Monitor, ServerHealth};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
@@ -35,6 +36,9 @@ pub struct Status {
     pub relays: Vec<RelayStatus>,
     /// Alert delivery backlog.
     pub alerts: AlertsStatus,
+    /// Replication topology of each pool with failover, by pool.
+    #[serde(default)]
+    pub replication: BTreeMap<String, Topology>,
 }
 
 /// One VRRP instance.
@@ -90,6 +94,12 @@ pub struct ServerStatus {
     pub active_connections: u64,
     /// Connections forwarded to it since start, over every relay.
     pub total_connections: u64,
+    /// Drained by an operator: no new clients.
+    #[serde(default)]
+    pub drained: bool,
+    /// Fenced by failover: never a primary for relays.
+    #[serde(default)]
+    pub fenced: bool,
 }
 
 /// The result of one probe.
@@ -223,6 +233,8 @@ fn server_status(
         }),
         active_connections: active,
         total_connections: total,
+        drained: server.is_drained(),
+        fenced: server.is_fenced(),
     }
 }
 
@@ -403,11 +415,17 @@ impl Status {
                     ),
                     None => ("-".to_owned(), "-".to_owned()),
                 };
+                let mut status = server.status.clone();
+                for (flag, word) in [(server.drained, "drained"), (server.fenced, "fenced")] {
+                    if flag {
+                        status.push_str(&format!(",{word}"));
+                    }
+                }
                 table.row(vec![
                     pool.name.clone(),
                     server.name.clone(),
                     server.address.to_string(),
-                    server.status.clone(),
+                    status,
                     server.role.clone().unwrap_or_else(|| "-".to_owned()),
                     age(server.since, now),
                     check,
@@ -452,6 +470,72 @@ impl Status {
             ]);
         }
         table.render_into(&mut out, "no relays");
+
+        if !self.replication.is_empty() {
+            out.push_str("\nREPLICATION\n");
+            let mut table = Table::new(&[
+                "POOL", "SERVER", "ROLE", "FROM", "THREADS", "LAG", "GTID", "NOTE",
+            ]);
+            let mut summaries = Vec::new();
+            for (pool, topology) in &self.replication {
+                for server in &topology.servers {
+                    let role = if topology.primary.as_deref() == Some(server.name.as_str()) {
+                        "primary"
+                    } else if server.replicates_from.is_some() {
+                        "replica"
+                    } else {
+                        "-"
+                    };
+                    let note = match (&server.error, server.fenced) {
+                        (Some(error), _) => error.clone(),
+                        (None, true) => "fenced".to_owned(),
+                        (None, false) => String::new(),
+                    };
+                    table.row(vec![
+                        pool.clone(),
+                        server.name.clone(),
+                        role.to_owned(),
+                        server
+                            .replicates_from
+                            .clone()
+                            .unwrap_or_else(|| "-".to_owned()),
+                        server.threads.as_ref().map_or_else(
+                            || "-".to_owned(),
+                            |(io, sql)| format!("io={io} sql={sql}"),
+                        ),
+                        server
+                            .lag_seconds
+                            .map_or_else(|| "-".to_owned(), |lag| format!("{lag}s")),
+                        server
+                            .gtid_position
+                            .clone()
+                            .unwrap_or_else(|| "-".to_owned()),
+                        note,
+                    ]);
+                }
+                let mut line = format!(
+                    "  {pool}: failover {}",
+                    if topology.acting {
+                        "acting on this node"
+                    } else {
+                        "standing by on this node"
+                    }
+                );
+                if let Some(until) = topology.blocked_until {
+                    line.push_str(&format!(
+                        ", automatic failover blocked until {} (hafront failover ack {pool})",
+                        humantime::format_rfc3339_seconds(
+                            std::time::UNIX_EPOCH + Duration::from_secs(until)
+                        )
+                    ));
+                }
+                summaries.push(line);
+            }
+            table.render_into(&mut out, "no pools with failover");
+            for line in summaries {
+                let _ = writeln!(out, "{line}");
+            }
+        }
 
         let _ = writeln!(
             out,

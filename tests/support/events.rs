@@ -30,6 +30,7 @@ pub fn mysql_pool_config(global: Global, alerts: Alerts, notify: Vec<Notify>) ->
             Pool {
                 check: "mysql".into(),
                 servers: vec![server("db1"), server("db2")],
+                failover: None,
             },
         )]),
         relays: BTreeMap::new(),
