@@ -201,6 +201,10 @@ struct State {
     lags: BTreeMap<usize, Option<u64>>,
     /// Warned about two writable servers (once per episode).
     warned_split: bool,
+    /// The primary waits for replicas' acknowledgements: a promoted server does too.
+    semi_sync: bool,
+    /// A step happened since the topology was last published.
+    stale: std::sync::atomic::AtomicBool,
 }
 
 /// A server's observation, or why it could not be made.
@@ -236,6 +240,8 @@ impl State {
             rejoin_tried: HashSet::new(),
             lags: BTreeMap::new(),
             warned_split: false,
+            semi_sync: false,
+            stale: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -265,10 +271,12 @@ impl State {
                 Some((request, reply)) = requests.recv() => {
                     let answer = self.serve(request).await;
                     let _ = reply.send(answer);
-                    continue;
                 }
             }
             self.react().await;
+            if self.stale.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                self.refresh().await;
+            }
         }
     }
 
@@ -317,6 +325,7 @@ impl State {
             info!("{event}");
         }
         (self.events)(event);
+        self.stale.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn save_journal(&self) {
@@ -400,6 +409,9 @@ impl State {
                     self.warned_split = true;
                 }
             }
+        }
+        if let Some(Ok(primary)) = self.primary.map(|p| &looked[p]) {
+            self.semi_sync = primary.semi_sync_primary;
         }
         for (index, look) in looked.iter().enumerate() {
             if let Ok(observation) = look {
@@ -590,19 +602,30 @@ impl State {
                 started.elapsed().as_millis()
             ),
         );
-        let mut sessions = Vec::new();
-        for (index, mut session) in replicas {
-            // Receive nothing more: a primary coming back cannot feed them meanwhile.
-            if let Err(problem) = session.stop_receiver().await {
+        // Receive nothing more, all at once (each may wait on the gone primary): a primary
+        // coming back cannot feed them meanwhile.
+        let mut replicas = replicas;
+        let stops = join_all(
+            replicas
+                .iter_mut()
+                .map(|(index, session)| async move { (*index, session.stop_receiver().await) }),
+        )
+        .await;
+        let mut failed = Vec::new();
+        for (index, stopped) in stops {
+            if let Err(problem) = stopped {
                 self.emit(
                     Step::Problem,
                     Some(index),
                     format!("stopping the receiver: {problem}"),
                 );
-                continue;
+                failed.push(index);
             }
-            sessions.push((index, session));
         }
+        let mut sessions: Vec<(usize, Session)> = replicas
+            .into_iter()
+            .filter(|(index, _)| !failed.contains(index))
+            .collect();
         match self
             .promote_best(primary, &mut sessions, only, started)
             .await
@@ -645,7 +668,10 @@ impl State {
     /// heartbeat periods). Returns sessions with those replicas.
     async fn confirm(&self, primary: usize) -> Result<Vec<(usize, Session)>, String> {
         let config = &self.settings.config;
-        let deadline = Instant::now() + config.confirm_timeout;
+        // A live primary heartbeats its replicas every period: one that heard nothing for
+        // two and a half periods lost it. The second look happens then, and the primary's
+        // login gets until then too.
+        let second_look = Instant::now() + (config.heartbeat * 5 / 2).min(config.confirm_timeout);
         let address = self.member(primary).address;
         let primary_login = Session::open(address, &self.settings.admin, config.confirm_timeout);
         let first_looks = join_all(
@@ -659,10 +685,7 @@ impl State {
                 }),
         );
         let (login, first_looks) = tokio::join!(
-            async {
-                // Bounded by the replicas' answer below: a hung primary does not hold it up.
-                tokio::time::timeout(config.heartbeat * 3, primary_login).await
-            },
+            tokio::time::timeout_at(second_look.into(), primary_login),
             first_looks
         );
         if let Ok(Ok(session)) = login {
@@ -682,9 +705,7 @@ impl State {
         }
         // Those still connected must show silence for a few heartbeats.
         if replicas.iter().any(|(_, _, replica)| replica.receiving()) {
-            let wait =
-                (config.heartbeat * 5 / 2).min(deadline.saturating_duration_since(Instant::now()));
-            tokio::time::sleep(wait).await;
+            tokio::time::sleep_until(second_look.into()).await;
         }
         let mut hearing = Vec::new();
         for (index, session, first) in &mut replicas {
@@ -723,12 +744,20 @@ impl State {
     ) -> Result<usize, String> {
         let config = self.settings.config.clone();
         let mut received = Vec::new();
+        let others = sessions.len() > 1;
+        let mut unfit = Vec::new();
         for (index, session) in sessions.iter_mut() {
             match session.observe().await {
                 Ok(Observation {
                     replica: Some(replica),
+                    log_slave_updates,
                     ..
                 }) => {
+                    if others && !log_slave_updates {
+                        // Its binary log lacks what it replicated: the others could not
+                        // follow it.
+                        unfit.push(*index);
+                    }
                     received.push((*index, replica.io_pos.clone(), replica.seconds_behind));
                 }
                 Ok(_) => {}
@@ -744,10 +773,22 @@ impl State {
             .map(|(index, position, _)| Contender {
                 name: self.name(*index),
                 received: position,
-                promotable: self.member(*index).promotable && only.is_none_or(|o| o == *index),
+                promotable: self.member(*index).promotable
+                    && only.is_none_or(|o| o == *index)
+                    && !unfit.contains(index),
             })
             .collect();
-        let chosen = decide::choose(&contenders)?.to_owned();
+        let chosen = decide::choose(&contenders).map_err(|refusal| {
+            if unfit.is_empty() {
+                return refusal;
+            }
+            let names: Vec<&str> = unfit.iter().map(|&i| self.name(i)).collect();
+            format!(
+                "{refusal} ({} cannot serve the other replicas: log_slave_updates is off)",
+                names.join(", ")
+            )
+        })?;
+        let chosen = chosen.to_owned();
         let chosen = self.index(&chosen).expect("a member");
         let (_, position, lag_now) = received
             .iter()
@@ -778,7 +819,7 @@ impl State {
             ));
         }
         session
-            .promote()
+            .promote(self.semi_sync)
             .await
             .map_err(|problem| format!("promoting {} failed: {problem}", self.name(chosen)))?;
         let promoted_at = session
@@ -956,6 +997,8 @@ impl State {
                     return Ok("the last failover was already acknowledged".to_owned());
                 }
                 record.acknowledged = true;
+                // A failure refused inside the window is acted on now.
+                self.handled_failure = None;
                 let text = format!(
                     "failover of {} to {} acknowledged: automatic failover is armed again",
                     record.old_primary, record.new_primary
@@ -1079,7 +1122,10 @@ impl State {
                 return Err(why);
             }
         }
-        new.promote()
+        let semi_sync = looked[primary]
+            .as_ref()
+            .map_or(self.semi_sync, |o| o.semi_sync_primary);
+        new.promote(semi_sync)
             .await
             .map_err(|problem| format!("promoting {}: {problem}", self.name(target)))?;
         self.member(target).health.set_role(Some(Role::Primary));

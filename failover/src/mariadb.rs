@@ -15,6 +15,10 @@ use crate::gtid::GtidPosition;
 const SERVER_SESSIONS: &str = "user NOT IN ('system user', 'event_scheduler') \
      AND command NOT IN ('Daemon', 'Binlog Dump', 'Slave_IO', 'Slave_SQL', 'Slave_worker')";
 
+/// How long stopping replication may take: a semi-synchronous receiver first tries to end
+/// its dump thread on a primary that may be gone (`rpl_semi_sync_slave_kill_conn_timeout`).
+const STOP_REPLICATION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// MariaDB's error for a replica asking for a GTID its new primary's binary log lacks.
 pub const ER_GTID_NOT_IN_BINLOG: u32 = 1236;
 
@@ -52,6 +56,11 @@ pub struct Observation {
     pub binlog_pos: GtidPosition,
     /// `@@gtid_current_pos`.
     pub current_pos: GtidPosition,
+    /// `rpl_semi_sync_master_enabled`: commits wait for a replica's acknowledgement.
+    pub semi_sync_primary: bool,
+    /// `log_slave_updates`: replicated transactions reach its binary log, so once promoted
+    /// it can serve the other replicas.
+    pub log_slave_updates: bool,
     /// The default replication connection, when one is configured.
     pub replica: Option<ReplicaStatus>,
 }
@@ -148,14 +157,23 @@ impl Session {
             .await
     }
 
+    /// Runs a statement that stops replication threads (slow with a gone primary).
+    async fn stop(&mut self, sql: &str) -> Result<(), String> {
+        let limit = STOP_REPLICATION_TIMEOUT.max(self.timeout);
+        self.bounded(sql, limit, async |conn| conn.query_drop(sql).await)
+            .await
+    }
+
     /// Reads the server's positions, `read_only` and replication state.
     pub async fn observe(&mut self) -> Result<Observation, String> {
         let limit = self.timeout;
-        let (version, read_only, binlog_pos, current_pos): (String, i64, String, String) = self
-            .bounded("read GTID positions", limit, async |conn| {
+        type Variables = (String, i64, String, String, i64, i64);
+        let (version, read_only, binlog_pos, current_pos, log_slave_updates, semi_sync): Variables =
+            self.bounded("read GTID positions", limit, async |conn| {
                 conn.query_first(
                     "SELECT @@version, @@global.read_only, @@global.gtid_binlog_pos, \
-                     @@global.gtid_current_pos",
+                     @@global.gtid_current_pos, @@global.log_slave_updates, \
+                     @@global.rpl_semi_sync_master_enabled",
                 )
                 .await
             })
@@ -181,13 +199,15 @@ impl Session {
             read_only: read_only != 0,
             binlog_pos: parse_position(&binlog_pos)?,
             current_pos: parse_position(&current_pos)?,
+            log_slave_updates: log_slave_updates != 0,
+            semi_sync_primary: semi_sync != 0,
             replica,
         })
     }
 
     /// Stops receiving from the primary; the applier goes on with the relay log.
     pub async fn stop_receiver(&mut self) -> Result<(), String> {
-        self.execute("STOP SLAVE IO_THREAD").await
+        self.stop("STOP SLAVE IO_THREAD").await
     }
 
     /// Starts receiving again (after a failover that was refused).
@@ -215,10 +235,15 @@ impl Session {
         Ok(result == Some(0))
     }
 
-    /// Forgets its primary and accepts writes.
-    pub async fn promote(&mut self) -> Result<(), String> {
-        self.execute("STOP SLAVE").await?;
+    /// Forgets its primary and accepts writes; with `semi_sync`, each commit waits for a
+    /// replica's acknowledgement, as on the primary it replaces.
+    pub async fn promote(&mut self, semi_sync: bool) -> Result<(), String> {
+        self.stop("STOP SLAVE").await?;
         self.execute("RESET SLAVE ALL").await?;
+        if semi_sync {
+            self.execute("SET GLOBAL rpl_semi_sync_master_enabled = ON")
+                .await?;
+        }
         self.execute("SET GLOBAL read_only = OFF").await
     }
 
@@ -246,8 +271,17 @@ impl Session {
     }
 
     /// Makes the server read-only, giving running writes `drain` to finish before their
-    /// sessions are ended. Returns how many sessions were ended.
+    /// sessions are ended, then stops it waiting for replicas' acknowledgements (a replica
+    /// that is semi-synchronous primary too would wait for ever applying its primary's
+    /// transactions). Returns how many sessions were ended.
     pub async fn fence(&mut self, drain: Duration) -> Result<usize, String> {
+        let ended = self.read_only(drain).await?;
+        self.execute("SET GLOBAL rpl_semi_sync_master_enabled = OFF")
+            .await?;
+        Ok(ended)
+    }
+
+    async fn read_only(&mut self, drain: Duration) -> Result<usize, String> {
         let wait = drain.as_secs().max(1);
         self.execute(&format!("SET SESSION lock_wait_timeout = {wait}"))
             .await?;
@@ -298,7 +332,7 @@ impl Session {
         } else {
             "slave_pos"
         };
-        self.execute("STOP SLAVE").await?;
+        self.stop("STOP SLAVE").await?;
         let change = format!(
             "CHANGE MASTER TO MASTER_HOST = '{}', MASTER_PORT = {}{login}, \
              MASTER_USE_GTID = {use_gtid}, MASTER_CONNECT_RETRY = 1, \
@@ -318,7 +352,7 @@ impl Session {
 
     /// Stops replicating (a rejoin that was refused).
     pub async fn stop_replication(&mut self) -> Result<(), String> {
-        self.execute("STOP SLAVE").await
+        self.stop("STOP SLAVE").await
     }
 
     /// Says goodbye (COM_QUIT) so the server logs no aborted connection.

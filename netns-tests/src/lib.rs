@@ -789,5 +789,6 @@ impl Keepalived {
     }
 }
 
+pub mod cluster;
 pub mod mariadb;
 pub mod story;

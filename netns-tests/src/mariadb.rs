@@ -24,8 +24,17 @@ pub const CHECK_PASSWORD: &str = "check-secret";
 pub const APP_USER: &str = "app";
 /// Password of [`APP_USER`].
 pub const APP_PASSWORD: &str = "app-secret";
-const REPLICATION_USER: &str = "repl";
-const REPLICATION_PASSWORD: &str = "repl-secret";
+/// The user a rejoining server replicates as.
+pub const REPLICATION_USER: &str = "repl";
+/// Password of [`REPLICATION_USER`].
+pub const REPLICATION_PASSWORD: &str = "repl-secret";
+/// The user hafront's failover logs in as.
+pub const ADMIN_USER: &str = "hafront_admin";
+/// Password of [`ADMIN_USER`].
+pub const ADMIN_PASSWORD: &str = "admin-secret";
+/// What failover needs on MariaDB 10.11, as the README documents it.
+pub const ADMIN_PRIVILEGES: &str = "RELOAD, PROCESS, BINLOG MONITOR, CONNECTION ADMIN, \
+     READ_ONLY ADMIN, REPLICATION MASTER ADMIN, REPLICATION SLAVE ADMIN, SLAVE MONITOR";
 /// How long a semi-synchronous primary waits for its replica before acknowledging anyway:
 /// an hour, i.e. never within a failover (an unreplicated acknowledged write could be lost).
 const SEMI_SYNC_TIMEOUT_MS: u64 = 3_600_000;
@@ -142,13 +151,15 @@ impl LabMariaDb {
         self.query("SELECT @@global.read_only") == "0"
     }
 
-    /// Creates the check, replication and application users and the `demo.seq` table
+    /// Creates the check, replication, failover and application users and the `demo.seq` table
     /// (all binary-logged, so a replica started from scratch gets them too).
     pub fn create_schema(&self) {
         self.query(&format!(
             "CREATE USER '{CHECK_USER}'@'%' IDENTIFIED BY '{CHECK_PASSWORD}';
              CREATE USER '{REPLICATION_USER}'@'%' IDENTIFIED BY '{REPLICATION_PASSWORD}';
              GRANT REPLICATION SLAVE ON *.* TO '{REPLICATION_USER}'@'%';
+             CREATE USER '{ADMIN_USER}'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}';
+             GRANT {ADMIN_PRIVILEGES} ON *.* TO '{ADMIN_USER}'@'%';
              CREATE USER '{APP_USER}'@'%' IDENTIFIED BY '{APP_PASSWORD}';
              CREATE DATABASE demo;
              GRANT ALL ON demo.* TO '{APP_USER}'@'%';
@@ -162,7 +173,8 @@ impl LabMariaDb {
         self.query(&format!(
             "CHANGE MASTER TO MASTER_HOST = '{host}', MASTER_PORT = {port}, \
              MASTER_USER = '{REPLICATION_USER}', MASTER_PASSWORD = '{REPLICATION_PASSWORD}', \
-             MASTER_CONNECT_RETRY = 1, MASTER_USE_GTID = slave_pos; START SLAVE"
+             MASTER_CONNECT_RETRY = 1, MASTER_HEARTBEAT_PERIOD = 0.1, \
+             MASTER_USE_GTID = slave_pos; START SLAVE"
         ));
         assert!(
             wait_until(Duration::from_secs(20), || self.replication_running()),
@@ -272,7 +284,8 @@ fn options_file(dir: &Path) -> PathBuf {
 }
 
 /// One option file for install and every start: everything in `dir`, small buffers, no
-/// durability (throwaway data), binary log with GTIDs, semi-synchronous replication ready on
+/// durability (throwaway data), binary log with GTIDs (replicated transactions logged too,
+/// so any replica can serve the others once promoted; strict GTID order), semi-synchronous replication ready on
 /// both sides, and `read_only=1` so a server (re)starts fenced until promoted. Stopping a
 /// semi-synchronous receiver normally spends seconds trying to reach the (dead) primary to
 /// end its dump thread; a promotion must not wait for that.
@@ -291,6 +304,8 @@ server-id = {server_id}
 log-bin = {dir}/binlog
 relay-log = {dir}/relay
 binlog-format = ROW
+log-slave-updates = ON
+gtid-strict-mode = ON
 read-only = 1
 skip-name-resolve
 skip-slave-start

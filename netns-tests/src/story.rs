@@ -134,7 +134,7 @@ impl ScenarioLock {
 }
 
 /// Writes a secret file only its owner can read (created so, never readable by others).
-fn write_secret(path: &Path, contents: &[u8]) {
+pub(crate) fn write_secret(path: &Path, contents: &[u8]) {
     let mut file = std::fs::OpenOptions::new()
         .create_new(true)
         .write(true)

@@ -1,0 +1,299 @@
+//! Built-in MariaDB failover on a front node: a primary and two replicas in semi-synchronous
+//! GTID replication, a client writing through the front's relay, and faults.
+
+use std::time::Instant;
+
+use hafront_netns_tests::cluster::{Cluster, SETTLE};
+use hafront_netns_tests::skip_unless_root;
+
+/// Keys of the failover block every scenario uses unless it says otherwise.
+const DEFAULTS: &str = "";
+
+/// Asserts that no acknowledged write is missing on node `primary`, and returns how many
+/// were acknowledged.
+fn assert_nothing_lost(
+    cluster: &Cluster,
+    primary: usize,
+    log: &hafront_netns_tests::story::WriteLog,
+) -> usize {
+    let acked = log.acked();
+    assert!(
+        cluster.wait_for_rows(primary, &acked),
+        "acknowledged writes missing on n{primary}: {:?}",
+        log.lost(&cluster.server(primary).ids())
+    );
+    acked.len()
+}
+
+#[test]
+fn primary_crash_promotes_the_most_advanced_replica_and_repoints_the_other() {
+    if skip_unless_root("primary_crash") {
+        return;
+    }
+    let mut cluster = Cluster::start("dbcrash", DEFAULTS);
+    let writer = cluster.writer();
+    assert!(
+        writer.wait_for_acks(50, SETTLE),
+        "no writes through the relay"
+    );
+    // n2 stops receiving: n3, second in pool order, is the most advanced when n1 dies.
+    cluster.server(2).query("STOP SLAVE IO_THREAD");
+    assert!(
+        writer.wait_for_acks(50, SETTLE),
+        "no writes with n3 alone acknowledging"
+    );
+    let crash = Instant::now();
+    cluster.server_mut(1).kill();
+    assert!(
+        cluster.wait_for_topology(3, &[2]),
+        "n3 never became the primary with n2 its replica; log:\n{}",
+        cluster.front_log()
+    );
+    assert!(
+        writer.wait_for_acks(50, SETTLE),
+        "writes did not resume through the relay"
+    );
+    let log = writer.finish();
+    let outage = log.longest_outage_after(crash);
+    let acked = assert_nothing_lost(&cluster, 3, &log);
+    assert!(
+        cluster.wait_for_rows(2, &log.acked()),
+        "n2 did not catch up from n3"
+    );
+    let front = cluster.front_log();
+    for step in ["confirmed", "promoted (n3)", "repointed (n2)"] {
+        assert!(
+            front.contains(step),
+            "no {step:?} step in the log:\n{front}"
+        );
+    }
+    eprintln!("crash: {acked} writes acknowledged, 0 lost, write outage {outage:?}");
+
+    // The old primary comes back: fenced, then a replica of n3.
+    cluster.server_mut(1).restart();
+    assert!(
+        cluster.wait_for_topology(3, &[1, 2]),
+        "n1 never rejoined as a replica of n3; log:\n{}",
+        cluster.front_log()
+    );
+    assert!(cluster.wait_for_log(&["rejoined (n1)"], SETTLE));
+    assert_eq!(cluster.server(1).query("SELECT @@global.read_only"), "1");
+    let status = cluster.status();
+    let servers = &status["replication"]["db"]["servers"];
+    assert_eq!(status["replication"]["db"]["primary"], "n3", "{status}");
+    assert_eq!(servers[0]["replicates_from"], "n3", "{status}");
+    assert_eq!(servers[0]["fenced"], false, "{status}");
+}
+
+#[test]
+fn a_hung_primary_is_failed_over_and_fenced_when_it_wakes() {
+    if skip_unless_root("primary_hang") {
+        return;
+    }
+    let mut cluster = Cluster::start("dbhang", DEFAULTS);
+    let writer = cluster.writer();
+    assert!(
+        writer.wait_for_acks(50, SETTLE),
+        "no writes through the relay"
+    );
+    let hang = Instant::now();
+    cluster.server_mut(1).freeze();
+    assert!(
+        cluster.wait_for_topology(2, &[3]),
+        "n2 never became the primary; log:\n{}",
+        cluster.front_log()
+    );
+    assert!(writer.wait_for_acks(50, SETTLE), "writes did not resume");
+    let outage = writer.finish();
+    let acked = assert_nothing_lost(&cluster, 2, &outage);
+    eprintln!(
+        "hang: {acked} acknowledged, 0 lost, write outage {:?}",
+        outage.longest_outage_after(hang)
+    );
+    // It wakes still believing it is the primary: hafront fences it and it rejoins.
+    cluster.server_mut(1).thaw();
+    assert!(
+        cluster.wait_for_topology(2, &[1, 3]),
+        "the woken primary did not rejoin; log:\n{}",
+        cluster.front_log()
+    );
+    assert!(cluster.wait_for_log(&["fenced (n1)", "read_only=ON"], SETTLE));
+}
+
+#[test]
+fn a_front_cut_off_from_the_primary_alone_starts_no_failover() {
+    if skip_unless_root("front_cut") {
+        return;
+    }
+    let cluster = Cluster::start("dbcut", DEFAULTS);
+    cluster.cut_front_from(1);
+    assert!(
+        cluster.wait_for_log(&["refused (n1)", "only hafront lost it"], SETTLE),
+        "no refusal; log:\n{}",
+        cluster.front_log()
+    );
+    cluster.reconnect_front_to(1);
+    // Nothing changed: n1 is still the primary of both replicas.
+    assert!(cluster.wait_for_topology(1, &[2, 3]));
+    for replica in [2, 3] {
+        assert_eq!(
+            cluster.server(replica).query("SELECT @@global.read_only"),
+            "1"
+        );
+    }
+    assert!(!cluster.front_log().contains("promoted (n"));
+}
+
+#[test]
+fn replicas_past_max_lag_are_not_promoted() {
+    if skip_unless_root("max_lag") {
+        return;
+    }
+    let mut cluster = Cluster::start("dblag", "      max_lag: 1s\n");
+    for replica in [2, 3] {
+        cluster
+            .server(replica)
+            .query("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY = 30; START SLAVE");
+    }
+    let writer = cluster.writer();
+    assert!(
+        writer.wait_for_acks(20, SETTLE),
+        "no writes through the relay"
+    );
+    // Behind by more than max_lag, as the front sees it.
+    assert!(
+        hafront_netns_tests::wait_until(SETTLE, || {
+            let status = cluster.status();
+            status["replication"]["db"]["servers"][1]["lag_seconds"]
+                .as_u64()
+                .is_some_and(|lag| lag >= 2)
+        }),
+        "the replicas never lagged"
+    );
+    drop(writer);
+    cluster.server_mut(1).kill();
+    assert!(
+        cluster.wait_for_log(&["refused (n1)", "max_lag"], SETTLE),
+        "no refusal for lag; log:\n{}",
+        cluster.front_log()
+    );
+    for replica in [2, 3] {
+        assert_eq!(
+            cluster.server(replica).query("SELECT @@global.read_only"),
+            "1"
+        );
+    }
+    assert!(!cluster.front_log().contains("promoted (n"));
+}
+
+#[test]
+fn an_old_primary_with_an_errant_transaction_is_not_rejoined() {
+    if skip_unless_root("errant") {
+        return;
+    }
+    let mut cluster = Cluster::start("dberrant", DEFAULTS);
+    cluster.server_mut(1).kill();
+    assert!(
+        cluster.wait_for_topology(2, &[3]),
+        "no failover; log:\n{}",
+        cluster.front_log()
+    );
+    // Back on its own, someone writes to it directly: a transaction n2 never gets.
+    cluster.lab.cut(1);
+    cluster.server_mut(1).restart();
+    cluster.server(1).query(
+        "SET GLOBAL rpl_semi_sync_master_enabled = OFF; SET GLOBAL read_only = OFF;
+         INSERT INTO demo.seq (id) VALUES (999999); SET GLOBAL read_only = ON",
+    );
+    cluster.lab.heal(1);
+    assert!(
+        cluster.wait_for_log(&["refused (n1)", "re-clone"], SETTLE),
+        "no refusal to rejoin; log:\n{}",
+        cluster.front_log()
+    );
+    assert_eq!(cluster.server(1).query("SELECT @@global.read_only"), "1");
+    assert_eq!(cluster.replication_of(1), None, "n1 must not replicate");
+    let status = cluster.status();
+    assert_eq!(
+        status["replication"]["db"]["servers"][0]["fenced"], true,
+        "{status}"
+    );
+    let pools = &status["pools"][0]["servers"][0];
+    assert_eq!(
+        pools["role"], "replica",
+        "a fenced server is never a primary: {status}"
+    );
+}
+
+#[test]
+fn switchover_both_ways_under_continuous_writes() {
+    if skip_unless_root("switchover") {
+        return;
+    }
+    let cluster = Cluster::start("dbswitch", DEFAULTS);
+    let writer = cluster.writer();
+    assert!(
+        writer.wait_for_acks(50, SETTLE),
+        "no writes through the relay"
+    );
+    for (to, from, other) in [(2, 1, 3), (1, 2, 3)] {
+        let started = Instant::now();
+        let (ok, text) = cluster.cli(&["switchover", "db", "--to", &format!("n{to}")]);
+        assert!(
+            ok,
+            "switchover to n{to} failed: {text}\nn{to}: {:?}\nlog:\n{}",
+            cluster.server(to).try_query("SHOW SLAVE STATUS\\G"),
+            cluster.front_log()
+        );
+        assert!(text.contains("switched over"), "{text}");
+        assert!(
+            cluster.wait_for_topology(to, &[from, other]),
+            "n{to} is not the primary of both; log:\n{}",
+            cluster.front_log()
+        );
+        assert!(
+            writer.wait_for_acks(50, SETTLE),
+            "writes did not resume on n{to}"
+        );
+        eprintln!("switchover to n{to}: {} ms", started.elapsed().as_millis());
+    }
+    let log = writer.finish();
+    let acked = assert_nothing_lost(&cluster, 1, &log);
+    eprintln!("switchovers: {acked} acknowledged, 0 lost");
+    // A switchover inside is no failover: the block window is not armed.
+    assert!(cluster.status()["replication"]["db"]["blocked_until"].is_null());
+}
+
+#[test]
+fn a_second_failure_inside_the_block_window_waits_for_an_acknowledgement() {
+    if skip_unless_root("block") {
+        return;
+    }
+    let mut cluster = Cluster::start("dbblock", DEFAULTS);
+    cluster.server_mut(1).kill();
+    assert!(cluster.wait_for_topology(2, &[3]), "no first failover");
+    assert!(!cluster.status()["replication"]["db"]["blocked_until"].is_null());
+    cluster.server_mut(2).kill();
+    assert!(
+        cluster.wait_for_log(
+            &["refused (n2)", "blocked until", "failover ack db"],
+            SETTLE
+        ),
+        "no refusal inside the block window; log:\n{}",
+        cluster.front_log()
+    );
+    assert_eq!(cluster.server(3).query("SELECT @@global.read_only"), "1");
+    let (ok, text) = cluster.cli(&["failover", "ack", "db"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("acknowledged"), "{text}");
+    assert!(
+        cluster.wait_for_log(&["promoted (n3)"], SETTLE),
+        "the acknowledged failover did not proceed; log:\n{}",
+        cluster.front_log()
+    );
+    assert_eq!(cluster.server(3).query("SELECT @@global.read_only"), "0");
+    // The block survives a restart of hafront: the journal is in state_dir.
+    let journal =
+        std::fs::read_to_string(cluster.front_state().join("failover-db.json")).expect("journal");
+    assert!(journal.contains("\"new_primary\": \"n3\""), "{journal}");
+}
