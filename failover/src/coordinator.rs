@@ -547,7 +547,7 @@ impl State {
             return;
         }
         self.set_fenced(local, true);
-        match session.fence(self.settings.config.write_drain).await {
+        match session.fence(Duration::ZERO).await {
             Ok(ended) => self.emit(
                 Step::Fenced,
                 Some(local),
@@ -909,7 +909,7 @@ impl State {
         let config = self.settings.config.clone();
         let observation = session.observe().await?;
         if !observation.read_only || observation.replica.is_none() {
-            let ended = session.fence(config.write_drain).await?;
+            let ended = session.fence(Duration::ZERO).await?;
             self.emit(
                 Step::Fenced,
                 Some(index),

@@ -271,7 +271,7 @@ impl Session {
     }
 
     /// Makes the server read-only, giving running writes `drain` to finish before their
-    /// sessions are ended, then stops it waiting for replicas' acknowledgements (a replica
+    /// sessions are ended (none with a zero `drain`: they are ended first), then stops it waiting for replicas' acknowledgements (a replica
     /// that is semi-synchronous primary too would wait for ever applying its primary's
     /// transactions). Returns how many sessions were ended.
     pub async fn fence(&mut self, drain: Duration) -> Result<usize, String> {
@@ -282,6 +282,12 @@ impl Session {
     }
 
     async fn read_only(&mut self, drain: Duration) -> Result<usize, String> {
+        // No grace: a former primary's open commits were never acknowledged; end them first.
+        let ended_first = if drain.is_zero() {
+            self.end_client_sessions().await?
+        } else {
+            0
+        };
         let wait = drain.as_secs().max(1);
         self.execute(&format!("SET SESSION lock_wait_timeout = {wait}"))
             .await?;
@@ -292,10 +298,10 @@ impl Session {
             .await
             .is_ok()
         {
-            return Ok(0);
+            return Ok(ended_first);
         }
         // A commit waiting for a gone replica holds read_only back: end it, then again.
-        let mut ended = 0;
+        let mut ended = ended_first;
         for _ in 0..3 {
             ended += self.end_client_sessions().await?;
             if self
