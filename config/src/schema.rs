@@ -371,16 +371,20 @@ impl<'de> serde::de::Visitor<'de> for SecretVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Secret, A::Error> {
         use serde::de::Error;
         const FORMS: &[&str] = &["value", "file"];
-        let secret = match map.next_key::<String>()?.as_deref() {
-            Some("value") => Secret::Value(map.next_value()?),
-            Some("file") => Secret::File(map.next_value()?),
-            Some(other) => return Err(A::Error::unknown_field(other, FORMS)),
-            None => return Err(A::Error::custom("expected one of `value` or `file`")),
-        };
-        if map.next_key::<serde::de::IgnoredAny>()?.is_some() {
-            return Err(A::Error::custom("give either `value` or `file`, not both"));
+        // Every key is looked at, so a misspelt one is named as such rather
+        // than taken for the second form.
+        let mut secret = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let form = match key.as_str() {
+                "value" => Secret::Value(map.next_value()?),
+                "file" => Secret::File(map.next_value()?),
+                other => return Err(A::Error::unknown_field(other, FORMS)),
+            };
+            if secret.replace(form).is_some() {
+                return Err(A::Error::custom("give either `value` or `file`, not both"));
+            }
         }
-        Ok(secret)
+        secret.ok_or_else(|| A::Error::custom("expected one of `value` or `file`"))
     }
 }
 

@@ -161,17 +161,22 @@ impl Validator<'_> {
         self.positive_duration(&path.key("interval"), check.interval);
         self.positive_duration(&path.key("timeout"), check.timeout);
         if check.timeout > check.interval {
-            self.report(
-                &path.key("timeout"),
-                format!(
-                    "{} is longer than the interval ({}); a probe must end before the next starts",
-                    humantime::format_duration(check.timeout),
-                    humantime::format_duration(check.interval)
-                ),
-            );
+            self.timeout_within_interval(path, check);
         }
         match &check.kind {
-            CheckKind::Tcp | CheckKind::Http(_) => {}
+            CheckKind::Tcp => {}
+            CheckKind::Http(http) => {
+                if !http.path.starts_with('/') {
+                    self.report(
+                        &path.key("path"),
+                        format!(
+                            "{:?} must start with /, such as /{}",
+                            http.path,
+                            http.path.trim_start_matches('/')
+                        ),
+                    );
+                }
+            }
             CheckKind::Mysql(mysql) => {
                 if let Some(password) = &mysql.password {
                     self.secret(&path.key("password"), password);
@@ -190,6 +195,30 @@ impl Validator<'_> {
             }
             CheckKind::Exec(exec) => self.command(&path.key("command"), &exec.command),
         }
+    }
+
+    /// Reports a timeout longer than the interval, saying which of the two
+    /// is a default the user never wrote.
+    fn timeout_within_interval(&mut self, path: &KeyPath, check: &Check) {
+        let written = |key: &str| self.document.get(&path.key(key)).is_some();
+        let (timeout_written, interval_written) = (written("timeout"), written("interval"));
+        let timeout = humantime::format_duration(check.timeout);
+        let interval = humantime::format_duration(check.interval);
+        let message = match (timeout_written, interval_written) {
+            (false, _) => format!(
+                "{timeout} (the default timeout) is longer than the interval ({interval}); \
+                 set timeout to at most {interval}"
+            ),
+            (true, false) => format!(
+                "{timeout} is longer than the interval ({interval}, the default); \
+                 set interval to at least {timeout}, or a shorter timeout"
+            ),
+            (true, true) => format!(
+                "{timeout} is longer than the interval ({interval}); \
+                 a probe must end before the next starts"
+            ),
+        };
+        self.report(&path.key("timeout"), message);
     }
 
     /// Settings of other kinds (`user` on a tcp check) are refused.

@@ -686,6 +686,63 @@ notify:
         yaml: "notify:\n  - command: ['', -x]\n",
         errors: &[("2:15", "notify[0].command[0]", "the program name is empty")],
     },
+    Case {
+        name: "secret with a misspelt key",
+        yaml: "\
+checks:
+  cache:
+    kind: redis
+    password: { value: x, vaule: y }
+",
+        errors: &[(
+            "4:27",
+            "checks.cache.password.vaule",
+            "unknown field `vaule`, expected one of value, file",
+        )],
+    },
+    Case {
+        name: "default timeout longer than a short interval",
+        yaml: "\
+checks:
+  c:
+    kind: tcp
+    interval: 500ms
+",
+        errors: &[(
+            "3:5",
+            "checks.c.timeout",
+            "1s (the default timeout) is longer than the interval (500ms); \
+             set timeout to at most 500ms",
+        )],
+    },
+    Case {
+        name: "timeout longer than the default interval",
+        yaml: "\
+checks:
+  c:
+    kind: tcp
+    timeout: 3s
+",
+        errors: &[(
+            "4:14",
+            "checks.c.timeout",
+            "3s is longer than the interval (2s, the default); set interval to at least 3s",
+        )],
+    },
+    Case {
+        name: "http path without its leading slash",
+        yaml: "\
+checks:
+  web:
+    kind: http
+    path: health
+",
+        errors: &[(
+            "4:11",
+            "checks.web.path",
+            "\"health\" must start with /, such as /health",
+        )],
+    },
 ];
 
 /// Position, key and message of each error, for comparison and for the
