@@ -45,6 +45,17 @@ pub(crate) fn read_config(
             format!("expected a mapping of sections ({})", SECTIONS.join(", ")),
         );
     }
+    if matches!(&root.shape, Shape::Mapping(entries) if entries.is_empty()) {
+        reader.report(
+            root.position,
+            KeyPath::root(),
+            format!(
+                "the file configures nothing; write at least one of the sections {} \
+                 (examples/ has a file for each deployment)",
+                SECTIONS.join(", ")
+            ),
+        );
+    }
     for entry in root.entries() {
         if !SECTIONS.contains(&entry.key.as_str()) {
             reader.report(

@@ -49,6 +49,9 @@ pub(crate) fn validate(
         errors,
     };
     let root = KeyPath::root();
+    if let Err(problem) = check_log_filter(&config.global.log.level) {
+        validator.report(&root.key("global").key("log").key("level"), problem);
+    }
     for (name, check) in &config.checks {
         validator.check(&root.key("checks").key(name), check);
     }
@@ -738,6 +741,37 @@ impl Validator<'_> {
             );
         }
     }
+}
+
+/// Log levels, as tracing names them.
+const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+
+/// Checks a `log.level` filter: comma-separated directives, each a level
+/// (`info`) or `TARGET=LEVEL` (`hafront_health=debug`), in tracing's
+/// `EnvFilter` syntax. A bare word that is not a level is refused: tracing
+/// would take `inof` for a module name and silence every other line.
+fn check_log_filter(filter: &str) -> Result<(), String> {
+    let expected = "expected a level (trace, debug, info, warn, error or off) or \
+                    per-module directives such as info,hafront_health=debug";
+    if filter.trim().is_empty() {
+        return Err(format!("is empty; {expected}"));
+    }
+    for directive in filter.split(',').map(str::trim) {
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level);
+        if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "unknown log level {level:?} in {filter:?}; {expected}"
+            ));
+        }
+        if let Err(error) = directive.parse::<tracing_subscriber::filter::Directive>() {
+            return Err(format!(
+                "invalid directive {directive:?} ({error}); {expected}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn family(network: &IpNet) -> &'static str {

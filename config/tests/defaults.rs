@@ -12,8 +12,8 @@ use hafront_config::{
 };
 
 #[test]
-fn an_empty_file_is_an_empty_config_with_default_globals() {
-    for text in ["", "# nothing yet\n", "---\n", "global: {}\n"] {
+fn an_empty_global_section_gives_the_default_globals() {
+    for text in ["global: {}\n", "global: {log: {}}\n"] {
         let config = parse(text, "empty.yaml").expect("empty config");
         assert_eq!(config.global.node, None);
         assert_eq!(config.global.state_dir, PathBuf::from("/var/lib/hafront"));

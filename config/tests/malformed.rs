@@ -743,6 +743,57 @@ checks:
             "\"health\" must start with /, such as /health",
         )],
     },
+    Case {
+        name: "misspelt log level",
+        yaml: "global:\n  log:\n    level: inof\n",
+        errors: &[(
+            "3:12",
+            "global.log.level",
+            "unknown log level \"inof\" in \"inof\"; expected a level (trace, debug, info, \
+             warn, error or off) or per-module directives such as info,hafront_health=debug",
+        )],
+    },
+    Case {
+        name: "misspelt level in a per-module directive",
+        yaml: "global: {log: {level: 'info,hafront_health=debgu'}}\n",
+        errors: &[(
+            "1:23",
+            "global.log.level",
+            "unknown log level \"debgu\" in \"info,hafront_health=debgu\"",
+        )],
+    },
+    Case {
+        name: "module without a level",
+        yaml: "global: {log: {level: 'hafront_health'}}\n",
+        errors: &[(
+            "1:23",
+            "global.log.level",
+            "unknown log level \"hafront_health\"",
+        )],
+    },
+    Case {
+        name: "malformed filter directive",
+        yaml: "global: {log: {level: 'hafront[{=debug'}}\n",
+        errors: &[(
+            "1:23",
+            "global.log.level",
+            "invalid directive \"hafront[{=debug\"",
+        )],
+    },
+    Case {
+        name: "empty file",
+        yaml: "",
+        errors: &[(
+            "1:1",
+            "",
+            "the file configures nothing; write at least one of the sections global, checks",
+        )],
+    },
+    Case {
+        name: "comment-only file",
+        yaml: "# hafront.yaml: to be written\n\n",
+        errors: &[("1:1", "", "the file configures nothing")],
+    },
 ];
 
 /// Position, key and message of each error, for comparison and for the
