@@ -47,11 +47,16 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// Reads, parses and validates the configuration file at `path` with the
-/// checks chosen in `options`.
+/// checks chosen in `options`. Relative secret, key, certificate and CA
+/// file paths are taken relative to the directory holding `path`, not the
+/// current directory (systemd starts the daemon in `/`).
 pub fn load_with(path: &Path, options: ParseOptions) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
+    let directory = std::path::absolute(path)
+        .ok()
+        .and_then(|path| path.parent().map(Path::to_path_buf));
     match std::fs::read_to_string(path) {
-        Ok(text) => parse_with(&text, &file, options),
+        Ok(text) => parse_in(&text, &file, options, directory.as_deref()),
         Err(error) => Err(ConfigErrors::single(ConfigError {
             file,
             position: None,
@@ -68,11 +73,23 @@ pub fn parse(text: &str, file_name: &str) -> Result<Config, ConfigErrors> {
 }
 
 /// Parses and validates a configuration held in `text` with the checks
-/// chosen in `options`; `file_name` names it in errors.
+/// chosen in `options`; `file_name` names it in errors. Relative file
+/// paths are left as written (relative to the current directory).
 pub fn parse_with(
     text: &str,
     file_name: &str,
     options: ParseOptions,
+) -> Result<Config, ConfigErrors> {
+    parse_in(text, file_name, options, None)
+}
+
+/// [`parse_with`], taking relative file paths relative to `directory`
+/// when one is given.
+fn parse_in(
+    text: &str,
+    file_name: &str,
+    options: ParseOptions,
+    directory: Option<&Path>,
 ) -> Result<Config, ConfigErrors> {
     let document = match document::Document::parse(text) {
         Ok(document) => document,
@@ -90,7 +107,14 @@ pub fn parse_with(
         }
     };
     let mut errors = Vec::new();
-    let config = loader::read_config(text, &document, file_name, &mut errors);
+    let mut config = loader::read_config(text, &document, file_name, &mut errors);
+    if let Some(directory) = directory {
+        for file in config.files_mut() {
+            if file.is_relative() {
+                *file = directory.join(&*file);
+            }
+        }
+    }
     validate::validate(&config, &document, file_name, options, &mut errors);
     match ConfigErrors::from_vec(errors) {
         Some(errors) => Err(errors),

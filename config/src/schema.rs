@@ -36,6 +36,57 @@ pub struct Config {
     pub notify: Vec<Notify>,
 }
 
+impl Config {
+    /// Every file the configuration names for reading: secret, key,
+    /// certificate and CA files (not programs, state or sockets).
+    pub(crate) fn files_mut(&mut self) -> Vec<&mut PathBuf> {
+        fn secret(secret: &mut Option<Secret>) -> Option<&mut PathBuf> {
+            match secret {
+                Some(Secret::File(path)) => Some(path),
+                _ => None,
+            }
+        }
+        let mut files = Vec::new();
+        for check in self.checks.values_mut() {
+            match &mut check.kind {
+                CheckKind::Mysql(mysql) => files.extend(secret(&mut mysql.password)),
+                CheckKind::Redis(redis) => files.extend(secret(&mut redis.password)),
+                CheckKind::Tcp | CheckKind::Http(_) | CheckKind::Exec(_) => {}
+            }
+        }
+        for relay in self.relays.values_mut() {
+            match &mut relay.mode {
+                RelayMode::Plain => {}
+                RelayMode::SpipedEncrypt(spiped) | RelayMode::SpipedDecrypt(spiped) => {
+                    files.push(&mut spiped.key_file)
+                }
+                RelayMode::TlsServer(tls) => {
+                    files.extend([&mut tls.cert_file, &mut tls.key_file]);
+                    files.extend(tls.client_ca_file.as_mut());
+                }
+                RelayMode::TlsClient(tls) => {
+                    files.push(&mut tls.ca_file);
+                    files.extend(tls.cert_file.as_mut());
+                    files.extend(tls.key_file.as_mut());
+                }
+                RelayMode::Gateway(gateway) => {
+                    if let Secret::File(path) = &mut gateway.secret {
+                        files.push(path);
+                    }
+                }
+            }
+        }
+        for instance in self.vrrp.instances.values_mut() {
+            files.extend(secret(&mut instance.auth_pass));
+        }
+        if let Some(email) = &mut self.alerts.email {
+            files.extend(secret(&mut email.password));
+            files.extend(email.ca_file.as_mut());
+        }
+        files
+    }
+}
+
 /// Node-wide settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -195,3 +195,47 @@ fn secret_values_stay_out_of_debug_output_and_errors() {
     .expect_err("a secret must be {value: ...} or {file: ...}");
     assert!(!errors.to_string().contains("hunter2"), "{errors}");
 }
+
+#[test]
+fn relative_file_paths_are_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("secrets")).expect("mkdir");
+    private_file(dir.path(), "secrets/redis.pass", "pw\n");
+    private_file(dir.path(), "key.pem", "key\n");
+    private_file(dir.path(), "cert.pem", "cert\n");
+    let path = dir.path().join("hafront.yaml");
+    std::fs::write(
+        &path,
+        "\
+checks:
+  cache: {kind: redis, password: {file: secrets/redis.pass}}
+pools:
+  redis: {check: cache, servers: [{address: 127.0.0.1:6379}]}
+relays:
+  tls:
+    listen: [127.0.0.1:6380]
+    pool: redis
+    mode: {kind: tls_server, cert_file: cert.pem, key_file: key.pem}
+",
+    )
+    .expect("write config");
+    // The test runs in the crate's directory, which holds none of these files.
+    let config = load(&path).expect("files found beside the config");
+    let CheckKind::Redis(redis) = &config.checks["cache"].kind else {
+        panic!("expected a redis check");
+    };
+    assert_eq!(
+        redis.password,
+        Some(Secret::File(dir.path().join("secrets/redis.pass")))
+    );
+    let RelayMode::TlsServer(tls) = &config.relays["tls"].mode else {
+        panic!("expected tls_server");
+    };
+    assert_eq!(
+        (tls.cert_file.as_path(), tls.key_file.as_path()),
+        (
+            dir.path().join("cert.pem").as_path(),
+            dir.path().join("key.pem").as_path()
+        )
+    );
+}
