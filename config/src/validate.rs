@@ -680,11 +680,23 @@ impl Validator<'_> {
         }
     }
 
-    /// `file` must exist and be accessible by its owner only.
+    /// `file` must exist, be accessible by its owner only, and be owned by
+    /// root or the user hafront runs as.
     fn private_file(&mut self, path: &KeyPath, file: &Path, what: &str) {
         let Some(metadata) = self.regular_file(path, file) else {
             return;
         };
+        if let Some(owner) = crate::program::untrusted_owner(&metadata) {
+            self.report(
+                path,
+                format!(
+                    "{what} file {} is owned by {owner}, not by root or the user hafront \
+                     runs as; run: chown root {}",
+                    file.display(),
+                    file.display()
+                ),
+            );
+        }
         let mode = metadata.permissions().mode() & 0o7777;
         if mode & 0o077 != 0 {
             self.report(

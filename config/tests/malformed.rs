@@ -1056,3 +1056,80 @@ notify:
     let unchecked = parse_with(&yaml, "site.yaml", ParseOptions { check_files: false });
     assert!(unchecked.is_ok(), "{unchecked:?}");
 }
+
+#[test]
+fn files_run_or_read_must_be_changeable_only_by_root_or_the_daemon_user() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let group_writable = file_with_mode(&dir, "group.sh", b"#!/bin/sh\n", 0o775);
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).expect("mkdir");
+    let in_shared = shared.join("check.sh");
+    std::fs::write(&in_shared, "#!/bin/sh\n").expect("write script");
+    std::fs::set_permissions(&in_shared, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o770)).expect("chmod");
+    let in_shared = in_shared.to_str().expect("utf-8 temp path");
+    let secret = file_with_mode(&dir, "foreign.pass", b"s3cret\n", 0o600);
+    let key = file_with_mode(&dir, "foreign.key", &[7; 32], 0o600);
+    let as_root = nix::unistd::Uid::effective().is_root();
+    if as_root {
+        // Owned by nobody: only root can give a file away.
+        std::os::unix::fs::chown(&secret, Some(65534), None).expect("chown");
+        std::os::unix::fs::chown(&key, Some(65534), None).expect("chown");
+    }
+    let yaml = format!(
+        "\
+checks:
+  shared: {{kind: exec, command: [{in_shared}]}}
+  cache: {{kind: redis, password: {{file: {secret}}}}}
+pools:
+  p: {{check: cache, servers: [{{address: 127.0.0.1:1}}]}}
+relays:
+  a:
+    listen: [127.0.0.1:2]
+    pool: p
+    mode: {{kind: spiped_encrypt, key_file: {key}}}
+notify:
+  - command: [{group_writable}]
+"
+    );
+    let errors = parse(&yaml, "site.yaml").expect_err("unsafe files");
+    let actual = describe(&errors);
+    let shared = shared.display();
+    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::effective())
+        .ok()
+        .flatten()
+        .map_or_else(
+            || nix::unistd::Gid::effective().to_string(),
+            |group| group.name,
+        );
+    let mut expected = vec![(
+        "2:34",
+        "checks.shared.command[0]",
+        format!(
+            "{shared} is writable by its group {group} (chmod g-w {shared}); refusing to run {in_shared}"
+        ),
+    )];
+    if as_root {
+        expected.push((
+            "3:41",
+            "checks.cache.password.file",
+            format!("secret file {secret} is owned by user nobody (uid 65534), not by root or the user hafront runs as; run: chown root {secret}"),
+        ));
+        expected.push((
+            "10:44",
+            "relays.a.mode.key_file",
+            format!("key file {key} is owned by user nobody (uid 65534)"),
+        ));
+    }
+    expected.push((
+        "12:15",
+        "notify[0].command[0]",
+        format!("{group_writable} is writable by its group {group} (chmod g-w {group_writable})"),
+    ));
+    let expected: Vec<(&str, &str, &str)> = expected
+        .iter()
+        .map(|(position, key, message)| (*position, *key, message.as_str()))
+        .collect();
+    assert_errors("files", &errors, &expected);
+    assert_eq!(actual.len(), expected.len());
+}
