@@ -16,6 +16,7 @@ mod loader;
 pub mod program;
 mod schema;
 mod validate;
+mod value;
 
 use std::path::Path;
 

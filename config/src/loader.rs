@@ -56,6 +56,17 @@ pub(crate) fn read_config(
             ),
         );
     }
+    for (key, position, first) in document.duplicates() {
+        reader.report(
+            position,
+            key,
+            format!(
+                "given twice in the same mapping; the first, on line {}, is the one read: \
+                 remove one",
+                first.line
+            ),
+        );
+    }
     for entry in root.entries() {
         if !SECTIONS.contains(&entry.key.as_str()) {
             reader.report(
@@ -110,6 +121,24 @@ impl Reader<'_> {
         });
     }
 
+    /// The mapping a "missing field" error at `position` concerns: the
+    /// innermost mapping under `within` that starts there (the parser points
+    /// at a flow mapping's `{` or a block mapping's first key).
+    fn mapping_at(&self, within: &KeyPath, position: Position) -> KeyPath {
+        let innermost = self.document.path_at(within, position);
+        let mut candidate = Some(innermost.clone());
+        while let Some(path) = candidate {
+            if let Some(node) = self.document.get(&path)
+                && matches!(node.shape, Shape::Mapping(_))
+                && node.position == position
+            {
+                return path;
+            }
+            candidate = path.parent();
+        }
+        innermost.parent().unwrap_or(innermost)
+    }
+
     /// Reads the value at `path`; `None` if it is absent or wrong (reported).
     fn read<T: for<'de> Deserialize<'de>>(&mut self, path: &KeyPath) -> Option<T> {
         self.document.get(path)?;
@@ -117,9 +146,14 @@ impl Reader<'_> {
             path: path.segments(),
             target: PhantomData,
         };
-        match serde_saphyr::with_deserializer_from_str(self.text, |deserializer| {
-            seed.deserialize(deserializer)
-        }) {
+        // Duplicate keys are reported from the document; the first counts.
+        let mut options = serde_saphyr::Options::default();
+        options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::FirstWins;
+        match serde_saphyr::with_deserializer_from_str_with_options(
+            self.text,
+            options,
+            |deserializer| seed.deserialize(deserializer),
+        ) {
             Ok(value) => value,
             Err(error) => {
                 self.report_parse_error(path, &error);
@@ -159,18 +193,26 @@ impl Reader<'_> {
         });
         let message = parse_error_message(error);
         let key = match position {
-            // A missing field is reported at the first key of the mapping
-            // that lacks it: the key path is that mapping's.
             Some(position) if message.starts_with("missing field") => {
-                let first_key = self.document.path_at(within, position);
-                first_key.parent().unwrap_or(first_key)
+                let mapping = self.mapping_at(within, position);
+                // `user:` with no value reads as absent: point at the key.
+                if let Some(field) = quoted_field(&message, "missing field `")
+                    && let Some(entry) = self.document.get(&mapping).and_then(|m| m.entry(field))
+                {
+                    let (position, key) = (entry.key_position, mapping.key(field));
+                    let message =
+                        message.replacen(&format!("missing field `{field}`"), "needs a value", 1);
+                    self.report(position, key, message);
+                    return;
+                }
+                mapping
             }
             Some(position) => self.document.path_at(within, position),
             None => within.clone(),
         };
         // Inside an internally tagged enum (`mode: {kind: ...}`) the parser
         // only knows where the enclosing value starts; find the key itself.
-        if let Some(unknown) = unknown_field(&message)
+        if let Some(unknown) = quoted_field(&message, "unknown field `")
             && let Some(entry) = self.document.get(&key).and_then(|node| node.entry(unknown))
         {
             let (position, key) = (entry.key_position, key.key(unknown));
@@ -182,9 +224,10 @@ impl Reader<'_> {
     }
 }
 
-/// The key named by serde's "unknown field `KEY`, expected ..." message.
-fn unknown_field(message: &str) -> Option<&str> {
-    let rest = message.strip_prefix("unknown field `")?;
+/// The key named by serde's "unknown field `KEY`, expected ..." or
+/// "missing field `KEY`" message, given the part before the key.
+fn quoted_field<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
+    let rest = message.strip_prefix(prefix)?;
     let (field, _) = rest.split_once('`')?;
     Some(field)
 }
@@ -192,7 +235,17 @@ fn unknown_field(message: &str) -> Option<&str> {
 /// The parser's message for `error`, without its location suffix and with
 /// control characters escaped.
 pub(crate) fn parse_error_message(error: &serde_saphyr::Error) -> String {
-    let message = serde_saphyr::DefaultMessageFormatter.format_message(error);
+    let message = match error.without_snippet() {
+        serde_saphyr::Error::MultipleDocuments { .. } => {
+            "a second YAML document starts here (a `---` line after the first); \
+             a configuration is one document: remove the `---` or split the file"
+                .to_owned()
+        }
+        _ => {
+            let message = serde_saphyr::DefaultMessageFormatter.format_message(error);
+            plain_invalid_type(&message).unwrap_or_else(|| message.into_owned())
+        }
+    };
     message
         .chars()
         .flat_map(|c| {
@@ -204,6 +257,20 @@ pub(crate) fn parse_error_message(error: &serde_saphyr::Error) -> String {
             escaped
         })
         .collect()
+}
+
+/// serde's "invalid type: sequence, expected X" as "expected X, not a list".
+fn plain_invalid_type(message: &str) -> Option<String> {
+    let (found, expected) = message
+        .strip_prefix("invalid type: ")?
+        .split_once(", expected ")?;
+    let found = match found {
+        "sequence" => "a list",
+        "map" => "a mapping",
+        "unit value" => "an empty value",
+        other => other,
+    };
+    Some(format!("expected {expected}, not {found}"))
 }
 
 /// Deserializes only the value at `path`, skipping everything else.

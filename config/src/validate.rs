@@ -158,7 +158,12 @@ impl Validator<'_> {
     }
 
     fn check(&mut self, path: &KeyPath, check: &Check) {
-        self.check_settings_match_kind(path, check);
+        self.settings_match_kind(
+            path,
+            &format!("{} checks", check.kind.name()),
+            COMMON_CHECK_SETTINGS,
+            check.kind.setting_names(),
+        );
         self.at_least_one(&path.key("rise"), check.rise.into());
         self.at_least_one(&path.key("fall"), check.fall.into());
         self.positive_duration(&path.key("interval"), check.interval);
@@ -224,10 +229,16 @@ impl Validator<'_> {
         self.report(&path.key("timeout"), message);
     }
 
-    /// Settings of other kinds (`user` on a tcp check) are refused.
-    fn check_settings_match_kind(&mut self, path: &KeyPath, check: &Check) {
-        let kind = check.kind.name();
-        let own = check.kind.setting_names();
+    /// Settings of other kinds (`user` on a tcp check, `allow` on a spiped
+    /// mode) in the mapping at `path` are refused; `subject` names the kind
+    /// (`tcp checks`), `common` lists the keys every kind accepts.
+    fn settings_match_kind(
+        &mut self,
+        path: &KeyPath,
+        subject: &str,
+        common: &[&str],
+        own: &[&str],
+    ) {
         let foreign: Vec<(Position, String)> = self
             .document
             .get(path)
@@ -235,17 +246,16 @@ impl Validator<'_> {
             .unwrap_or_default()
             .iter()
             .filter(|entry| {
-                !COMMON_CHECK_SETTINGS.contains(&entry.key.as_str())
-                    && !own.contains(&entry.key.as_str())
+                !common.contains(&entry.key.as_str()) && !own.contains(&entry.key.as_str())
             })
             .map(|entry| (entry.key_position, entry.key.clone()))
             .collect();
         for (position, key) in foreign {
             let message = if own.is_empty() {
-                format!("does not apply to {kind} checks, which have no settings of their own")
+                format!("does not apply to {subject}, which have no settings of their own")
             } else {
                 format!(
-                    "does not apply to {kind} checks, whose own settings are: {}",
+                    "does not apply to {subject}, whose own settings are: {}",
                     own.join(", ")
                 )
             };
@@ -328,6 +338,12 @@ impl Validator<'_> {
             self.relay_role(&path.key("role"), &relay.pool);
         }
         let mode = path.key("mode");
+        self.settings_match_kind(
+            &mode,
+            &format!("{} relays", relay.mode.name()),
+            &["kind"],
+            relay.mode.setting_names(),
+        );
         match &relay.mode {
             RelayMode::Plain => {}
             RelayMode::SpipedEncrypt(spiped) | RelayMode::SpipedDecrypt(spiped) => {

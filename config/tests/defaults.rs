@@ -83,6 +83,17 @@ notify:
     assert_eq!(relay.connect_attempts, 3);
     assert_eq!(relay.on_server_down, OnServerDown::Keep);
     assert_eq!(relay.mode, RelayMode::Plain);
+    let written_plain = parse(
+        "checks: {c: {kind: tcp}}\npools: {p: {check: c, servers: [{address: 127.0.0.1:1}]}}\nrelays:\n  a: {listen: [127.0.0.1:2], pool: p, mode: plain}\n  b: {listen: [127.0.0.1:3], pool: p, mode: {kind: plain}}\n",
+        "plain.yaml",
+    )
+    .expect("mode: plain, as documented");
+    assert!(
+        written_plain
+            .relays
+            .values()
+            .all(|relay| relay.mode == RelayMode::Plain)
+    );
 
     let instance = &config.vrrp.instances["vip"];
     assert_eq!((instance.version, instance.priority), (3, 100));

@@ -101,7 +101,11 @@ checks:
     kind: tcp
     rise: many
 ",
-        errors: &[("4:11", "checks.db.rise", "invalid")],
+        errors: &[(
+            "4:11",
+            "checks.db.rise",
+            "\"many\" is not a whole number such as 3",
+        )],
     },
     Case {
         name: "bad duration",
@@ -111,7 +115,11 @@ checks:
     kind: tcp
     interval: 3 fortnights
 ",
-        errors: &[("4:5", "checks.db.interval", "expected a duration")],
+        errors: &[(
+            "4:15",
+            "checks.db.interval",
+            "\"3 fortnights\" is not a duration such as 200ms, 3s or 1m",
+        )],
     },
     Case {
         name: "unknown check kind",
@@ -154,7 +162,14 @@ pools:
     check: db
     check: db
 ",
-        errors: &[("4:5", "", "duplicate")],
+        errors: &[
+            ("3:5", "pools.mysql", "missing field `servers`"),
+            (
+                "4:5",
+                "pools.mysql.check",
+                "given twice in the same mapping; the first, on line 3, is the one read: remove one",
+            ),
+        ],
     },
     Case {
         name: "invalid server address",
@@ -167,7 +182,12 @@ pools:
     servers:
       - address: 192.0.2.300:3306
 ",
-        errors: &[("7:18", "pools.mysql.servers[0].address", "invalid")],
+        errors: &[(
+            "7:18",
+            "pools.mysql.servers[0].address",
+            "\"192.0.2.300:3306\" is not an IP address and port such as 127.0.0.1:3306 \
+             (names are not resolved)",
+        )],
     },
     Case {
         name: "unknown policy",
@@ -794,6 +814,173 @@ checks:
         yaml: "# hafront.yaml: to be written\n\n",
         errors: &[("1:1", "", "the file configures nothing")],
     },
+    Case {
+        name: "two YAML documents",
+        yaml: "global: {node: a}\n---\nglobal: {node: b}\n",
+        errors: &[(
+            "3:1",
+            "",
+            "a second YAML document starts here (a `---` line after the first); \
+             a configuration is one document: remove the `---` or split the file",
+        )],
+    },
+    Case {
+        name: "status range that is neither a code nor a range",
+        yaml: "checks:\n  web: {kind: http, expect_status: [200]}\n",
+        errors: &[(
+            "2:21",
+            "checks.web.expect_status",
+            "expected a status code such as 200 or a range such as 200-399, codes 100..=599, \
+             not a list",
+        )],
+    },
+    Case {
+        name: "numbers out of range, negative or fractional",
+        yaml: "\
+checks:
+  c: {kind: tcp, fall: -1}
+pools:
+  p:
+    check: c
+    servers: [{address: 127.0.0.1:1, weight: 1.5}]
+vrrp:
+  instances:
+    v: {interface: eth0, vrid: 1, priority: 256, virtual_addresses: [192.0.2.100/24]}
+",
+        errors: &[
+            (
+                "2:24",
+                "checks.c.fall",
+                "-1 is not a whole number such as 3",
+            ),
+            (
+                "6:46",
+                "pools.p.servers[0].weight",
+                "1.5 is not a whole number such as 3",
+            ),
+            (
+                "9:45",
+                "vrrp.instances.v.priority",
+                "256 is not a whole number from 1 to 254 (255 for the address owner)",
+            ),
+        ],
+    },
+    Case {
+        name: "one address where a list belongs, a duration without unit, a host name",
+        yaml: "\
+checks:
+  c: {kind: tcp, interval: \"2\"}
+pools:
+  p: {check: c, servers: [{address: localhost:3306}]}
+relays:
+  r:
+    listen: 127.0.0.1:17620
+    pool: p
+",
+        errors: &[
+            (
+                "2:28",
+                "checks.c.interval",
+                "2 has no unit; expected a duration such as 200ms, 3s or 1m",
+            ),
+            (
+                "4:37",
+                "pools.p.servers[0].address",
+                "\"localhost:3306\" is not an IP address and port such as 127.0.0.1:3306 \
+                 (names are not resolved)",
+            ),
+            (
+                "7:13",
+                "relays.r.listen",
+                "expected a list such as [127.0.0.1:17620]",
+            ),
+        ],
+    },
+    Case {
+        name: "virtual address and allowed network without a prefix",
+        yaml: "\
+checks:
+  c: {kind: tcp}
+pools:
+  p: {check: c, servers: [{address: 127.0.0.1:1}]}
+relays:
+  g:
+    listen: [127.0.0.1:2]
+    pool: p
+    mode: {kind: gateway, secret: {value: x}, allow: [10.0.0.1]}
+vrrp:
+  instances:
+    v: {interface: eth0, vrid: 1, virtual_addresses: [192.0.2.100]}
+",
+        errors: &[
+            (
+                "9:55",
+                "relays.g.mode.allow[0]",
+                "\"10.0.0.1\" is not an address or network with a prefix such as 10.0.0.0/24 \
+                 or 192.0.2.7/32",
+            ),
+            (
+                "12:55",
+                "vrrp.instances.v.virtual_addresses[0]",
+                "\"192.0.2.100\" is not an address with a prefix such as 192.0.2.100/24",
+            ),
+        ],
+    },
+    Case {
+        name: "required settings without a value or missing in a mode",
+        yaml: "\
+checks:
+  c: {kind: mysql, user: }
+pools:
+  p: {check: c, servers: [{address: 127.0.0.1:1}]}
+relays:
+  g:
+    listen: [127.0.0.1:2]
+    pool: p
+    mode: {kind: gateway, secret: {value: x}}
+  s:
+    listen: [127.0.0.1:3]
+    pool: p
+    mode: spiped_encrypt
+",
+        errors: &[
+            (
+                "2:20",
+                "checks.c.user",
+                "needs a value (required by kind mysql)",
+            ),
+            (
+                "9:11",
+                "relays.g.mode",
+                "missing field `allow` (required by kind gateway)",
+            ),
+            (
+                "13:11",
+                "relays.s.mode",
+                "spiped_encrypt needs settings; write a mapping such as `{kind: spiped_encrypt, ...}`",
+            ),
+        ],
+    },
+    Case {
+        name: "setting of another relay mode",
+        yaml: "\
+checks:
+  c: {kind: tcp}
+pools:
+  p: {check: c, servers: [{address: 127.0.0.1:1}]}
+relays:
+  s:
+    listen: [127.0.0.1:3]
+    pool: p
+    mode: {kind: spiped_decrypt, key_file: /k, allow: [10.0.0.0/8]}
+",
+        errors: &[(
+            "9:48",
+            "relays.s.mode.allow",
+            "does not apply to spiped_decrypt relays, whose own settings are: key_file, \
+             forward_secrecy, handshake_timeout",
+        )],
+    },
 ];
 
 /// Position, key and message of each error, for comparison and for the
@@ -896,14 +1083,18 @@ notify:
         &errors,
         &[
             ("2:22", "global.log.colour", "unknown field `colour`"),
-            ("6:5", "checks.db.interval", "expected a duration"),
+            ("6:15", "checks.db.interval", "\"soon\" is not a duration"),
             ("9:11", "checks.ok.rise", "must be at least 1"),
             (
                 "12:12",
                 "pools.mysql.check",
                 "unknown check \"missing\"; defined checks: db, ok",
             ),
-            ("18:5", "relays.rw.connect_timeout", "expected a duration"),
+            (
+                "18:22",
+                "relays.rw.connect_timeout",
+                "\"1 parsec\" is not a duration",
+            ),
             (
                 "21:11",
                 "relays.ro.pool",
