@@ -14,6 +14,7 @@ mod document;
 mod error;
 mod loader;
 pub mod program;
+mod recover;
 mod schema;
 mod validate;
 mod value;
@@ -108,7 +109,7 @@ fn parse_in(
         }
     };
     let mut errors = Vec::new();
-    let mut config = loader::read_config(text, &document, file_name, &mut errors);
+    let (mut config, repaired) = loader::read_config(text, &document, file_name, &mut errors);
     if let Some(directory) = directory {
         for file in config.files_mut() {
             if file.is_relative() {
@@ -116,7 +117,14 @@ fn parse_in(
             }
         }
     }
-    validate::validate(&config, &document, file_name, options, &mut errors);
+    validate::validate(
+        &config,
+        &document,
+        &repaired,
+        file_name,
+        options,
+        &mut errors,
+    );
     match ConfigErrors::from_vec(errors) {
         Some(errors) => Err(errors),
         None => Ok(config),

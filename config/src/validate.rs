@@ -33,10 +33,13 @@ const VRRP_V3_MAX_ADVERT_CENTISECONDS: u128 = 4095;
 /// Validates `config` and pushes every problem to `errors`, located through
 /// `document`. References are resolved against the names declared in the
 /// document, so an entry that failed to deserialize does not also show up
-/// as an unknown reference.
+/// as an unknown reference. Nothing is reported at or under the `repaired`
+/// paths: their wrong values were reported already, and what the config
+/// holds there is a default or a stand-in.
 pub(crate) fn validate(
     config: &Config,
     document: &Document,
+    repaired: &[KeyPath],
     file: &str,
     options: ParseOptions,
     errors: &mut Vec<ConfigError>,
@@ -44,6 +47,7 @@ pub(crate) fn validate(
     let mut validator = Validator {
         config,
         document,
+        repaired,
         file,
         options,
         errors,
@@ -77,14 +81,26 @@ pub(crate) fn validate(
 struct Validator<'a> {
     config: &'a Config,
     document: &'a Document,
+    repaired: &'a [KeyPath],
     file: &'a str,
     options: ParseOptions,
     errors: &'a mut Vec<ConfigError>,
 }
 
 impl Validator<'_> {
+    /// Whether the value at `path` was left out or stood in for after a
+    /// reported error (or lies inside such a value).
+    fn repaired(&self, path: &KeyPath) -> bool {
+        self.repaired
+            .iter()
+            .any(|repaired| crate::recover::starts_with(path, repaired))
+    }
+
     /// Reports a problem with the value at `path`.
     fn report(&mut self, path: &KeyPath, message: impl Into<String>) {
+        if self.repaired(path) {
+            return;
+        }
         self.errors.push(ConfigError {
             file: self.file.to_owned(),
             position: Some(self.document.value_position(path)),
@@ -95,6 +111,9 @@ impl Validator<'_> {
 
     /// Reports a problem with the key ending `path`, which starts at `position`.
     fn report_key(&mut self, position: Position, path: KeyPath, message: impl Into<String>) {
+        if self.repaired(&path) {
+            return;
+        }
         self.errors.push(ConfigError {
             file: self.file.to_owned(),
             position: Some(position),
@@ -168,7 +187,8 @@ impl Validator<'_> {
         self.at_least_one(&path.key("fall"), check.fall.into());
         self.positive_duration(&path.key("interval"), check.interval);
         self.positive_duration(&path.key("timeout"), check.timeout);
-        if check.timeout > check.interval {
+        let compared = [path.key("timeout"), path.key("interval")];
+        if check.timeout > check.interval && !compared.iter().any(|key| self.repaired(key)) {
             self.timeout_within_interval(path, check);
         }
         match &check.kind {

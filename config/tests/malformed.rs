@@ -73,11 +73,18 @@ relays:
     pool: mysql
     polcy: first
 ",
-        errors: &[(
-            "5:5",
-            "relays.rw.polcy",
-            "unknown field `polcy`, expected one of listen, pool, policy",
-        )],
+        errors: &[
+            (
+                "4:11",
+                "relays.rw.pool",
+                "unknown pool \"mysql\"; no pools are defined",
+            ),
+            (
+                "5:5",
+                "relays.rw.polcy",
+                "unknown field `polcy`, expected one of listen, pool, policy",
+            ),
+        ],
     },
     Case {
         name: "unknown key deep inside a mode",
@@ -91,7 +98,14 @@ relays:
       key_file: /k
       keyfile: /k
 ",
-        errors: &[("8:7", "relays.rw.mode.keyfile", "unknown field `keyfile`")],
+        errors: &[
+            (
+                "4:11",
+                "relays.rw.pool",
+                "unknown pool \"mysql\"; no pools are defined",
+            ),
+            ("8:7", "relays.rw.mode.keyfile", "unknown field `keyfile`"),
+        ],
     },
     Case {
         name: "wrong type",
@@ -198,7 +212,14 @@ relays:
     pool: mysql
     policy: random
 ",
-        errors: &[("5:13", "relays.rw.policy", "unknown variant `random`")],
+        errors: &[
+            (
+                "4:11",
+                "relays.rw.pool",
+                "unknown pool \"mysql\"; no pools are defined",
+            ),
+            ("5:13", "relays.rw.policy", "unknown variant `random`"),
+        ],
     },
     Case {
         name: "unknown pool",
@@ -1096,6 +1117,11 @@ notify:
                 "\"1 parsec\" is not a duration",
             ),
             (
+                "20:14",
+                "relays.ro.listen[0]",
+                "address 127.0.0.1:13306 is already used by relays.rw.listen[0]",
+            ),
+            (
                 "21:11",
                 "relays.ro.pool",
                 "unknown pool \"mysq\"; defined pools: mysql",
@@ -1323,4 +1349,93 @@ notify:
         .collect();
     assert_errors("files", &errors, &expected);
     assert_eq!(actual.len(), expected.len());
+}
+
+#[test]
+fn mistakes_in_one_entry_do_not_hide_the_next_ones() {
+    // Seven independent mistakes, four of them in one relay: each is
+    // reported in one pass, and none that is not there.
+    let yaml = "\
+checks:
+  db: {kind: mysql, user: check, interval: 2, rise: 1.5, timeout: 3s}
+pools:
+  mysql:
+    check: db
+    servers:
+      - {address: 127.0.0.1:3306, wieght: 2}
+relays:
+  rw:
+    listen: 127.0.0.1:17620
+    pool: mysq
+    polcy: first
+    mode: {kind: gateway, secret: {value: x}, allow: [10.0.0.1]}
+";
+    let errors = parse_with(yaml, "site.yaml", ParseOptions { check_files: false })
+        .expect_err("broken config");
+    assert_errors(
+        "seven mistakes",
+        &errors,
+        &[
+            ("2:44", "checks.db.interval", "2 has no unit"),
+            ("2:53", "checks.db.rise", "1.5 is not a whole number"),
+            (
+                "7:35",
+                "pools.mysql.servers[0].wieght",
+                "unknown field `wieght`",
+            ),
+            (
+                "10:13",
+                "relays.rw.listen",
+                "expected a list such as [127.0.0.1:17620]",
+            ),
+            (
+                "11:11",
+                "relays.rw.pool",
+                "unknown pool \"mysq\"; defined pools: mysql",
+            ),
+            ("12:5", "relays.rw.polcy", "unknown field `polcy`"),
+            (
+                "13:55",
+                "relays.rw.mode.allow[0]",
+                "\"10.0.0.1\" is not an address or network with a prefix",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn a_wrong_value_that_cannot_be_stood_in_for_stops_only_its_entry() {
+    // A server without a usable address leaves its pool unread past it
+    // (there is no address to stand in), and nothing is made up about the
+    // pool; the relay is still read and checked.
+    let yaml = "\
+checks:
+  c: {kind: tcp}
+pools:
+  p:
+    check: c
+    servers:
+      - {address: db-a:3306, weight: 0}
+relays:
+  r: {listen: [127.0.0.1:1], pool: q, max_connections: 0}
+";
+    let errors = parse_with(yaml, "site.yaml", ParseOptions { check_files: false })
+        .expect_err("broken config");
+    assert_errors(
+        "stand-in refused",
+        &errors,
+        &[
+            (
+                "7:19",
+                "pools.p.servers[0].address",
+                "\"db-a:3306\" is not an IP address and port",
+            ),
+            (
+                "9:36",
+                "relays.r.pool",
+                "unknown pool \"q\"; defined pools: p",
+            ),
+            ("9:56", "relays.r.max_connections", "must be at least 1"),
+        ],
+    );
 }
