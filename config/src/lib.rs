@@ -27,10 +27,11 @@ pub use schema::*;
 /// What [`parse_with`] checks besides the YAML itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseOptions {
-    /// Check that secret, key and certificate files exist and that secrets
-    /// and keys are readable by their owner only, and that programs to run
-    /// exist, are executable and cannot be changed by others. Turn off to check a config
-    /// written for another machine.
+    /// Check that secret, key and certificate files exist, that secrets and
+    /// keys are readable by their owner only and owned by root or the user
+    /// running the check, and that programs to run exist, are executable and
+    /// cannot be changed by anyone else. Turn off (`hafront check
+    /// --skip-files`) to check a config written for another machine.
     pub check_files: bool,
 }
 

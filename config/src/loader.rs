@@ -355,6 +355,16 @@ pub(crate) fn parse_error_message(error: &serde_saphyr::Error) -> String {
              a configuration is one document: remove the `---` or split the file"
                 .to_owned()
         }
+        serde_saphyr::Error::Unexpected { expected, .. } => match *expected {
+            "sequence start" => "expected a list, such as [a, b]".to_owned(),
+            "mapping start" => {
+                "expected a mapping of keys to values, such as {key: value}".to_owned()
+            }
+            "string scalar" => {
+                "expected a single value, such as a name, not a list or mapping".to_owned()
+            }
+            other => format!("expected {other}"),
+        },
         _ => {
             let message = serde_saphyr::DefaultMessageFormatter.format_message(error);
             plain_invalid_type(&message).unwrap_or_else(|| message.into_owned())

@@ -1002,6 +1002,32 @@ relays:
              forward_secrecy, handshake_timeout",
         )],
     },
+    Case {
+        name: "a value where a list or mapping belongs, and the reverse",
+        yaml: "\
+global: 5
+checks:
+  e: {kind: exec, command: /bin/true}
+  m: {kind: mysql, user: [a]}
+",
+        errors: &[
+            (
+                "1:9",
+                "global",
+                "expected a mapping of keys to values, such as {key: value}",
+            ),
+            (
+                "3:28",
+                "checks.e.command",
+                "expected a list, such as [a, b]",
+            ),
+            (
+                "4:26",
+                "checks.m.user",
+                "expected a single value, such as a name, not a list or mapping",
+            ),
+        ],
+    },
 ];
 
 /// Position, key and message of each error, for comparison and for the
