@@ -365,10 +365,10 @@ pub(crate) fn parse_error_message(error: &serde_saphyr::Error) -> String {
             }
             other => format!("expected {other}"),
         },
-        _ => {
-            let message = serde_saphyr::DefaultMessageFormatter.format_message(error);
-            plain_invalid_type(&message).unwrap_or_else(|| message.into_owned())
-        }
+        _ => match serde_saphyr::DefaultMessageFormatter.format_message(error) {
+            message if message == "invalid boolean" => "expected true or false".to_owned(),
+            message => plain_invalid_type(&message).unwrap_or_else(|| message.into_owned()),
+        },
     };
     message
         .chars()

@@ -1009,6 +1009,8 @@ global: 5
 checks:
   e: {kind: exec, command: /bin/true}
   m: {kind: mysql, user: [a]}
+pools:
+  p: {check: e, servers: [{address: 127.0.0.1:1, backup: maybe}]}
 ",
         errors: &[
             (
@@ -1025,6 +1027,11 @@ checks:
                 "4:26",
                 "checks.m.user",
                 "expected a single value, such as a name, not a list or mapping",
+            ),
+            (
+                "6:58",
+                "pools.p.servers[0].backup",
+                "expected true or false",
             ),
         ],
     },
