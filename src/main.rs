@@ -31,6 +31,11 @@ enum Command {
         /// Configuration file.
         #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Check everything except the files the configuration names (secrets,
+        /// keys, certificates, scripts): their existence, modes and owners. For
+        /// a file written for another machine.
+        #[arg(long)]
+        skip_files: bool,
     },
     /// Show the running daemon's VRRP instances, pools, servers, relays and
     /// pending alerts. Exits 3 when no daemon answers.
@@ -193,7 +198,12 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Check { config } => match hafront_config::load(&config) {
+        Command::Check { config, skip_files } => match hafront_config::load_with(
+            &config,
+            hafront_config::ParseOptions {
+                check_files: !skip_files,
+            },
+        ) {
             Ok(_) => {
                 println!("OK");
                 ExitCode::SUCCESS

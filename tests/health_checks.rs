@@ -339,7 +339,7 @@ async fn redis_check_authenticates_with_password_or_acl_user() {
     .await;
     assert!(!wrong.ok);
     assert!(
-        wrong.reason.contains("authentication failed"),
+        wrong.reason.starts_with("auth: ") && wrong.reason.contains("WRONGPASS"),
         "{}",
         wrong.reason
     );
@@ -351,7 +351,45 @@ async fn redis_check_authenticates_with_password_or_acl_user() {
 
     let anonymous = probe_once("{kind: redis, timeout: 1s}", address).await;
     assert!(!anonymous.ok);
-    assert!(anonymous.reason.contains("NOAUTH"), "{}", anonymous.reason);
+    assert!(
+        anonymous.reason.starts_with("ping: ") && anonymous.reason.contains("NOAUTH"),
+        "{}",
+        anonymous.reason
+    );
+}
+
+#[tokio::test]
+async fn redis_check_reasons_are_one_line_naming_the_failed_step() {
+    let refused = probe_once("{kind: redis, timeout: 1s}", closed_address()).await;
+    assert!(
+        !refused.ok && refused.reason.starts_with("connect: "),
+        "{}",
+        refused.reason
+    );
+
+    // A server that is not Redis: the connection succeeds, the reply to
+    // PING is a multi-line protocol error.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 256];
+            let _ = stream.read(&mut request).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    let garbage = probe_once("{kind: redis, timeout: 1s}", address).await;
+    let garbage_to_auth =
+        probe_once("{kind: redis, password: {value: pw}, timeout: 1s}", address).await;
+    server.abort();
+    for (result, step) in [(garbage, "ping: "), (garbage_to_auth, "auth: ")] {
+        assert!(!result.ok);
+        assert!(result.reason.starts_with(step), "{}", result.reason);
+        assert!(!result.reason.contains(['\n', '\r']), "{:?}", result.reason);
+    }
 }
 
 #[tokio::test]

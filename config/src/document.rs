@@ -43,9 +43,12 @@ pub(crate) struct Entry {
 }
 
 impl Document {
-    /// Parses `text`; fails on YAML syntax errors and duplicate keys.
+    /// Parses `text`; fails on YAML syntax errors. Duplicate keys are kept
+    /// (see [`Document::duplicates`]).
     pub fn parse(text: &str) -> Result<Self, serde_saphyr::Error> {
-        let root: Option<Spanned<Shape>> = serde_saphyr::from_str(text)?;
+        let mut options = serde_saphyr::Options::default();
+        options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
+        let root: Option<Spanned<Shape>> = serde_saphyr::from_str_with_options(text, options)?;
         let root = match root {
             Some(spanned) => node(spanned),
             // A file without a document, or with an empty one, is an empty config.
@@ -60,6 +63,40 @@ impl Document {
     /// The root node.
     pub fn root(&self) -> &Node {
         &self.root
+    }
+
+    /// Every key given again in the same mapping: its path, where it is,
+    /// and where the first one is (the one that counts).
+    pub fn duplicates(&self) -> Vec<(KeyPath, Position, Position)> {
+        let mut found = Vec::new();
+        let mut pending = vec![(KeyPath::root(), &self.root)];
+        while let Some((path, node)) = pending.pop() {
+            match &node.shape {
+                Shape::Mapping(entries) => {
+                    for (index, entry) in entries.iter().enumerate() {
+                        if let Some(first) = entries[..index].iter().find(|e| e.key == entry.key) {
+                            found.push((
+                                path.key(&entry.key),
+                                entry.key_position,
+                                first.key_position,
+                            ));
+                        } else {
+                            pending.push((path.key(&entry.key), &entry.value));
+                        }
+                    }
+                }
+                Shape::Sequence(items) => {
+                    pending.extend(
+                        items
+                            .iter()
+                            .enumerate()
+                            .map(|(i, item)| (path.index(i), item)),
+                    );
+                }
+                Shape::Scalar => {}
+            }
+        }
+        found
     }
 
     /// The node at `path`, if present.

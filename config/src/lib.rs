@@ -15,8 +15,10 @@ mod error;
 mod failover;
 mod loader;
 pub mod program;
+mod recover;
 mod schema;
 mod validate;
+mod value;
 
 use std::path::Path;
 
@@ -26,10 +28,11 @@ pub use schema::*;
 /// What [`parse_with`] checks besides the YAML itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseOptions {
-    /// Check that secret, key and certificate files exist and that secrets
-    /// and keys are readable by their owner only, and that programs to run
-    /// exist, are executable and cannot be changed by others. Turn off to check a config
-    /// written for another machine.
+    /// Check that secret, key and certificate files exist, that secrets and
+    /// keys are readable by their owner only and owned by root or the user
+    /// running the check, and that programs to run exist, are executable and
+    /// cannot be changed by anyone else. Turn off (`hafront check
+    /// --skip-files`) to check a config written for another machine.
     pub check_files: bool,
 }
 
@@ -48,11 +51,16 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// Reads, parses and validates the configuration file at `path` with the
-/// checks chosen in `options`.
+/// checks chosen in `options`. Relative secret, key, certificate and CA
+/// file paths are taken relative to the directory holding `path`, not the
+/// current directory (systemd starts the daemon in `/`).
 pub fn load_with(path: &Path, options: ParseOptions) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
+    let directory = std::path::absolute(path)
+        .ok()
+        .and_then(|path| path.parent().map(Path::to_path_buf));
     match std::fs::read_to_string(path) {
-        Ok(text) => parse_with(&text, &file, options),
+        Ok(text) => parse_in(&text, &file, options, directory.as_deref()),
         Err(error) => Err(ConfigErrors::single(ConfigError {
             file,
             position: None,
@@ -69,11 +77,23 @@ pub fn parse(text: &str, file_name: &str) -> Result<Config, ConfigErrors> {
 }
 
 /// Parses and validates a configuration held in `text` with the checks
-/// chosen in `options`; `file_name` names it in errors.
+/// chosen in `options`; `file_name` names it in errors. Relative file
+/// paths are left as written (relative to the current directory).
 pub fn parse_with(
     text: &str,
     file_name: &str,
     options: ParseOptions,
+) -> Result<Config, ConfigErrors> {
+    parse_in(text, file_name, options, None)
+}
+
+/// [`parse_with`], taking relative file paths relative to `directory`
+/// when one is given.
+fn parse_in(
+    text: &str,
+    file_name: &str,
+    options: ParseOptions,
+    directory: Option<&Path>,
 ) -> Result<Config, ConfigErrors> {
     let document = match document::Document::parse(text) {
         Ok(document) => document,
@@ -91,8 +111,22 @@ pub fn parse_with(
         }
     };
     let mut errors = Vec::new();
-    let config = loader::read_config(text, &document, file_name, &mut errors);
-    validate::validate(&config, &document, file_name, options, &mut errors);
+    let (mut config, repaired) = loader::read_config(text, &document, file_name, &mut errors);
+    if let Some(directory) = directory {
+        for file in config.files_mut() {
+            if file.is_relative() {
+                *file = directory.join(&*file);
+            }
+        }
+    }
+    validate::validate(
+        &config,
+        &document,
+        &repaired,
+        file_name,
+        options,
+        &mut errors,
+    );
     match ConfigErrors::from_vec(errors) {
         Some(errors) => Err(errors),
         None => Ok(config),

@@ -11,6 +11,7 @@ use serde_saphyr::MessageFormatter;
 
 use crate::document::{Document, Shape};
 use crate::error::{ConfigError, KeyPath, Position, Segment};
+use crate::recover::{Repair, Repairing, Repairs, starts_with};
 use crate::schema::{Alerts, Config, Global, Vrrp};
 
 /// The top-level sections, in the order they are documented: every field
@@ -21,21 +22,25 @@ const SECTIONS: &[&str] = &[
 
 /// Deserializes `text` (already outlined as `document`) into a [`Config`].
 ///
-/// Sections and named entries are read independently; the ones that fail
-/// are left out of the returned config and their errors are pushed to
-/// `errors`. The caller must not use the config as complete when errors
-/// were pushed.
+/// Sections and named entries are read independently, and an entry with a
+/// mistake is read again without the wrong value (see [`crate::recover`]),
+/// so that one error does not hide the next. Entries that still fail are
+/// left out of the returned config; every error is pushed to `errors`.
+/// Also returns the paths of the values left out or stood in for, whose
+/// defaults or stand-ins later checks must not report on. The caller must
+/// not use the config as complete when errors were pushed.
 pub(crate) fn read_config(
     text: &str,
     document: &Document,
     file: &str,
     errors: &mut Vec<ConfigError>,
-) -> Config {
+) -> (Config, Vec<KeyPath>) {
     let mut reader = Reader {
         text,
         document,
         file,
         errors,
+        repaired: Vec::new(),
     };
     let root = document.root();
     if !matches!(root.shape, Shape::Mapping(_)) {
@@ -43,6 +48,28 @@ pub(crate) fn read_config(
             root.position,
             KeyPath::root(),
             format!("expected a mapping of sections ({})", SECTIONS.join(", ")),
+        );
+    }
+    if matches!(&root.shape, Shape::Mapping(entries) if entries.is_empty()) {
+        reader.report(
+            root.position,
+            KeyPath::root(),
+            format!(
+                "the file configures nothing; write at least one of the sections {} \
+                 (examples/ has a file for each deployment)",
+                SECTIONS.join(", ")
+            ),
+        );
+    }
+    for (key, position, first) in document.duplicates() {
+        reader.report(
+            position,
+            key,
+            format!(
+                "given twice in the same mapping; the first, on line {}, is the one read: \
+                 remove one",
+                first.line
+            ),
         );
     }
     for entry in root.entries() {
@@ -56,7 +83,7 @@ pub(crate) fn read_config(
     }
     // Reports keys other than `instances`; the instances are read one by one.
     reader.read::<VrrpOutline>(&KeyPath::root().key("vrrp"));
-    Config {
+    let config = Config {
         global: reader
             .read::<Global>(&KeyPath::root().key("global"))
             .unwrap_or_default(),
@@ -70,8 +97,12 @@ pub(crate) fn read_config(
             .read::<Alerts>(&KeyPath::root().key("alerts"))
             .unwrap_or_default(),
         notify: reader.read_listed(&KeyPath::root().key("notify")),
-    }
+    };
+    (config, reader.repaired)
 }
+
+/// Most readings of one entry: each reading gets one mistake further.
+const MAX_READINGS: usize = 64;
 
 /// The `vrrp:` section without its instances, which are read one by one.
 #[derive(Deserialize)]
@@ -87,6 +118,15 @@ struct Reader<'a> {
     document: &'a Document,
     file: &'a str,
     errors: &'a mut Vec<ConfigError>,
+    /// Values left out or stood in for after their errors were reported.
+    repaired: Vec<KeyPath>,
+}
+
+/// What a parse error concerns: where, which key, and what to say.
+struct Located {
+    position: Position,
+    key: KeyPath,
+    message: String,
 }
 
 impl Reader<'_> {
@@ -99,22 +139,178 @@ impl Reader<'_> {
         });
     }
 
-    /// Reads the value at `path`; `None` if it is absent or wrong (reported).
+    /// The mapping a "missing field" error at `position` concerns: the
+    /// innermost mapping under `within` that starts there (the parser points
+    /// at a flow mapping's `{` or a block mapping's first key).
+    fn mapping_at(&self, within: &KeyPath, position: Position) -> KeyPath {
+        let innermost = self.document.path_at(within, position);
+        let mut candidate = Some(innermost.clone());
+        while let Some(path) = candidate {
+            if let Some(node) = self.document.get(&path)
+                && matches!(node.shape, Shape::Mapping(_))
+                && node.position == position
+            {
+                return path;
+            }
+            candidate = path.parent();
+        }
+        innermost.parent().unwrap_or(innermost)
+    }
+
+    /// Reads the value at `path`; `None` if it is absent or wrong. Each
+    /// mistake is reported, and the value read again without the wrong key
+    /// (left out, or an empty stand-in for a required one) until it reads
+    /// or a mistake cannot be stepped over.
     fn read<T: for<'de> Deserialize<'de>>(&mut self, path: &KeyPath) -> Option<T> {
         self.document.get(path)?;
+        let mut repairs = Repairs::default();
+        for _ in 0..MAX_READINGS {
+            let error = match self.deserialize::<T>(path, &repairs) {
+                Ok(value) => {
+                    // A list missing an item is not checked as a whole
+                    // either (it may now be empty).
+                    self.repaired.extend(repairs.into_paths().map(|path| {
+                        match path.segments().last() {
+                            Some(Segment::Index(_)) => path.parent().unwrap_or(path),
+                            _ => path,
+                        }
+                    }));
+                    return value;
+                }
+                Err(error) => error,
+            };
+            if repairs.take_stand_in_refused() {
+                break;
+            }
+            let located = self.locate(path, &error, &repairs);
+            if repairs.covers(&located.key) {
+                // A consequence of a repair, not a new mistake: a required
+                // key left out is now missing; stand in for it instead.
+                if repairs.get(&located.key) == Some(Repair::Drop) {
+                    repairs.insert(located.key, Repair::StandIn);
+                    continue;
+                }
+                break;
+            }
+            let key = located.key.clone();
+            self.report(located.position, located.key, located.message);
+            let inside = key != *path && starts_with(&key, path);
+            if !inside || self.document.get(&key).is_none() {
+                break;
+            }
+            repairs.insert(key, Repair::Drop);
+        }
+        None
+    }
+
+    /// One reading of the value at `path` with `repairs` applied.
+    fn deserialize<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &KeyPath,
+        repairs: &Repairs,
+    ) -> Result<Option<T>, serde_saphyr::Error> {
         let seed = Pick::<T> {
             path: path.segments(),
+            at: path,
+            repairs,
             target: PhantomData,
         };
-        match serde_saphyr::with_deserializer_from_str(self.text, |deserializer| {
+        // Duplicate keys are reported from the document; the first counts.
+        let mut options = serde_saphyr::Options::default();
+        options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::FirstWins;
+        serde_saphyr::with_deserializer_from_str_with_options(self.text, options, |deserializer| {
             seed.deserialize(deserializer)
-        }) {
-            Ok(value) => value,
-            Err(error) => {
-                self.report_parse_error(path, &error);
-                None
+        })
+    }
+
+    /// Where a parse error within `within` is and which key it concerns.
+    fn locate(&self, within: &KeyPath, error: &serde_saphyr::Error, repairs: &Repairs) -> Located {
+        let position = error.location().map(|location| Position {
+            line: location.line(),
+            column: location.column(),
+        });
+        let message = parse_error_message(error);
+        if let Some(position) = position
+            && let Some(field) = quoted_field(&message, "missing field `")
+        {
+            let mapping = self.mapping_at(within, position);
+            // `user:` with no value reads as absent: point at the key.
+            if let Some(entry) = self.document.get(&mapping).and_then(|m| m.entry(field)) {
+                let message =
+                    message.replacen(&format!("missing field `{field}`"), "needs a value", 1);
+                return Located {
+                    position: entry.key_position,
+                    key: mapping.key(field),
+                    message,
+                };
+            }
+            return Located {
+                position,
+                key: mapping,
+                message,
+            };
+        }
+        let key = match position {
+            Some(position) => self.document.path_at(within, position),
+            None => within.clone(),
+        };
+        // The parser may only know where the enclosing mapping starts, or
+        // nothing at all; find the unknown key itself.
+        if let Some(unknown) = quoted_field(&message, "unknown field `")
+            && let Some((key, position)) = self.unknown_key(&key, within, unknown, repairs)
+        {
+            return Located {
+                position,
+                key,
+                message,
+            };
+        }
+        let position = position.unwrap_or_else(|| self.document.value_position(within));
+        Located {
+            position,
+            key,
+            message,
+        }
+    }
+
+    /// The path and position of the key `name` an "unknown field" error
+    /// concerns: at or directly under `near`, else the first such key under
+    /// `within` not yet repaired.
+    fn unknown_key(
+        &self,
+        near: &KeyPath,
+        within: &KeyPath,
+        name: &str,
+        repairs: &Repairs,
+    ) -> Option<(KeyPath, Position)> {
+        let entry_of = |path: &KeyPath| {
+            let parent = path.parent()?;
+            let entry = self.document.get(&parent)?.entry(name)?;
+            (path.segments().last() == Some(&Segment::Key(name.to_owned())))
+                .then_some((path.clone(), entry.key_position))
+        };
+        if let Some(found) = entry_of(near).or_else(|| entry_of(&near.key(name))) {
+            return Some(found);
+        }
+        let mut pending = vec![within.clone()];
+        while let Some(path) = pending.pop() {
+            let node = self.document.get(&path)?;
+            if let Some(entry) = node.entry(name)
+                && !repairs.covers(&path.key(name))
+            {
+                return Some((path.key(name), entry.key_position));
+            }
+            match &node.shape {
+                Shape::Mapping(entries) => {
+                    pending.extend(entries.iter().rev().map(|entry| path.key(&entry.key)));
+                }
+                Shape::Sequence(items) => {
+                    pending.extend((0..items.len()).rev().map(|index| path.index(index)));
+                }
+                Shape::Scalar => {}
             }
         }
+        None
     }
 
     /// Reads the mapping of named entries at `path`, each entry on its own.
@@ -140,40 +336,12 @@ impl Reader<'_> {
             .filter_map(|index| self.read(&path.index(index)))
             .collect()
     }
-
-    fn report_parse_error(&mut self, within: &KeyPath, error: &serde_saphyr::Error) {
-        let position = error.location().map(|location| Position {
-            line: location.line(),
-            column: location.column(),
-        });
-        let message = parse_error_message(error);
-        let key = match position {
-            // A missing field is reported at the first key of the mapping
-            // that lacks it: the key path is that mapping's.
-            Some(position) if message.starts_with("missing field") => {
-                let first_key = self.document.path_at(within, position);
-                first_key.parent().unwrap_or(first_key)
-            }
-            Some(position) => self.document.path_at(within, position),
-            None => within.clone(),
-        };
-        // Inside an internally tagged enum (`mode: {kind: ...}`) the parser
-        // only knows where the enclosing value starts; find the key itself.
-        if let Some(unknown) = unknown_field(&message)
-            && let Some(entry) = self.document.get(&key).and_then(|node| node.entry(unknown))
-        {
-            let (position, key) = (entry.key_position, key.key(unknown));
-            self.report(position, key, message);
-            return;
-        }
-        let position = position.unwrap_or_else(|| self.document.value_position(within));
-        self.report(position, key, message);
-    }
 }
 
-/// The key named by serde's "unknown field `KEY`, expected ..." message.
-fn unknown_field(message: &str) -> Option<&str> {
-    let rest = message.strip_prefix("unknown field `")?;
+/// The key named by serde's "unknown field `KEY`, expected ..." or
+/// "missing field `KEY`" message, given the part before the key.
+fn quoted_field<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
+    let rest = message.strip_prefix(prefix)?;
     let (field, _) = rest.split_once('`')?;
     Some(field)
 }
@@ -181,7 +349,27 @@ fn unknown_field(message: &str) -> Option<&str> {
 /// The parser's message for `error`, without its location suffix and with
 /// control characters escaped.
 pub(crate) fn parse_error_message(error: &serde_saphyr::Error) -> String {
-    let message = serde_saphyr::DefaultMessageFormatter.format_message(error);
+    let message = match error.without_snippet() {
+        serde_saphyr::Error::MultipleDocuments { .. } => {
+            "a second YAML document starts here (a `---` line after the first); \
+             a configuration is one document: remove the `---` or split the file"
+                .to_owned()
+        }
+        serde_saphyr::Error::Unexpected { expected, .. } => match *expected {
+            "sequence start" => "expected a list, such as [a, b]".to_owned(),
+            "mapping start" => {
+                "expected a mapping of keys to values, such as {key: value}".to_owned()
+            }
+            "string scalar" => {
+                "expected a single value, such as a name, not a list or mapping".to_owned()
+            }
+            other => format!("expected {other}"),
+        },
+        _ => match serde_saphyr::DefaultMessageFormatter.format_message(error) {
+            message if message == "invalid boolean" => "expected true or false".to_owned(),
+            message => plain_invalid_type(&message).unwrap_or_else(|| message.into_owned()),
+        },
+    };
     message
         .chars()
         .flat_map(|c| {
@@ -195,9 +383,28 @@ pub(crate) fn parse_error_message(error: &serde_saphyr::Error) -> String {
         .collect()
 }
 
-/// Deserializes only the value at `path`, skipping everything else.
+/// serde's "invalid type: sequence, expected X" as "expected X, not a list".
+fn plain_invalid_type(message: &str) -> Option<String> {
+    let (found, expected) = message
+        .strip_prefix("invalid type: ")?
+        .split_once(", expected ")?;
+    let found = match found {
+        "sequence" => "a list",
+        "map" => "a mapping",
+        "unit value" => "an empty value",
+        other => other,
+    };
+    Some(format!("expected {expected}, not {found}"))
+}
+
+/// Deserializes only the value at `path`, skipping everything else, and
+/// applies `repairs` inside it.
 struct Pick<'p, T> {
+    /// The steps still to take.
     path: &'p [Segment],
+    /// The whole path of the value.
+    at: &'p KeyPath,
+    repairs: &'p Repairs,
     target: PhantomData<T>,
 }
 
@@ -206,7 +413,9 @@ impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Pick<'_, T> {
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Option<T>, D::Error> {
         match self.path.split_first() {
-            None => T::deserialize(deserializer).map(Some),
+            None if self.repairs.is_empty() => T::deserialize(deserializer).map(Some),
+            None => T::deserialize(Repairing::new(deserializer, self.at.clone(), self.repairs))
+                .map(Some),
             Some((Segment::Key(_), _)) => deserializer.deserialize_map(self),
             Some((Segment::Index(_), _)) => deserializer.deserialize_seq(self),
         }
@@ -230,10 +439,7 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Pick<'_, T> {
         let mut found = None;
         while let Some(key) = map.next_key::<String>()? {
             if &key == wanted && found.is_none() {
-                found = map.next_value_seed(Pick::<T> {
-                    path: rest,
-                    target: PhantomData,
-                })?;
+                found = map.next_value_seed(Pick::<T> { path: rest, ..self })?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -251,10 +457,7 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Pick<'_, T> {
             }
         }
         let found = seq
-            .next_element_seed(Pick::<T> {
-                path: rest,
-                target: PhantomData,
-            })?
+            .next_element_seed(Pick::<T> { path: rest, ..self })?
             .flatten();
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(found)

@@ -10,6 +10,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 pub use crate::failover::Failover;
+use crate::value;
 
 /// The whole daemon configuration, as read from one YAML file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -38,6 +39,57 @@ pub struct Config {
     pub notify: Vec<Notify>,
 }
 
+impl Config {
+    /// Every file the configuration names for reading: secret, key,
+    /// certificate and CA files (not programs, state or sockets).
+    pub(crate) fn files_mut(&mut self) -> Vec<&mut PathBuf> {
+        fn secret(secret: &mut Option<Secret>) -> Option<&mut PathBuf> {
+            match secret {
+                Some(Secret::File(path)) => Some(path),
+                _ => None,
+            }
+        }
+        let mut files = Vec::new();
+        for check in self.checks.values_mut() {
+            match &mut check.kind {
+                CheckKind::Mysql(mysql) => files.extend(secret(&mut mysql.password)),
+                CheckKind::Redis(redis) => files.extend(secret(&mut redis.password)),
+                CheckKind::Tcp | CheckKind::Http(_) | CheckKind::Exec(_) => {}
+            }
+        }
+        for relay in self.relays.values_mut() {
+            match &mut relay.mode {
+                RelayMode::Plain => {}
+                RelayMode::SpipedEncrypt(spiped) | RelayMode::SpipedDecrypt(spiped) => {
+                    files.push(&mut spiped.key_file)
+                }
+                RelayMode::TlsServer(tls) => {
+                    files.extend([&mut tls.cert_file, &mut tls.key_file]);
+                    files.extend(tls.client_ca_file.as_mut());
+                }
+                RelayMode::TlsClient(tls) => {
+                    files.push(&mut tls.ca_file);
+                    files.extend(tls.cert_file.as_mut());
+                    files.extend(tls.key_file.as_mut());
+                }
+                RelayMode::Gateway(gateway) => {
+                    if let Secret::File(path) = &mut gateway.secret {
+                        files.push(path);
+                    }
+                }
+            }
+        }
+        for instance in self.vrrp.instances.values_mut() {
+            files.extend(secret(&mut instance.auth_pass));
+        }
+        if let Some(email) = &mut self.alerts.email {
+            files.extend(secret(&mut email.password));
+            files.extend(email.ca_file.as_mut());
+        }
+        files
+    }
+}
+
 /// Node-wide settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,7 +107,7 @@ pub struct Global {
     #[serde(default = "default_control_socket")]
     pub control_socket: PathBuf,
     /// Optional address of the Prometheus metrics listener.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "value::optional_socket_address")]
     pub metrics: Option<SocketAddr>,
 }
 
@@ -144,13 +196,19 @@ pub struct Check {
 #[serde(deny_unknown_fields)]
 struct CheckRepr {
     kind: CheckKindName,
-    #[serde(default = "default_check_interval", with = "humantime_serde")]
+    #[serde(
+        default = "default_check_interval",
+        deserialize_with = "value::duration"
+    )]
     interval: Duration,
-    #[serde(default = "default_check_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_check_timeout",
+        deserialize_with = "value::duration"
+    )]
     timeout: Duration,
-    #[serde(default = "default_rise")]
+    #[serde(default = "default_rise", deserialize_with = "value::count")]
     rise: u32,
-    #[serde(default = "default_fall")]
+    #[serde(default = "default_fall", deserialize_with = "value::count")]
     fall: u32,
     #[serde(default)]
     user: Option<String>,
@@ -373,16 +431,20 @@ impl<'de> serde::de::Visitor<'de> for SecretVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Secret, A::Error> {
         use serde::de::Error;
         const FORMS: &[&str] = &["value", "file"];
-        let secret = match map.next_key::<String>()?.as_deref() {
-            Some("value") => Secret::Value(map.next_value()?),
-            Some("file") => Secret::File(map.next_value()?),
-            Some(other) => return Err(A::Error::unknown_field(other, FORMS)),
-            None => return Err(A::Error::custom("expected one of `value` or `file`")),
-        };
-        if map.next_key::<serde::de::IgnoredAny>()?.is_some() {
-            return Err(A::Error::custom("give either `value` or `file`, not both"));
+        // Every key is looked at, so a misspelt one is named as such rather
+        // than taken for the second form.
+        let mut secret = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let form = match key.as_str() {
+                "value" => Secret::Value(map.next_value()?),
+                "file" => Secret::File(map.next_value()?),
+                other => return Err(A::Error::unknown_field(other, FORMS)),
+            };
+            if secret.replace(form).is_some() {
+                return Err(A::Error::custom("give either `value` or `file`, not both"));
+            }
         }
-        Ok(secret)
+        secret.ok_or_else(|| A::Error::custom("expected one of `value` or `file`"))
     }
 }
 
@@ -418,7 +480,7 @@ pub struct MysqlCheck {
 #[serde(deny_unknown_fields)]
 pub struct ReplicationCheck {
     /// Largest acceptable `Seconds_Behind_Master`.
-    #[serde(default = "default_max_lag", with = "humantime_serde")]
+    #[serde(default = "default_max_lag", deserialize_with = "value::duration")]
     pub max_lag: Duration,
 }
 
@@ -483,33 +545,45 @@ impl StatusRange {
     }
 }
 
+/// The accepted forms of a [`StatusRange`], for error messages.
+const STATUS_RANGE: &str = "a status code such as 200 or a range such as 200-399, codes 100..=599";
+
 impl<'de> Deserialize<'de> for StatusRange {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Code(u16),
-            Text(String),
-        }
-        let (low, high) = match Raw::deserialize(deserializer)? {
-            Raw::Code(code) => (code, code),
-            Raw::Text(text) => {
-                let parse = |s: &str| s.trim().parse::<u16>().ok();
-                let (low, high) = text.split_once('-').unwrap_or((&text, &text));
-                parse(low).zip(parse(high)).ok_or_else(|| {
-                    D::Error::custom(format!(
-                        "invalid status range {text:?}: expected a code like 200 or a range like 200-399"
-                    ))
-                })?
+        deserializer.deserialize_any(StatusRangeVisitor)
+    }
+}
+
+struct StatusRangeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StatusRangeVisitor {
+    type Value = StatusRange;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(STATUS_RANGE)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, code: u64) -> Result<StatusRange, E> {
+        self.visit_str(&code.to_string())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, code: i64) -> Result<StatusRange, E> {
+        self.visit_str(&code.to_string())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<StatusRange, E> {
+        let code = |s: &str| s.trim().parse::<u16>().ok();
+        let (low, high) = text.split_once('-').unwrap_or((text, text));
+        match (code(low), code(high)) {
+            (Some(low), Some(high))
+                if (100..=599).contains(&low) && (100..=599).contains(&high) && low <= high =>
+            {
+                Ok(StatusRange { low, high })
             }
-        };
-        if !(100..=599).contains(&low) || !(100..=599).contains(&high) || low > high {
-            return Err(D::Error::custom(format!(
-                "invalid status range {low}-{high}: codes must be 100..=599, low first"
-            )));
+            _ => Err(E::custom(format!(
+                "{text:?} is not {STATUS_RANGE}, low first"
+            ))),
         }
-        Ok(StatusRange { low, high })
     }
 }
 
@@ -543,9 +617,10 @@ pub struct Server {
     #[serde(default)]
     pub name: Option<String>,
     /// Where the server listens.
+    #[serde(deserialize_with = "value::socket_address")]
     pub address: SocketAddr,
     /// Relative share of connections under weighted policies.
-    #[serde(default = "default_weight")]
+    #[serde(default = "default_weight", deserialize_with = "value::count")]
     pub weight: u32,
     /// Used only while no non-backup server is up.
     #[serde(default)]
@@ -570,6 +645,7 @@ fn default_weight() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct Relay {
     /// Addresses to listen on; they need not be held yet (a VIP may arrive later).
+    #[serde(deserialize_with = "value::socket_addresses")]
     pub listen: Vec<SocketAddr>,
     /// Name of the pool (under `pools:`) to forward to.
     pub pool: String,
@@ -580,16 +656,25 @@ pub struct Relay {
     #[serde(default)]
     pub role: Option<Role>,
     /// Time allowed for connecting to a server.
-    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_connect_timeout",
+        deserialize_with = "value::duration"
+    )]
     pub connect_timeout: Duration,
     /// Close a connection after this long with no bytes either way.
-    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    #[serde(default = "default_idle_timeout", deserialize_with = "value::duration")]
     pub idle_timeout: Duration,
     /// Most simultaneous clients; more are refused at once.
-    #[serde(default = "default_max_connections")]
+    #[serde(
+        default = "default_max_connections",
+        deserialize_with = "value::connections"
+    )]
     pub max_connections: usize,
     /// Servers tried for one client before giving up.
-    #[serde(default = "default_connect_attempts")]
+    #[serde(
+        default = "default_connect_attempts",
+        deserialize_with = "value::count"
+    )]
     pub connect_attempts: u32,
     /// What happens to open connections when their server goes down.
     #[serde(default)]
@@ -650,8 +735,10 @@ pub enum OnServerDown {
 }
 
 /// Transport of a relay: plaintext, or encrypted on one side.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+///
+/// Written `plain`, or as one flat mapping: `kind:` and the settings of
+/// that kind (see [`RelayMode::setting_names`]).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum RelayMode {
     /// Plaintext both sides.
     #[default]
@@ -668,17 +755,178 @@ pub enum RelayMode {
     Gateway(GatewayMode),
 }
 
-/// spiped settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+impl RelayMode {
+    /// The `kind:` value naming this mode.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RelayMode::Plain => "plain",
+            RelayMode::SpipedEncrypt(_) => "spiped_encrypt",
+            RelayMode::SpipedDecrypt(_) => "spiped_decrypt",
+            RelayMode::TlsServer(_) => "tls_server",
+            RelayMode::TlsClient(_) => "tls_client",
+            RelayMode::Gateway(_) => "gateway",
+        }
+    }
+
+    /// The settings of this mode besides `kind`.
+    pub fn setting_names(&self) -> &'static [&'static str] {
+        match self {
+            RelayMode::Plain => &[],
+            RelayMode::SpipedEncrypt(_) | RelayMode::SpipedDecrypt(_) => {
+                &["key_file", "forward_secrecy", "handshake_timeout"]
+            }
+            RelayMode::TlsServer(_) => &[
+                "cert_file",
+                "key_file",
+                "client_ca_file",
+                "handshake_timeout",
+            ],
+            RelayMode::TlsClient(_) => &[
+                "ca_file",
+                "server_name",
+                "cert_file",
+                "key_file",
+                "handshake_timeout",
+            ],
+            RelayMode::Gateway(_) => &["secret", "allow", "handshake_timeout"],
+        }
+    }
+}
+
+/// The values of `kind:` in a relay mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RelayModeKind {
+    Plain,
+    SpipedEncrypt,
+    SpipedDecrypt,
+    TlsServer,
+    TlsClient,
+    Gateway,
+}
+
+/// The mapping form of a [`RelayMode`]: every setting of every kind, so
+/// that each error points at its own key (an internally tagged enum would
+/// buffer the mapping and lose the positions).
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RelayModeRepr {
+    kind: RelayModeKind,
+    #[serde(default)]
+    key_file: Option<PathBuf>,
+    #[serde(default)]
+    forward_secrecy: Option<bool>,
+    #[serde(default, deserialize_with = "value::optional_duration")]
+    handshake_timeout: Option<Duration>,
+    #[serde(default)]
+    cert_file: Option<PathBuf>,
+    #[serde(default)]
+    client_ca_file: Option<PathBuf>,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
+    #[serde(default)]
+    server_name: Option<String>,
+    #[serde(default)]
+    secret: Option<Secret>,
+    #[serde(default, deserialize_with = "value::optional_allowed_networks")]
+    allow: Option<Vec<IpNet>>,
+}
+
+impl TryFrom<RelayModeRepr> for RelayMode {
+    type Error = String;
+
+    /// Builds the mode of the named kind from its settings; settings of
+    /// other kinds are reported, with their position, by validation.
+    fn try_from(repr: RelayModeRepr) -> Result<Self, String> {
+        let kind = repr.kind;
+        let missing = |setting: &str| {
+            let name = match kind {
+                RelayModeKind::Plain => "plain",
+                RelayModeKind::SpipedEncrypt => "spiped_encrypt",
+                RelayModeKind::SpipedDecrypt => "spiped_decrypt",
+                RelayModeKind::TlsServer => "tls_server",
+                RelayModeKind::TlsClient => "tls_client",
+                RelayModeKind::Gateway => "gateway",
+            };
+            format!("missing field `{setting}` (required by kind {name})")
+        };
+        let handshake_timeout = repr
+            .handshake_timeout
+            .unwrap_or_else(default_handshake_timeout);
+        let spiped = || -> Result<SpipedMode, String> {
+            Ok(SpipedMode {
+                key_file: repr.key_file.clone().ok_or_else(|| missing("key_file"))?,
+                forward_secrecy: repr.forward_secrecy.unwrap_or(true),
+                handshake_timeout,
+            })
+        };
+        Ok(match kind {
+            RelayModeKind::Plain => RelayMode::Plain,
+            RelayModeKind::SpipedEncrypt => RelayMode::SpipedEncrypt(spiped()?),
+            RelayModeKind::SpipedDecrypt => RelayMode::SpipedDecrypt(spiped()?),
+            RelayModeKind::TlsServer => RelayMode::TlsServer(TlsServerMode {
+                cert_file: repr.cert_file.ok_or_else(|| missing("cert_file"))?,
+                key_file: repr.key_file.ok_or_else(|| missing("key_file"))?,
+                client_ca_file: repr.client_ca_file,
+                handshake_timeout,
+            }),
+            RelayModeKind::TlsClient => RelayMode::TlsClient(TlsClientMode {
+                ca_file: repr.ca_file.ok_or_else(|| missing("ca_file"))?,
+                server_name: repr.server_name.ok_or_else(|| missing("server_name"))?,
+                cert_file: repr.cert_file,
+                key_file: repr.key_file,
+                handshake_timeout,
+            }),
+            RelayModeKind::Gateway => RelayMode::Gateway(GatewayMode {
+                secret: repr.secret.ok_or_else(|| missing("secret"))?,
+                allow: repr.allow.ok_or_else(|| missing("allow"))?,
+                handshake_timeout,
+            }),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for RelayMode {
+    /// `plain`, or a mapping with `kind:`.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RelayModeVisitor)
+    }
+}
+
+struct RelayModeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for RelayModeVisitor {
+    type Value = RelayMode;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "`plain` or a mapping such as `{kind: tls_server, cert_file: ..., key_file: ...}`",
+        )
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<RelayMode, E> {
+        match RelayModeKind::deserialize(serde::de::value::StrDeserializer::<E>::new(text))? {
+            RelayModeKind::Plain => Ok(RelayMode::Plain),
+            _ => Err(E::custom(format!(
+                "{text} needs settings; write a mapping such as `{{kind: {text}, ...}}`"
+            ))),
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RelayMode, A::Error> {
+        let repr = RelayModeRepr::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        RelayMode::try_from(repr).map_err(serde::de::Error::custom)
+    }
+}
+
+/// spiped settings.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SpipedMode {
     /// The shared key file (at least 32 bytes, not readable by group or others).
     pub key_file: PathBuf,
     /// Ephemeral Diffie-Hellman for forward secrecy (spiped's default).
-    #[serde(default = "default_true")]
     pub forward_secrecy: bool,
     /// Time allowed for the handshake.
-    #[serde(default = "default_handshake_timeout", with = "humantime_serde")]
     pub handshake_timeout: Duration,
 }
 
@@ -691,50 +939,41 @@ fn default_handshake_timeout() -> Duration {
 }
 
 /// TLS server settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TlsServerMode {
     /// PEM certificate chain.
     pub cert_file: PathBuf,
     /// PEM private key (not readable by group or others).
     pub key_file: PathBuf,
     /// CA bundle; when set, clients must present a certificate it signed.
-    #[serde(default)]
     pub client_ca_file: Option<PathBuf>,
     /// Time allowed for a client's TLS handshake.
-    #[serde(default = "default_handshake_timeout", with = "humantime_serde")]
     pub handshake_timeout: Duration,
 }
 
 /// TLS client settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TlsClientMode {
     /// CA bundle used to verify the server.
     pub ca_file: PathBuf,
     /// Name the server's certificate must carry.
     pub server_name: String,
     /// Client certificate for mutual TLS.
-    #[serde(default)]
     pub cert_file: Option<PathBuf>,
     /// Key of the client certificate.
-    #[serde(default)]
     pub key_file: Option<PathBuf>,
     /// Time allowed for the TLS handshake with the server.
-    #[serde(default = "default_handshake_timeout", with = "humantime_serde")]
     pub handshake_timeout: Duration,
 }
 
 /// Gateway settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GatewayMode {
     /// Shared secret for the address tokens.
     pub secret: Secret,
     /// Servers clients may ask for (addresses or networks).
     pub allow: Vec<IpNet>,
     /// Time allowed for the client's request line.
-    #[serde(default = "default_handshake_timeout", with = "humantime_serde")]
     pub handshake_timeout: Duration,
 }
 
@@ -754,26 +993,34 @@ pub struct VrrpInstance {
     /// Interface the adverts go out on and the VIPs are added to.
     pub interface: String,
     /// Virtual router id, 1..=255, unique on the segment.
+    #[serde(deserialize_with = "value::vrid")]
     pub vrid: u8,
     /// Protocol version: 2 (RFC 3768) or 3 (RFC 5798).
-    #[serde(default = "default_vrrp_version")]
+    #[serde(
+        default = "default_vrrp_version",
+        deserialize_with = "value::vrrp_version"
+    )]
     pub version: u8,
     /// 1..=254 for backups, 255 for the address owner.
-    #[serde(default = "default_priority")]
+    #[serde(default = "default_priority", deserialize_with = "value::priority")]
     pub priority: u8,
     /// Time between adverts (whole seconds for v2, centiseconds for v3).
-    #[serde(default = "default_advert_interval", with = "humantime_serde")]
+    #[serde(
+        default = "default_advert_interval",
+        deserialize_with = "value::duration"
+    )]
     pub advert_interval: Duration,
     /// The virtual addresses, with prefix length (`10.0.0.100/24`).
+    #[serde(deserialize_with = "value::virtual_addresses")]
     pub virtual_addresses: Vec<IpNet>,
     /// Take over from a lower-priority master.
     #[serde(default = "default_true")]
     pub preempt: bool,
     /// Wait this long after start before preempting.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, deserialize_with = "value::duration")]
     pub preempt_delay: Duration,
     /// Send adverts to these peers instead of multicast.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "value::peer_addresses")]
     pub unicast_peers: Vec<IpAddr>,
     /// v2 simple password (keepalived `auth_type PASS`), at most 8 bytes.
     #[serde(default)]
@@ -817,13 +1064,16 @@ pub enum V3Checksum {
 #[serde(deny_unknown_fields)]
 pub struct Garp {
     /// Announcements sent on becoming master.
-    #[serde(default = "default_garp_repeat")]
+    #[serde(default = "default_garp_repeat", deserialize_with = "value::count")]
     pub repeat: u32,
     /// Gap between those announcements.
-    #[serde(default = "default_garp_interval", with = "humantime_serde")]
+    #[serde(
+        default = "default_garp_interval",
+        deserialize_with = "value::duration"
+    )]
     pub interval: Duration,
     /// Re-announce periodically while master (none when absent).
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, deserialize_with = "value::optional_duration")]
     pub refresh: Option<Duration>,
 }
 
@@ -859,7 +1109,7 @@ pub struct Track {
     #[serde(default)]
     pub interface: Option<String>,
     /// Priority subtracted while down; FAULT when absent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "value::optional_track_weight")]
     pub weight: Option<u8>,
 }
 
@@ -879,7 +1129,7 @@ pub struct Email {
     /// SMTP server host name.
     pub smtp_host: String,
     /// SMTP port (default by security: 587, 465, or 25).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "value::optional_port")]
     pub smtp_port: Option<u16>,
     /// Transport security.
     #[serde(default)]
@@ -898,13 +1148,13 @@ pub struct Email {
     /// Recipients.
     pub to: Vec<String>,
     /// Events within this window go out as one mail.
-    #[serde(default = "default_coalesce", with = "humantime_serde")]
+    #[serde(default = "default_coalesce", deserialize_with = "value::duration")]
     pub coalesce: Duration,
     /// Most mails sent per hour; the rest are merged into the next one.
-    #[serde(default = "default_max_per_hour")]
+    #[serde(default = "default_max_per_hour", deserialize_with = "value::count")]
     pub max_per_hour: u32,
     /// Time allowed for one SMTP session.
-    #[serde(default = "default_smtp_timeout", with = "humantime_serde")]
+    #[serde(default = "default_smtp_timeout", deserialize_with = "value::duration")]
     pub timeout: Duration,
 }
 
@@ -946,7 +1196,10 @@ pub struct Notify {
     #[serde(default)]
     pub pool: Option<String>,
     /// Killed after this long.
-    #[serde(default = "default_notify_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_notify_timeout",
+        deserialize_with = "value::duration"
+    )]
     pub timeout: Duration,
     /// Run as this user (default: the daemon's).
     #[serde(default)]

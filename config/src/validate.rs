@@ -34,10 +34,13 @@ const VRRP_V3_MAX_ADVERT_CENTISECONDS: u128 = 4095;
 /// Validates `config` and pushes every problem to `errors`, located through
 /// `document`. References are resolved against the names declared in the
 /// document, so an entry that failed to deserialize does not also show up
-/// as an unknown reference.
+/// as an unknown reference. Nothing is reported at or under the `repaired`
+/// paths: their wrong values were reported already, and what the config
+/// holds there is a default or a stand-in.
 pub(crate) fn validate(
     config: &Config,
     document: &Document,
+    repaired: &[KeyPath],
     file: &str,
     options: ParseOptions,
     errors: &mut Vec<ConfigError>,
@@ -45,11 +48,15 @@ pub(crate) fn validate(
     let mut validator = Validator {
         config,
         document,
+        repaired,
         file,
         options,
         errors,
     };
     let root = KeyPath::root();
+    if let Err(problem) = check_log_filter(&config.global.log.level) {
+        validator.report(&root.key("global").key("log").key("level"), problem);
+    }
     for (name, check) in &config.checks {
         validator.check(&root.key("checks").key(name), check);
     }
@@ -75,14 +82,26 @@ pub(crate) fn validate(
 struct Validator<'a> {
     config: &'a Config,
     document: &'a Document,
+    repaired: &'a [KeyPath],
     file: &'a str,
     options: ParseOptions,
     errors: &'a mut Vec<ConfigError>,
 }
 
 impl Validator<'_> {
+    /// Whether the value at `path` was left out or stood in for after a
+    /// reported error (or lies inside such a value).
+    fn repaired(&self, path: &KeyPath) -> bool {
+        self.repaired
+            .iter()
+            .any(|repaired| crate::recover::starts_with(path, repaired))
+    }
+
     /// Reports a problem with the value at `path`.
     fn report(&mut self, path: &KeyPath, message: impl Into<String>) {
+        if self.repaired(path) {
+            return;
+        }
         self.errors.push(ConfigError {
             file: self.file.to_owned(),
             position: Some(self.document.value_position(path)),
@@ -93,6 +112,9 @@ impl Validator<'_> {
 
     /// Reports a problem with the key ending `path`, which starts at `position`.
     fn report_key(&mut self, position: Position, path: KeyPath, message: impl Into<String>) {
+        if self.repaired(&path) {
+            return;
+        }
         self.errors.push(ConfigError {
             file: self.file.to_owned(),
             position: Some(position),
@@ -156,23 +178,34 @@ impl Validator<'_> {
     }
 
     fn check(&mut self, path: &KeyPath, check: &Check) {
-        self.check_settings_match_kind(path, check);
+        self.settings_match_kind(
+            path,
+            &format!("{} checks", check.kind.name()),
+            COMMON_CHECK_SETTINGS,
+            check.kind.setting_names(),
+        );
         self.at_least_one(&path.key("rise"), check.rise.into());
         self.at_least_one(&path.key("fall"), check.fall.into());
         self.positive_duration(&path.key("interval"), check.interval);
         self.positive_duration(&path.key("timeout"), check.timeout);
-        if check.timeout > check.interval {
-            self.report(
-                &path.key("timeout"),
-                format!(
-                    "{} is longer than the interval ({}); a probe must end before the next starts",
-                    humantime::format_duration(check.timeout),
-                    humantime::format_duration(check.interval)
-                ),
-            );
+        let compared = [path.key("timeout"), path.key("interval")];
+        if check.timeout > check.interval && !compared.iter().any(|key| self.repaired(key)) {
+            self.timeout_within_interval(path, check);
         }
         match &check.kind {
-            CheckKind::Tcp | CheckKind::Http(_) => {}
+            CheckKind::Tcp => {}
+            CheckKind::Http(http) => {
+                if !http.path.starts_with('/') {
+                    self.report(
+                        &path.key("path"),
+                        format!(
+                            "{:?} must start with /, such as /{}",
+                            http.path,
+                            http.path.trim_start_matches('/')
+                        ),
+                    );
+                }
+            }
             CheckKind::Mysql(mysql) => {
                 if let Some(password) = &mysql.password {
                     self.secret(&path.key("password"), password);
@@ -193,10 +226,40 @@ impl Validator<'_> {
         }
     }
 
-    /// Settings of other kinds (`user` on a tcp check) are refused.
-    fn check_settings_match_kind(&mut self, path: &KeyPath, check: &Check) {
-        let kind = check.kind.name();
-        let own = check.kind.setting_names();
+    /// Reports a timeout longer than the interval, saying which of the two
+    /// is a default the user never wrote.
+    fn timeout_within_interval(&mut self, path: &KeyPath, check: &Check) {
+        let written = |key: &str| self.document.get(&path.key(key)).is_some();
+        let (timeout_written, interval_written) = (written("timeout"), written("interval"));
+        let timeout = humantime::format_duration(check.timeout);
+        let interval = humantime::format_duration(check.interval);
+        let message = match (timeout_written, interval_written) {
+            (false, _) => format!(
+                "{timeout} (the default timeout) is longer than the interval ({interval}); \
+                 set timeout to at most {interval}"
+            ),
+            (true, false) => format!(
+                "{timeout} is longer than the interval ({interval}, the default); \
+                 set interval to at least {timeout}, or a shorter timeout"
+            ),
+            (true, true) => format!(
+                "{timeout} is longer than the interval ({interval}); \
+                 a probe must end before the next starts"
+            ),
+        };
+        self.report(&path.key("timeout"), message);
+    }
+
+    /// Settings of other kinds (`user` on a tcp check, `allow` on a spiped
+    /// mode) in the mapping at `path` are refused; `subject` names the kind
+    /// (`tcp checks`), `common` lists the keys every kind accepts.
+    fn settings_match_kind(
+        &mut self,
+        path: &KeyPath,
+        subject: &str,
+        common: &[&str],
+        own: &[&str],
+    ) {
         let foreign: Vec<(Position, String)> = self
             .document
             .get(path)
@@ -204,17 +267,16 @@ impl Validator<'_> {
             .unwrap_or_default()
             .iter()
             .filter(|entry| {
-                !COMMON_CHECK_SETTINGS.contains(&entry.key.as_str())
-                    && !own.contains(&entry.key.as_str())
+                !common.contains(&entry.key.as_str()) && !own.contains(&entry.key.as_str())
             })
             .map(|entry| (entry.key_position, entry.key.clone()))
             .collect();
         for (position, key) in foreign {
             let message = if own.is_empty() {
-                format!("does not apply to {kind} checks, which have no settings of their own")
+                format!("does not apply to {subject}, which have no settings of their own")
             } else {
                 format!(
-                    "does not apply to {kind} checks, whose own settings are: {}",
+                    "does not apply to {subject}, whose own settings are: {}",
                     own.join(", ")
                 )
             };
@@ -384,6 +446,12 @@ impl Validator<'_> {
             self.relay_role(&path.key("role"), &relay.pool);
         }
         let mode = path.key("mode");
+        self.settings_match_kind(
+            &mode,
+            &format!("{} relays", relay.mode.name()),
+            &["kind"],
+            relay.mode.setting_names(),
+        );
         match &relay.mode {
             RelayMode::Plain => {}
             RelayMode::SpipedEncrypt(spiped) | RelayMode::SpipedDecrypt(spiped) => {
@@ -736,11 +804,23 @@ impl Validator<'_> {
         }
     }
 
-    /// `file` must exist and be accessible by its owner only.
+    /// `file` must exist, be accessible by its owner only, and be owned by
+    /// root or the user hafront runs as.
     fn private_file(&mut self, path: &KeyPath, file: &Path, what: &str) {
         let Some(metadata) = self.regular_file(path, file) else {
             return;
         };
+        if let Some(owner) = crate::program::untrusted_owner(&metadata) {
+            self.report(
+                path,
+                format!(
+                    "{what} file {} is owned by {owner}, not by root or the user hafront \
+                     runs as; run: chown root {}",
+                    file.display(),
+                    file.display()
+                ),
+            );
+        }
         let mode = metadata.permissions().mode() & 0o7777;
         if mode & 0o077 != 0 {
             self.report(
@@ -797,6 +877,37 @@ impl Validator<'_> {
             );
         }
     }
+}
+
+/// Log levels, as tracing names them.
+const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+
+/// Checks a `log.level` filter: comma-separated directives, each a level
+/// (`info`) or `TARGET=LEVEL` (`hafront_health=debug`), in tracing's
+/// `EnvFilter` syntax. A bare word that is not a level is refused: tracing
+/// would take `inof` for a module name and silence every other line.
+fn check_log_filter(filter: &str) -> Result<(), String> {
+    let expected = "expected a level (trace, debug, info, warn, error or off) or \
+                    per-module directives such as info,hafront_health=debug";
+    if filter.trim().is_empty() {
+        return Err(format!("is empty; {expected}"));
+    }
+    for directive in filter.split(',').map(str::trim) {
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level);
+        if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "unknown log level {level:?} in {filter:?}; {expected}"
+            ));
+        }
+        if let Err(error) = directive.parse::<tracing_subscriber::filter::Directive>() {
+            return Err(format!(
+                "invalid directive {directive:?} ({error}); {expected}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn family(network: &IpNet) -> &'static str {

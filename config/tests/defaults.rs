@@ -12,8 +12,8 @@ use hafront_config::{
 };
 
 #[test]
-fn an_empty_file_is_an_empty_config_with_default_globals() {
-    for text in ["", "# nothing yet\n", "---\n", "global: {}\n"] {
+fn an_empty_global_section_gives_the_default_globals() {
+    for text in ["global: {}\n", "global: {log: {}}\n"] {
         let config = parse(text, "empty.yaml").expect("empty config");
         assert_eq!(config.global.node, None);
         assert_eq!(config.global.state_dir, PathBuf::from("/var/lib/hafront"));
@@ -83,6 +83,17 @@ notify:
     assert_eq!(relay.connect_attempts, 3);
     assert_eq!(relay.on_server_down, OnServerDown::Keep);
     assert_eq!(relay.mode, RelayMode::Plain);
+    let written_plain = parse(
+        "checks: {c: {kind: tcp}}\npools: {p: {check: c, servers: [{address: 127.0.0.1:1}]}}\nrelays:\n  a: {listen: [127.0.0.1:2], pool: p, mode: plain}\n  b: {listen: [127.0.0.1:3], pool: p, mode: {kind: plain}}\n",
+        "plain.yaml",
+    )
+    .expect("mode: plain, as documented");
+    assert!(
+        written_plain
+            .relays
+            .values()
+            .all(|relay| relay.mode == RelayMode::Plain)
+    );
 
     let instance = &config.vrrp.instances["vip"];
     assert_eq!((instance.version, instance.priority), (3, 100));
@@ -194,4 +205,48 @@ fn secret_values_stay_out_of_debug_output_and_errors() {
     )
     .expect_err("a secret must be {value: ...} or {file: ...}");
     assert!(!errors.to_string().contains("hunter2"), "{errors}");
+}
+
+#[test]
+fn relative_file_paths_are_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("secrets")).expect("mkdir");
+    private_file(dir.path(), "secrets/redis.pass", "pw\n");
+    private_file(dir.path(), "key.pem", "key\n");
+    private_file(dir.path(), "cert.pem", "cert\n");
+    let path = dir.path().join("hafront.yaml");
+    std::fs::write(
+        &path,
+        "\
+checks:
+  cache: {kind: redis, password: {file: secrets/redis.pass}}
+pools:
+  redis: {check: cache, servers: [{address: 127.0.0.1:6379}]}
+relays:
+  tls:
+    listen: [127.0.0.1:6380]
+    pool: redis
+    mode: {kind: tls_server, cert_file: cert.pem, key_file: key.pem}
+",
+    )
+    .expect("write config");
+    // The test runs in the crate's directory, which holds none of these files.
+    let config = load(&path).expect("files found beside the config");
+    let CheckKind::Redis(redis) = &config.checks["cache"].kind else {
+        panic!("expected a redis check");
+    };
+    assert_eq!(
+        redis.password,
+        Some(Secret::File(dir.path().join("secrets/redis.pass")))
+    );
+    let RelayMode::TlsServer(tls) = &config.relays["tls"].mode else {
+        panic!("expected tls_server");
+    };
+    assert_eq!(
+        (tls.cert_file.as_path(), tls.key_file.as_path()),
+        (
+            dir.path().join("cert.pem").as_path(),
+            dir.path().join("key.pem").as_path()
+        )
+    );
 }

@@ -73,11 +73,18 @@ relays:
     pool: mysql
     polcy: first
 ",
-        errors: &[(
-            "5:5",
-            "relays.rw.polcy",
-            "unknown field `polcy`, expected one of listen, pool, policy",
-        )],
+        errors: &[
+            (
+                "4:11",
+                "relays.rw.pool",
+                "unknown pool \"mysql\"; no pools are defined",
+            ),
+            (
+                "5:5",
+                "relays.rw.polcy",
+                "unknown field `polcy`, expected one of listen, pool, policy",
+            ),
+        ],
     },
     Case {
         name: "unknown key deep inside a mode",
@@ -91,7 +98,14 @@ relays:
       key_file: /k
       keyfile: /k
 ",
-        errors: &[("8:7", "relays.rw.mode.keyfile", "unknown field `keyfile`")],
+        errors: &[
+            (
+                "4:11",
+                "relays.rw.pool",
+                "unknown pool \"mysql\"; no pools are defined",
+            ),
+            ("8:7", "relays.rw.mode.keyfile", "unknown field `keyfile`"),
+        ],
     },
     Case {
         name: "wrong type",
@@ -101,7 +115,11 @@ checks:
     kind: tcp
     rise: many
 ",
-        errors: &[("4:11", "checks.db.rise", "invalid")],
+        errors: &[(
+            "4:11",
+            "checks.db.rise",
+            "\"many\" is not a whole number such as 3",
+        )],
     },
     Case {
         name: "bad duration",
@@ -111,7 +129,11 @@ checks:
     kind: tcp
     interval: 3 fortnights
 ",
-        errors: &[("4:5", "checks.db.interval", "expected a duration")],
+        errors: &[(
+            "4:15",
+            "checks.db.interval",
+            "\"3 fortnights\" is not a duration such as 200ms, 3s or 1m",
+        )],
     },
     Case {
         name: "unknown check kind",
@@ -154,7 +176,14 @@ pools:
     check: db
     check: db
 ",
-        errors: &[("4:5", "", "duplicate")],
+        errors: &[
+            ("3:5", "pools.mysql", "missing field `servers`"),
+            (
+                "4:5",
+                "pools.mysql.check",
+                "given twice in the same mapping; the first, on line 3, is the one read: remove one",
+            ),
+        ],
     },
     Case {
         name: "invalid server address",
@@ -167,7 +196,12 @@ pools:
     servers:
       - address: 192.0.2.300:3306
 ",
-        errors: &[("7:18", "pools.mysql.servers[0].address", "invalid")],
+        errors: &[(
+            "7:18",
+            "pools.mysql.servers[0].address",
+            "\"192.0.2.300:3306\" is not an IP address and port such as 127.0.0.1:3306 \
+             (names are not resolved)",
+        )],
     },
     Case {
         name: "unknown policy",
@@ -178,7 +212,14 @@ relays:
     pool: mysql
     policy: random
 ",
-        errors: &[("5:13", "relays.rw.policy", "unknown variant `random`")],
+        errors: &[
+            (
+                "4:11",
+                "relays.rw.pool",
+                "unknown pool \"mysql\"; no pools are defined",
+            ),
+            ("5:13", "relays.rw.policy", "unknown variant `random`"),
+        ],
     },
     Case {
         name: "unknown pool",
@@ -686,6 +727,314 @@ notify:
         yaml: "notify:\n  - command: ['', -x]\n",
         errors: &[("2:15", "notify[0].command[0]", "the program name is empty")],
     },
+    Case {
+        name: "secret with a misspelt key",
+        yaml: "\
+checks:
+  cache:
+    kind: redis
+    password: { value: x, vaule: y }
+",
+        errors: &[(
+            "4:27",
+            "checks.cache.password.vaule",
+            "unknown field `vaule`, expected one of value, file",
+        )],
+    },
+    Case {
+        name: "default timeout longer than a short interval",
+        yaml: "\
+checks:
+  c:
+    kind: tcp
+    interval: 500ms
+",
+        errors: &[(
+            "3:5",
+            "checks.c.timeout",
+            "1s (the default timeout) is longer than the interval (500ms); \
+             set timeout to at most 500ms",
+        )],
+    },
+    Case {
+        name: "timeout longer than the default interval",
+        yaml: "\
+checks:
+  c:
+    kind: tcp
+    timeout: 3s
+",
+        errors: &[(
+            "4:14",
+            "checks.c.timeout",
+            "3s is longer than the interval (2s, the default); set interval to at least 3s",
+        )],
+    },
+    Case {
+        name: "http path without its leading slash",
+        yaml: "\
+checks:
+  web:
+    kind: http
+    path: health
+",
+        errors: &[(
+            "4:11",
+            "checks.web.path",
+            "\"health\" must start with /, such as /health",
+        )],
+    },
+    Case {
+        name: "misspelt log level",
+        yaml: "global:\n  log:\n    level: inof\n",
+        errors: &[(
+            "3:12",
+            "global.log.level",
+            "unknown log level \"inof\" in \"inof\"; expected a level (trace, debug, info, \
+             warn, error or off) or per-module directives such as info,hafront_health=debug",
+        )],
+    },
+    Case {
+        name: "misspelt level in a per-module directive",
+        yaml: "global: {log: {level: 'info,hafront_health=debgu'}}\n",
+        errors: &[(
+            "1:23",
+            "global.log.level",
+            "unknown log level \"debgu\" in \"info,hafront_health=debgu\"",
+        )],
+    },
+    Case {
+        name: "module without a level",
+        yaml: "global: {log: {level: 'hafront_health'}}\n",
+        errors: &[(
+            "1:23",
+            "global.log.level",
+            "unknown log level \"hafront_health\"",
+        )],
+    },
+    Case {
+        name: "malformed filter directive",
+        yaml: "global: {log: {level: 'hafront[{=debug'}}\n",
+        errors: &[(
+            "1:23",
+            "global.log.level",
+            "invalid directive \"hafront[{=debug\"",
+        )],
+    },
+    Case {
+        name: "empty file",
+        yaml: "",
+        errors: &[(
+            "1:1",
+            "",
+            "the file configures nothing; write at least one of the sections global, checks",
+        )],
+    },
+    Case {
+        name: "comment-only file",
+        yaml: "# hafront.yaml: to be written\n\n",
+        errors: &[("1:1", "", "the file configures nothing")],
+    },
+    Case {
+        name: "two YAML documents",
+        yaml: "global: {node: a}\n---\nglobal: {node: b}\n",
+        errors: &[(
+            "3:1",
+            "",
+            "a second YAML document starts here (a `---` line after the first); \
+             a configuration is one document: remove the `---` or split the file",
+        )],
+    },
+    Case {
+        name: "status range that is neither a code nor a range",
+        yaml: "checks:\n  web: {kind: http, expect_status: [200]}\n",
+        errors: &[(
+            "2:21",
+            "checks.web.expect_status",
+            "expected a status code such as 200 or a range such as 200-399, codes 100..=599, \
+             not a list",
+        )],
+    },
+    Case {
+        name: "numbers out of range, negative or fractional",
+        yaml: "\
+checks:
+  c: {kind: tcp, fall: -1}
+pools:
+  p:
+    check: c
+    servers: [{address: 127.0.0.1:1, weight: 1.5}]
+vrrp:
+  instances:
+    v: {interface: eth0, vrid: 1, priority: 256, virtual_addresses: [192.0.2.100/24]}
+",
+        errors: &[
+            (
+                "2:24",
+                "checks.c.fall",
+                "-1 is not a whole number such as 3",
+            ),
+            (
+                "6:46",
+                "pools.p.servers[0].weight",
+                "1.5 is not a whole number such as 3",
+            ),
+            (
+                "9:45",
+                "vrrp.instances.v.priority",
+                "256 is not a whole number from 1 to 254 (255 for the address owner)",
+            ),
+        ],
+    },
+    Case {
+        name: "one address where a list belongs, a duration without unit, a host name",
+        yaml: "\
+checks:
+  c: {kind: tcp, interval: \"2\"}
+pools:
+  p: {check: c, servers: [{address: localhost:3306}]}
+relays:
+  r:
+    listen: 127.0.0.1:17620
+    pool: p
+",
+        errors: &[
+            (
+                "2:28",
+                "checks.c.interval",
+                "2 has no unit; expected a duration such as 200ms, 3s or 1m",
+            ),
+            (
+                "4:37",
+                "pools.p.servers[0].address",
+                "\"localhost:3306\" is not an IP address and port such as 127.0.0.1:3306 \
+                 (names are not resolved)",
+            ),
+            (
+                "7:13",
+                "relays.r.listen",
+                "expected a list such as [127.0.0.1:17620]",
+            ),
+        ],
+    },
+    Case {
+        name: "virtual address and allowed network without a prefix",
+        yaml: "\
+checks:
+  c: {kind: tcp}
+pools:
+  p: {check: c, servers: [{address: 127.0.0.1:1}]}
+relays:
+  g:
+    listen: [127.0.0.1:2]
+    pool: p
+    mode: {kind: gateway, secret: {value: x}, allow: [10.0.0.1]}
+vrrp:
+  instances:
+    v: {interface: eth0, vrid: 1, virtual_addresses: [192.0.2.100]}
+",
+        errors: &[
+            (
+                "9:55",
+                "relays.g.mode.allow[0]",
+                "\"10.0.0.1\" is not an address or network with a prefix such as 10.0.0.0/24 \
+                 or 192.0.2.7/32",
+            ),
+            (
+                "12:55",
+                "vrrp.instances.v.virtual_addresses[0]",
+                "\"192.0.2.100\" is not an address with a prefix such as 192.0.2.100/24",
+            ),
+        ],
+    },
+    Case {
+        name: "required settings without a value or missing in a mode",
+        yaml: "\
+checks:
+  c: {kind: mysql, user: }
+pools:
+  p: {check: c, servers: [{address: 127.0.0.1:1}]}
+relays:
+  g:
+    listen: [127.0.0.1:2]
+    pool: p
+    mode: {kind: gateway, secret: {value: x}}
+  s:
+    listen: [127.0.0.1:3]
+    pool: p
+    mode: spiped_encrypt
+",
+        errors: &[
+            (
+                "2:20",
+                "checks.c.user",
+                "needs a value (required by kind mysql)",
+            ),
+            (
+                "9:11",
+                "relays.g.mode",
+                "missing field `allow` (required by kind gateway)",
+            ),
+            (
+                "13:11",
+                "relays.s.mode",
+                "spiped_encrypt needs settings; write a mapping such as `{kind: spiped_encrypt, ...}`",
+            ),
+        ],
+    },
+    Case {
+        name: "setting of another relay mode",
+        yaml: "\
+checks:
+  c: {kind: tcp}
+pools:
+  p: {check: c, servers: [{address: 127.0.0.1:1}]}
+relays:
+  s:
+    listen: [127.0.0.1:3]
+    pool: p
+    mode: {kind: spiped_decrypt, key_file: /k, allow: [10.0.0.0/8]}
+",
+        errors: &[(
+            "9:48",
+            "relays.s.mode.allow",
+            "does not apply to spiped_decrypt relays, whose own settings are: key_file, \
+             forward_secrecy, handshake_timeout",
+        )],
+    },
+    Case {
+        name: "a value where a list or mapping belongs, and the reverse",
+        yaml: "\
+global: 5
+checks:
+  e: {kind: exec, command: /bin/true}
+  m: {kind: mysql, user: [a]}
+pools:
+  p: {check: e, servers: [{address: 127.0.0.1:1, backup: maybe}]}
+",
+        errors: &[
+            (
+                "1:9",
+                "global",
+                "expected a mapping of keys to values, such as {key: value}",
+            ),
+            (
+                "3:28",
+                "checks.e.command",
+                "expected a list, such as [a, b]",
+            ),
+            (
+                "4:26",
+                "checks.m.user",
+                "expected a single value, such as a name, not a list or mapping",
+            ),
+            (
+                "6:58",
+                "pools.p.servers[0].backup",
+                "expected true or false",
+            ),
+        ],
+    },
 ];
 
 /// Position, key and message of each error, for comparison and for the
@@ -788,14 +1137,23 @@ notify:
         &errors,
         &[
             ("2:22", "global.log.colour", "unknown field `colour`"),
-            ("6:5", "checks.db.interval", "expected a duration"),
+            ("6:15", "checks.db.interval", "\"soon\" is not a duration"),
             ("9:11", "checks.ok.rise", "must be at least 1"),
             (
                 "12:12",
                 "pools.mysql.check",
                 "unknown check \"missing\"; defined checks: db, ok",
             ),
-            ("18:5", "relays.rw.connect_timeout", "expected a duration"),
+            (
+                "18:22",
+                "relays.rw.connect_timeout",
+                "\"1 parsec\" is not a duration",
+            ),
+            (
+                "20:14",
+                "relays.ro.listen[0]",
+                "address 127.0.0.1:13306 is already used by relays.rw.listen[0]",
+            ),
             (
                 "21:11",
                 "relays.ro.pool",
@@ -947,4 +1305,170 @@ notify:
 
     let unchecked = parse_with(&yaml, "site.yaml", ParseOptions { check_files: false });
     assert!(unchecked.is_ok(), "{unchecked:?}");
+}
+
+#[test]
+fn files_run_or_read_must_be_changeable_only_by_root_or_the_daemon_user() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let group_writable = file_with_mode(&dir, "group.sh", b"#!/bin/sh\n", 0o775);
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).expect("mkdir");
+    let in_shared = shared.join("check.sh");
+    std::fs::write(&in_shared, "#!/bin/sh\n").expect("write script");
+    std::fs::set_permissions(&in_shared, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o770)).expect("chmod");
+    let in_shared = in_shared.to_str().expect("utf-8 temp path");
+    let secret = file_with_mode(&dir, "foreign.pass", b"s3cret\n", 0o600);
+    let key = file_with_mode(&dir, "foreign.key", &[7; 32], 0o600);
+    let as_root = nix::unistd::Uid::effective().is_root();
+    if as_root {
+        // Owned by nobody: only root can give a file away.
+        std::os::unix::fs::chown(&secret, Some(65534), None).expect("chown");
+        std::os::unix::fs::chown(&key, Some(65534), None).expect("chown");
+    }
+    let yaml = format!(
+        "\
+checks:
+  shared: {{kind: exec, command: [{in_shared}]}}
+  cache: {{kind: redis, password: {{file: {secret}}}}}
+pools:
+  p: {{check: cache, servers: [{{address: 127.0.0.1:1}}]}}
+relays:
+  a:
+    listen: [127.0.0.1:2]
+    pool: p
+    mode: {{kind: spiped_encrypt, key_file: {key}}}
+notify:
+  - command: [{group_writable}]
+"
+    );
+    let errors = parse(&yaml, "site.yaml").expect_err("unsafe files");
+    let actual = describe(&errors);
+    let shared = shared.display();
+    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::effective())
+        .ok()
+        .flatten()
+        .map_or_else(
+            || nix::unistd::Gid::effective().to_string(),
+            |group| group.name,
+        );
+    let mut expected = vec![(
+        "2:34",
+        "checks.shared.command[0]",
+        format!(
+            "{shared} is writable by its group {group} (chmod g-w {shared}); refusing to run {in_shared}"
+        ),
+    )];
+    if as_root {
+        expected.push((
+            "3:41",
+            "checks.cache.password.file",
+            format!("secret file {secret} is owned by user nobody (uid 65534), not by root or the user hafront runs as; run: chown root {secret}"),
+        ));
+        expected.push((
+            "10:44",
+            "relays.a.mode.key_file",
+            format!("key file {key} is owned by user nobody (uid 65534)"),
+        ));
+    }
+    expected.push((
+        "12:15",
+        "notify[0].command[0]",
+        format!("{group_writable} is writable by its group {group} (chmod g-w {group_writable})"),
+    ));
+    let expected: Vec<(&str, &str, &str)> = expected
+        .iter()
+        .map(|(position, key, message)| (*position, *key, message.as_str()))
+        .collect();
+    assert_errors("files", &errors, &expected);
+    assert_eq!(actual.len(), expected.len());
+}
+
+#[test]
+fn mistakes_in_one_entry_do_not_hide_the_next_ones() {
+    // Seven independent mistakes, four of them in one relay: each is
+    // reported in one pass, and none that is not there.
+    let yaml = "\
+checks:
+  db: {kind: mysql, user: check, interval: 2, rise: 1.5, timeout: 3s}
+pools:
+  mysql:
+    check: db
+    servers:
+      - {address: 127.0.0.1:3306, wieght: 2}
+relays:
+  rw:
+    listen: 127.0.0.1:17620
+    pool: mysq
+    polcy: first
+    mode: {kind: gateway, secret: {value: x}, allow: [10.0.0.1]}
+";
+    let errors = parse_with(yaml, "site.yaml", ParseOptions { check_files: false })
+        .expect_err("broken config");
+    assert_errors(
+        "seven mistakes",
+        &errors,
+        &[
+            ("2:44", "checks.db.interval", "2 has no unit"),
+            ("2:53", "checks.db.rise", "1.5 is not a whole number"),
+            (
+                "7:35",
+                "pools.mysql.servers[0].wieght",
+                "unknown field `wieght`",
+            ),
+            (
+                "10:13",
+                "relays.rw.listen",
+                "expected a list such as [127.0.0.1:17620]",
+            ),
+            (
+                "11:11",
+                "relays.rw.pool",
+                "unknown pool \"mysq\"; defined pools: mysql",
+            ),
+            ("12:5", "relays.rw.polcy", "unknown field `polcy`"),
+            (
+                "13:55",
+                "relays.rw.mode.allow[0]",
+                "\"10.0.0.1\" is not an address or network with a prefix",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn a_wrong_value_that_cannot_be_stood_in_for_stops_only_its_entry() {
+    // A server without a usable address leaves its pool unread past it
+    // (there is no address to stand in), and nothing is made up about the
+    // pool; the relay is still read and checked.
+    let yaml = "\
+checks:
+  c: {kind: tcp}
+pools:
+  p:
+    check: c
+    servers:
+      - {address: db-a:3306, weight: 0}
+relays:
+  r: {listen: [127.0.0.1:1], pool: q, max_connections: 0}
+";
+    let errors = parse_with(yaml, "site.yaml", ParseOptions { check_files: false })
+        .expect_err("broken config");
+    assert_errors(
+        "stand-in refused",
+        &errors,
+        &[
+            (
+                "7:19",
+                "pools.p.servers[0].address",
+                "\"db-a:3306\" is not an IP address and port",
+            ),
+            (
+                "9:36",
+                "relays.r.pool",
+                "unknown pool \"q\"; defined pools: p",
+            ),
+            ("9:56", "relays.r.max_connections", "must be at least 1"),
+        ],
+    );
 }

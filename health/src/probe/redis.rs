@@ -1,5 +1,7 @@
-//! Redis check: AUTH (password or ACL user), PING, and optionally ROLE.
+//! Redis check: connect, AUTH (password or ACL user), PING, and optionally
+//! ROLE. A failure's reason is one line naming the step that failed.
 
+use std::fmt::Display;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -13,36 +15,43 @@ use super::{Pass, reveal};
 
 /// Connects directly (no reconnecting manager: its retries would hide an
 /// outage), authenticates, pings, and asks for the role if configured.
+/// AUTH is sent by hand rather than by the client's connection setup, so
+/// that a refused password is reported as `auth:`, not `connect:`.
 pub(super) async fn probe(
     check: &RedisCheck,
     address: SocketAddr,
     timeout: Duration,
 ) -> Result<Pass, String> {
-    let mut settings = RedisConnectionInfo::default().set_skip_set_lib_name();
-    if let Some(username) = &check.username {
-        settings = settings.set_username(username);
-    }
-    if let Some(secret) = &check.password {
-        settings = settings.set_password(reveal(secret).await?);
-    }
+    let settings = RedisConnectionInfo::default().set_skip_set_lib_name();
     let info = ConnectionAddr::Tcp(address.ip().to_string(), address.port())
         .into_connection_info()
-        .map_err(|error| format!("connection settings: {error}"))?
+        .map_err(|error| failed("connect", error))?
         .set_redis_settings(settings);
-    let client = redis::Client::open(info).map_err(|error| format!("client: {error}"))?;
+    let client = redis::Client::open(info).map_err(|error| failed("connect", error))?;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout));
     let mut conn = client
         .get_multiplexed_async_connection_with_config(&config)
         .await
-        .map_err(|error| format!("connect: {error}"))?;
+        .map_err(|error| failed("connect", error))?;
+    if let Some(secret) = &check.password {
+        let mut auth = redis::cmd("AUTH");
+        if let Some(username) = &check.username {
+            auth.arg(username);
+        }
+        auth.arg(reveal(secret).await?);
+        let () = auth
+            .query_async(&mut conn)
+            .await
+            .map_err(|error| failed("auth", error))?;
+    }
     let pong: String = redis::cmd("PING")
         .query_async(&mut conn)
         .await
-        .map_err(|error| format!("PING: {error}"))?;
+        .map_err(|error| failed("ping", error))?;
     if pong != "PONG" {
-        return Err(format!("PING answered {pong:?}"));
+        return Err(failed("ping", format_args!("answered {pong:?}")));
     }
     if !check.role {
         return Ok(Pass::new("PONG"));
@@ -57,12 +66,20 @@ pub(super) async fn probe(
     })
 }
 
+/// The reason for a failed `step`: `STEP: ERROR` on one line (a server's
+/// error text may span several, which would break the status table).
+fn failed(step: &str, error: impl Display) -> String {
+    let error = error.to_string();
+    let words: Vec<&str> = error.split_whitespace().collect();
+    format!("{step}: {}", words.join(" "))
+}
+
 /// `ROLE`: master is a primary, slave (replica) is a replica.
 async fn read_role(conn: &mut MultiplexedConnection) -> Result<Role, String> {
     let reply: Value = redis::cmd("ROLE")
         .query_async(conn)
         .await
-        .map_err(|error| format!("ROLE: {error}"))?;
+        .map_err(|error| failed("role", error))?;
     let kind = match &reply {
         Value::Array(items) => match items.first() {
             Some(Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
@@ -74,7 +91,7 @@ async fn read_role(conn: &mut MultiplexedConnection) -> Result<Role, String> {
     match kind.as_str() {
         "master" => Ok(Role::Primary),
         "slave" | "replica" => Ok(Role::Replica),
-        "" => Err(format!("ROLE: unexpected reply {reply:?}")),
-        other => Err(format!("ROLE: {other} is not a data server")),
+        "" => Err(failed("role", format_args!("unexpected reply {reply:?}"))),
+        other => Err(failed("role", format_args!("{other} is not a data server"))),
     }
 }
