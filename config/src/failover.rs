@@ -30,17 +30,29 @@ pub struct Failover {
     #[serde(default)]
     pub candidates: Option<Vec<String>>,
     /// A replica further behind than this when the primary fails is not promoted.
-    #[serde(default = "default_max_lag", deserialize_with = "crate::value::duration")]
+    #[serde(
+        default = "default_max_lag",
+        deserialize_with = "crate::value::duration"
+    )]
     pub max_lag: Duration,
     /// How long a candidate may take to apply the relay log it received before it is given up.
-    #[serde(default = "default_catch_up_timeout", deserialize_with = "crate::value::duration")]
+    #[serde(
+        default = "default_catch_up_timeout",
+        deserialize_with = "crate::value::duration"
+    )]
     pub catch_up_timeout: Duration,
     /// How long hafront waits for the replicas to confirm that they lost the primary too.
-    #[serde(default = "default_confirm_timeout", deserialize_with = "crate::value::duration")]
+    #[serde(
+        default = "default_confirm_timeout",
+        deserialize_with = "crate::value::duration"
+    )]
     pub confirm_timeout: Duration,
     /// Replication heartbeat period set on replicas hafront points: a live primary sends
     /// at least this often, so a replica that heard nothing for a few periods lost it.
-    #[serde(default = "default_heartbeat", deserialize_with = "crate::value::duration")]
+    #[serde(
+        default = "default_heartbeat",
+        deserialize_with = "crate::value::duration"
+    )]
     pub heartbeat: Duration,
     /// After a failover, no other automatic one for this long unless acknowledged
     /// (`hafront failover ack POOL`).
@@ -52,7 +64,10 @@ pub struct Failover {
     pub auto_rejoin: bool,
     /// During a switchover, how long the primary's running writes may take to finish before
     /// their sessions are ended.
-    #[serde(default = "default_write_drain", deserialize_with = "crate::value::duration")]
+    #[serde(
+        default = "default_write_drain",
+        deserialize_with = "crate::value::duration"
+    )]
     pub write_drain: Duration,
     /// Act only while this VRRP instance is MASTER on this node.
     #[serde(default)]

@@ -403,10 +403,12 @@ impl Validator<'_> {
         }
         if failover.heartbeat * 2 > failover.confirm_timeout {
             self.report(
-                &path.key("confirm_timeout"),
+                &path.key("heartbeat"),
                 format!(
-                    "must be at least two heartbeats ({}) so that a replica can show it still \
-                     hears the primary",
+                    "confirm_timeout ({}) must hold at least two heartbeats, so that a replica \
+                     can show it still hears the primary: set confirm_timeout to {} or more, \
+                     or a shorter heartbeat",
+                    humantime::format_duration(failover.confirm_timeout),
                     humantime::format_duration(failover.heartbeat * 2)
                 ),
             );

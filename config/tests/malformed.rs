@@ -16,6 +16,74 @@ struct Case {
 
 const CASES: &[Case] = &[
     Case {
+        name: "failover block: wrong check kind, unknown names, local without vrrp, timings",
+        yaml: "\
+checks:
+  port: { kind: tcp }
+pools:
+  db:
+    check: port
+    servers:
+      - { name: a, address: 10.0.0.1:3306 }
+      - { name: b, address: 10.0.0.2:3306 }
+    failover:
+      user: admin
+      replication_user: repl
+      candidates: [b, c]
+      local: d
+      vrrp: vip
+      heartbeat: 1s
+",
+        errors: &[
+            (
+                "10:7",
+                "pools.db.failover",
+                "failover needs a mysql check on the pool, and \"port\" is a tcp check",
+            ),
+            (
+                "12:23",
+                "pools.db.failover.candidates[1]",
+                "unknown server \"c\"; servers of this pool: a, b",
+            ),
+            ("13:14", "pools.db.failover.local", "unknown server \"d\""),
+            (
+                "14:13",
+                "pools.db.failover.vrrp",
+                "unknown VRRP instance \"vip\"",
+            ),
+            (
+                "15:18",
+                "pools.db.failover.heartbeat",
+                "confirm_timeout (1s) must hold at least two heartbeats",
+            ),
+        ],
+    },
+    Case {
+        name: "failover block: co-located without vrrp, one server",
+        yaml: "\
+checks:
+  db: { kind: mysql, user: check }
+pools:
+  db:
+    check: db
+    servers:
+      - { name: a, address: 10.0.0.1:3306 }
+    failover: { user: admin, replication_user: repl, local: a }
+",
+        errors: &[
+            (
+                "8:15",
+                "pools.db.failover",
+                "failover needs at least two servers in the pool",
+            ),
+            (
+                "8:61",
+                "pools.db.failover.local",
+                "a co-located failover follows a VRRP instance: set `vrrp` too",
+            ),
+        ],
+    },
+    Case {
         name: "yaml syntax error",
         yaml: "checks:\n  db: {kind: tcp\n",
         errors: &[("2:7", "", "unclosed bracket")],
