@@ -50,7 +50,12 @@ impl Failovers {
                 continue;
             }
             match settings(config, name, pool, monitor) {
-                Ok(settings) => {
+                Ok(mut settings) => {
+                    if failover.local.is_some()
+                        && let Some(instance) = &failover.vrrp
+                    {
+                        settings.handover = Some(Arc::new(vrrp.resigner(instance)));
+                    }
                     let master = failover
                         .vrrp
                         .as_deref()
@@ -170,6 +175,7 @@ fn settings(
         config: failover,
         state_dir: config.global.state_dir.clone(),
         timeout,
+        handover: None,
     })
 }
 

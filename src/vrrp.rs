@@ -62,6 +62,8 @@ pub struct VrrpInstances {
     /// Whether this node is master of each instance; kept across an instance's restarts
     /// so that followers (failover) never see the channel close.
     masters: BTreeMap<String, watch::Sender<bool>>,
+    /// The control channel of each running instance, for [`VrrpInstances::resigner`].
+    controls: BTreeMap<String, Arc<Mutex<Option<mpsc::Sender<Control>>>>>,
 }
 
 impl VrrpInstances {
@@ -77,11 +79,13 @@ impl VrrpInstances {
             instances: BTreeMap::new(),
             alerts: Arc::new(Mutex::new(alerts)),
             masters: BTreeMap::new(),
+            controls: BTreeMap::new(),
         };
         for (name, instance) in &config.vrrp.instances {
             let master = vrrp.master_sender(name);
             match Instance::start(name, instance, monitor, &vrrp.alerts, master).await {
                 Ok(started) => {
+                    vrrp.follow_control(name, &started);
                     vrrp.instances.insert(name.clone(), started);
                 }
                 Err(err) => {
@@ -119,6 +123,7 @@ impl VrrpInstances {
             let master = self.master_sender(name);
             match Instance::start(name, wanted, monitor, &self.alerts, master).await {
                 Ok(started) => {
+                    self.follow_control(name, &started);
                     self.instances.insert(name.clone(), started);
                 }
                 Err(err) => {
@@ -138,6 +143,31 @@ impl VrrpInstances {
     /// instance does not run).
     pub fn master_watch(&mut self, name: &str) -> watch::Receiver<bool> {
         self.master_sender(name).subscribe()
+    }
+
+    /// A function that makes this node hand over the master role of instance `name`
+    /// (priority 0 advert, then backup), whichever incarnation of the instance runs then.
+    pub fn resigner(&mut self, name: &str) -> impl Fn() + Send + Sync + 'static {
+        let control = Arc::clone(self.controls.entry(name.to_owned()).or_default());
+        let name = name.to_owned();
+        move || {
+            let control = control.lock().unwrap_or_else(PoisonError::into_inner);
+            if control
+                .as_ref()
+                .is_none_or(|control| control.try_send(Control::Resign).is_err())
+            {
+                warn!(instance = %name, "cannot hand over the VRRP master role: instance not running");
+            }
+        }
+    }
+
+    fn follow_control(&mut self, name: &str, instance: &Instance) {
+        *self
+            .controls
+            .entry(name.to_owned())
+            .or_default()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(instance.control.clone());
     }
 
     fn master_sender(&mut self, name: &str) -> watch::Sender<bool> {

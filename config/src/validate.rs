@@ -384,6 +384,22 @@ impl Validator<'_> {
                 );
             }
         }
+        if let (Some(_), Some(instance)) = (&failover.local, &failover.vrrp)
+            && self
+                .config
+                .vrrp
+                .instances
+                .get(instance)
+                .is_some_and(|i| i.preempt)
+        {
+            self.report(
+                &path.key("local"),
+                format!(
+                    "VRRP instance {instance:?} preempts: a recovered node would take the VIP \
+                     back from the promoted server; set `preempt: false` on it"
+                ),
+            );
+        }
         if let Some(instance) = &failover.vrrp {
             self.reference(
                 &path.key("vrrp"),

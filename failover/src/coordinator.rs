@@ -66,6 +66,9 @@ pub struct Settings {
     pub state_dir: PathBuf,
     /// Limit for one statement or login.
     pub timeout: Duration,
+    /// Co-located: hands this node's VRRP master role over, called when a switchover moved
+    /// the primary away from the local server.
+    pub handover: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 /// An operator's request.
@@ -203,6 +206,9 @@ struct State {
     warned_split: bool,
     /// The primary waits for replicas' acknowledgements: a promoted server does too.
     semi_sync: bool,
+    /// A server was promoted without semi-synchronous waits because no replica was left
+    /// to acknowledge (every commit would have waited): turned on once one replicates.
+    semi_sync_deferred: bool,
     /// A step happened since the topology was last published.
     stale: std::sync::atomic::AtomicBool,
 }
@@ -241,6 +247,7 @@ impl State {
             lags: BTreeMap::new(),
             warned_split: false,
             semi_sync: false,
+            semi_sync_deferred: false,
             stale: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -410,8 +417,14 @@ impl State {
                 }
             }
         }
-        if let Some(Ok(primary)) = self.primary.map(|p| &looked[p]) {
-            self.semi_sync = primary.semi_sync_primary;
+        if let Some(primary) = self.primary
+            && let Ok(observation) = &looked[primary]
+        {
+            if self.semi_sync_deferred && self.has_replica(primary, &looked) {
+                self.resume_semi_sync(primary).await;
+            } else if !self.semi_sync_deferred {
+                self.semi_sync = observation.semi_sync_primary;
+            }
         }
         for (index, look) in looked.iter().enumerate() {
             if let Ok(observation) = look {
@@ -420,6 +433,38 @@ impl State {
             }
         }
         self.publish(&looked);
+    }
+
+    /// Whether a server replicates from `primary` and receives.
+    fn has_replica(&self, primary: usize, looked: &[Looked]) -> bool {
+        let address = self.member(primary).address;
+        looked.iter().flatten().any(|o| {
+            o.replica
+                .as_ref()
+                .is_some_and(|r| r.replicates_from(address) && r.receiving())
+        })
+    }
+
+    /// Turns semi-synchronous waits on at `primary` now that a replica acknowledges.
+    async fn resume_semi_sync(&mut self, primary: usize) {
+        let resumed = async {
+            let mut session = self.open(primary).await?;
+            session
+                .execute("SET GLOBAL rpl_semi_sync_master_enabled = ON")
+                .await?;
+            session.close().await;
+            Ok::<_, String>(())
+        }
+        .await;
+        match resumed {
+            Ok(()) => {
+                self.semi_sync_deferred = false;
+                info!(pool = %self.settings.pool, primary = %self.name(primary), "a replica follows the primary again: semi-synchronous replication on");
+            }
+            Err(problem) => {
+                warn!(pool = %self.settings.pool, "cannot turn semi-synchronous replication on: {problem}")
+            }
+        }
     }
 
     fn publish(&self, looked: &[Looked]) {
@@ -496,36 +541,81 @@ impl State {
     /// Co-located: MASTER makes the local server the primary, anything else fences it.
     async fn react_co_located(&mut self) {
         let Some(local) = self.local() else { return };
-        if self.acting() {
-            if self.primary == Some(local) || self.handled_failure == Some(local) {
-                return;
-            }
-            self.handled_failure = Some(local);
-            match self.primary {
-                Some(primary) if self.look(primary).await.is_ok() => {
-                    let _ = self.switch_over(Some(local)).await;
-                }
-                Some(primary) => self.fail_over(primary, Some(local)).await,
-                None => {
-                    let looked = self.look(local).await;
-                    if looked.is_ok_and(|o| !o.read_only && o.replica.is_none()) {
-                        self.primary = Some(local);
-                    } else {
-                        self.emit(
-                            Step::Refused,
-                            Some(local),
-                            "this node became VRRP master but no primary is known to take \
-                             over from: the local server stays read-only",
-                        );
-                    }
-                }
-            }
-        } else {
+        if !self.acting() {
             self.handled_failure = None;
             if self.primary == Some(local) || !self.member(local).health.is_fenced() {
                 self.fence_local(local).await;
             }
-            self.rejoin_fenced().await;
+            return self.rejoin_fenced().await;
+        }
+        if self.primary == Some(local) || self.handled_failure == Some(local) {
+            return;
+        }
+        self.handled_failure = Some(local);
+        let looked = self.look_at_all().await;
+        let writable = |index: usize| {
+            looked[index]
+                .as_ref()
+                .is_ok_and(|o| !o.read_only && o.replica.is_none())
+        };
+        if writable(local) && !self.member(local).health.is_fenced() {
+            self.primary = Some(local);
+            return;
+        }
+        match self.primary {
+            Some(primary) if looked[primary].is_ok() => {
+                // Reachable: a planned handover, nothing lost.
+                let _ = self.switch_over(Some(local)).await;
+            }
+            Some(primary) => self.fail_over(primary, Some(local)).await,
+            None => self.bootstrap(local, &looked).await,
+        }
+    }
+
+    /// No primary yet and this node is master: the local server becomes the primary if it
+    /// is the one the others replicate from and nothing is writable (the pool as set up).
+    async fn bootstrap(&mut self, local: usize, looked: &[Looked]) {
+        let address = self.member(local).address;
+        let source = looked.iter().enumerate().any(|(index, look)| {
+            index != local
+                && look.as_ref().is_ok_and(|o| {
+                    o.replica
+                        .as_ref()
+                        .is_some_and(|r| r.replicates_from(address))
+                })
+        });
+        let others_writable = looked
+            .iter()
+            .enumerate()
+            .any(|(index, look)| index != local && look.as_ref().is_ok_and(|o| !o.read_only));
+        let own = looked[local].as_ref().ok();
+        if !source || others_writable || own.is_none_or(|o| o.replica.is_some()) {
+            return self.emit(
+                Step::Refused,
+                Some(local),
+                "this node became VRRP master but the local server is not the replication \
+                 source of the pool (or another server is writable): it stays read-only",
+            );
+        }
+        let promoted = async {
+            let mut session = self.open(local).await?;
+            session.execute("SET GLOBAL read_only = OFF").await?;
+            session.close().await;
+            Ok::<_, String>(())
+        }
+        .await;
+        match promoted {
+            Ok(()) => {
+                self.primary = Some(local);
+                self.member(local).health.set_role(Some(Role::Primary));
+                self.emit(
+                    Step::Promoted,
+                    Some(local),
+                    "the replication source of the pool, read-only at start, is writable now \
+                     that this node is VRRP master",
+                );
+            }
+            Err(problem) => self.emit(Step::Problem, Some(local), format!("promoting: {problem}")),
         }
     }
 
@@ -805,6 +895,9 @@ impl State {
                 humantime::format_duration(config.max_lag)
             ));
         }
+        // Semi-synchronous only with a replica left to acknowledge; else every commit
+        // would wait (rpl_semi_sync_master_timeout) until one rejoins.
+        let semi_sync = self.semi_sync && sessions.len() > 1;
         let session = &mut sessions
             .iter_mut()
             .find(|(index, _)| *index == chosen)
@@ -819,7 +912,7 @@ impl State {
             ));
         }
         session
-            .promote(self.semi_sync)
+            .promote(semi_sync)
             .await
             .map_err(|problem| format!("promoting {} failed: {problem}", self.name(chosen)))?;
         let promoted_at = session
@@ -828,6 +921,7 @@ impl State {
             .map(|o| o.current_pos)
             .unwrap_or(position);
         let name = self.name(chosen).to_owned();
+        self.semi_sync_deferred = self.semi_sync && !semi_sync;
         self.journal.promoted(&name, promoted_at.to_string());
         self.member(chosen).health.set_role(Some(Role::Primary));
         self.set_fenced(chosen, false);
@@ -1181,6 +1275,13 @@ impl State {
         }
         old.close().await;
         new.close().await;
+        if self.local() == Some(primary) {
+            // Co-located: the VIP follows the primary to the target's node at once.
+            self.handled_failure = Some(primary);
+            if let Some(handover) = &self.settings.handover {
+                handover();
+            }
+        }
         let text = format!(
             "switched over from {} to {} in {} ms",
             self.name(primary),

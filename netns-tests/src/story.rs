@@ -4,7 +4,7 @@
 //! writable primary), a client writing sequence numbers through the VIP, a local SMTP sink;
 //! and a two-node front tier relaying to the pair, one server behind an encrypted link.
 //!
-//! The hafront configurations and the notify script are the demo's own files in `demo/`.
+//! The hafront configurations and the event-log hook are the demo's own files in `demo/`.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -18,7 +18,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 
-use crate::mariadb::{APP_PASSWORD, APP_USER, CHECK_PASSWORD, LabMariaDb, MYSQL_PORT};
+use crate::mariadb::{
+    ADMIN_PASSWORD, APP_PASSWORD, APP_USER, CHECK_PASSWORD, LabMariaDb, MYSQL_PORT,
+    REPLICATION_PASSWORD,
+};
 use crate::{Hafront, Lab, NodeProcess, Service, VIP, VipLog, VipWatch, wait_until};
 
 /// The advert interval of every scenario (VRRPv3, centiseconds).
@@ -32,7 +35,7 @@ pub const UPLINK_PORT: u16 = 7001;
 /// How long a started pair may take to elect and promote its first primary.
 const SETTLE: Duration = Duration::from_secs(10);
 
-/// The checkout's `demo/` directory (configuration templates, notify script, SMTP sink).
+/// The checkout's `demo/` directory (configuration templates, event hook, SMTP sink).
 pub fn demo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -64,7 +67,7 @@ impl Narrator {
     }
 }
 
-/// Converts monotonic instants to wall-clock times (the notify script logs Unix time).
+/// Converts monotonic instants to wall-clock times (the event hook logs Unix time).
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     instant: Instant,
@@ -244,7 +247,7 @@ pub fn mailed_transitions(mails: &[String], node: &str) -> Vec<String> {
         .collect()
 }
 
-/// One line of the notify scripts' shared event log.
+/// One line of the event hooks' shared log.
 #[derive(Debug, Clone)]
 pub struct NodeEvent {
     /// When it was logged.
@@ -255,7 +258,7 @@ pub struct NodeEvent {
     pub what: String,
 }
 
-/// Reads the notify scripts' event log.
+/// Reads the event hooks' log.
 pub fn node_events(path: &Path) -> Vec<NodeEvent> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -480,9 +483,9 @@ pub struct MysqlPair {
     pub servers: [LabMariaDb; 2],
     /// The SMTP sink.
     pub smtp: SmtpSink,
-    /// The notify scripts' event log.
+    /// The event hooks' log.
     pub events: PathBuf,
-    /// Pairs instants with the notify log's wall-clock times.
+    /// Pairs instants with the event log's wall-clock times.
     pub clock: Clock,
     narrator: Narrator,
     bodies: [String; 2],
@@ -523,27 +526,39 @@ impl MysqlPair {
 
         let password_file = lab.dir().join("mysql-check.pass");
         write_secret(&password_file, CHECK_PASSWORD.as_bytes());
+        let admin_file = lab.dir().join("admin.pass");
+        write_secret(&admin_file, ADMIN_PASSWORD.as_bytes());
+        let replication_file = lab.dir().join("repl.pass");
+        write_secret(&replication_file, REPLICATION_PASSWORD.as_bytes());
         let events = lab.dir().join("events.log");
         // hafront refuses to run a script that a user other than root could
         // change: run a copy owned by root, whoever owns the checkout.
-        let notify = lab.dir().join("notify.sh");
-        std::fs::copy(demo_dir().join("notify.sh"), &notify).expect("copy the notify script");
-        let body = |number: usize, priority: u8, peer_weight: u8, server: &LabMariaDb| {
+        let hook = lab.dir().join("log-event.sh");
+        std::fs::copy(demo_dir().join("log-event.sh"), &hook).expect("copy the event hook");
+        let body = |number: usize, priority: u8, peer_weight: u8| {
+            let name = |n: usize| if n == 1 { "db-a" } else { "db-b" }.to_owned();
             render(
                 "db-node.yaml",
                 &[
                     ("CHECK_PASSWORD_FILE", password_file.display().to_string()),
+                    ("ADMIN_PASSWORD_FILE", admin_file.display().to_string()),
+                    (
+                        "REPLICATION_PASSWORD_FILE",
+                        replication_file.display().to_string(),
+                    ),
+                    ("ADDRESS_A", Lab::address(1).to_string()),
+                    ("ADDRESS_B", Lab::address(2).to_string()),
+                    ("LOCAL", name(number)),
+                    ("PEER", name(3 - number)),
                     ("GATEWAY", format!("{SWITCH}:{UPLINK_PORT}")),
                     ("PRIORITY", priority.to_string()),
-                    ("PEER", Lab::address(3 - number).to_string()),
                     ("PEER_WEIGHT", peer_weight.to_string()),
                     (
                         "ADVERT_INTERVAL",
                         format!("{}ms", ADVERT_INTERVAL.as_millis()),
                     ),
                     ("VIP", VIP.to_string()),
-                    ("NOTIFY", notify.display().to_string()),
-                    ("SOCKET", server.socket().display().to_string()),
+                    ("NOTIFY", hook.display().to_string()),
                     ("EVENT_LOG", events.display().to_string()),
                     ("SMTP_HOST", SWITCH.to_string()),
                     ("SMTP_PORT", SMTP_PORT.to_string()),
@@ -551,7 +566,7 @@ impl MysqlPair {
                 ],
             )
         };
-        let bodies = [body(1, 150, 120, &primary), body(2, 100, 10, &replica)];
+        let bodies = [body(1, 150, 120), body(2, 100, 10)];
         let mut pair = MysqlPair {
             hafronts: [None, None],
             servers: [primary, replica],
@@ -564,7 +579,7 @@ impl MysqlPair {
             lab,
             _turn: turn,
         };
-        narrator.say("starting hafront on n1 (priority 150): it takes the VIP and its notify script promotes n1");
+        narrator.say("starting hafront on n1 (priority 150): it takes the VIP and, master of the pool's replication source, makes n1 writable");
         pair.start_hafront(1);
         assert!(
             wait_until(SETTLE, || pair.lab.vip_holders() == [1]
@@ -603,7 +618,7 @@ impl MysqlPair {
         self.lab.watch_vip()
     }
 
-    /// The notify scripts' events so far.
+    /// The event hooks' events so far.
     pub fn node_events(&self) -> Vec<NodeEvent> {
         node_events(&self.events)
     }
@@ -727,14 +742,14 @@ pub fn primary_crash(narrator: Narrator) -> FailoverReport {
     let fault = Instant::now();
     pair.servers[0].kill();
     let took_over = wait_until(Duration::from_secs(10), || {
-        pair.event_after("n2", "promoted", fault).is_some()
+        pair.event_after("n2", "failover_promoted", fault).is_some()
     });
     assert!(
         took_over,
         "n2 was not promoted; events:\n{}",
         std::fs::read_to_string(&pair.events).unwrap_or_default()
     );
-    pair.say("hafront on n1 saw its server down and went FAULT; n2 took the VIP; its notify script applied the relay log, stopped replication and set read_only=OFF");
+    pair.say("hafront on n1 saw its server down and went FAULT; n2 took the VIP; its hafront confirmed that n2 lost n1 too, let n2 apply its relay log, stopped replication and set read_only=OFF");
     assert!(
         client.wait_for_acks(100, Duration::from_secs(10)),
         "the client cannot write after the failover"
@@ -744,7 +759,7 @@ pub fn primary_crash(narrator: Narrator) -> FailoverReport {
         client.acked()
     ));
 
-    pair.say("restarting n1's MariaDB: it rejoins read-only (read_only=1 in its options), fenced");
+    pair.say("restarting n1's MariaDB: it comes back read-only (read_only=1 in its options), fenced, and hafront on n1 makes it a replica of n2");
     pair.servers[0].restart();
     let rejoined = Instant::now();
     assert!(
@@ -773,7 +788,7 @@ pub fn primary_crash(narrator: Narrator) -> FailoverReport {
     FailoverReport {
         detection: after(pair.event_after("n1", "notified FAULT", fault)),
         vip_moved,
-        promoted: after(pair.event_after("n2", "promoted", fault)),
+        promoted: after(pair.event_after("n2", "failover_promoted", fault)),
         first_write: writes.first_ack_after(fault).map(|at| at - fault),
         outage: writes.longest_outage_after(since),
         acked: writes.acked().len(),

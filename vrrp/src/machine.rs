@@ -198,6 +198,8 @@ pub enum Reason {
     FaultCleared,
     /// The instance was shut down.
     Shutdown,
+    /// The master handed its role over on request (a planned switchover).
+    Resigned,
 }
 
 impl Reason {
@@ -212,6 +214,7 @@ impl Reason {
             Reason::FaultRaised => "fault_raised",
             Reason::FaultCleared => "fault_cleared",
             Reason::Shutdown => "shutdown",
+            Reason::Resigned => "resigned",
         }
     }
 }
@@ -352,6 +355,19 @@ impl Machine {
         }
         self.leave_current(true);
         self.transition(State::Initialize, Reason::Shutdown);
+    }
+
+    /// Hands the master role over: a master resigns with a priority 0 advert, withdraws
+    /// its addresses and becomes backup, so a backup takes over after its skew time instead
+    /// of the master down interval. Without preemption it stays backup.
+    pub fn resign(&mut self, now: Instant) {
+        if self.state != State::Master {
+            return;
+        }
+        self.leave_current(true);
+        self.master_down_timer = Some(now + self.master_down_interval());
+        self.master_down_reason = Reason::MasterDown;
+        self.transition(State::Backup, Reason::Resigned);
     }
 
     /// Sets the effective priority (configured priority adjusted by tracking weights);
@@ -816,6 +832,36 @@ mod tests {
             }
         }
         assert_eq!((adverts, gratuitous), (29, 3));
+    }
+
+    #[test]
+    fn resigning_master_hands_over_and_stays_backup() {
+        let config = InstanceConfig {
+            priority: OWNER_PRIORITY,
+            ..v2_config()
+        };
+        let mut machine = Machine::new(config).unwrap();
+        let now = Instant::now();
+        machine.start(now);
+        drain(&mut machine);
+        machine.resign(now);
+        let actions = drain(&mut machine);
+        assert_eq!(
+            actions,
+            vec![
+                Action::SendAdvert(machine.advert(RESIGN_PRIORITY)),
+                Action::RemoveVips,
+                Action::Transition {
+                    old: State::Master,
+                    new: State::Backup,
+                    reason: Reason::Resigned
+                },
+            ]
+        );
+        // The new master's adverts keep it backup; a backup ignores a resign request.
+        machine.resign(now);
+        assert!(drain(&mut machine).is_empty());
+        assert_eq!(machine.state(), State::Backup);
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub enum Control {
     SetFault(bool),
     /// Resign if master, withdraw the VIPs and stop.
     Shutdown,
+    /// Hand the master role over (priority 0 advert) and go on as backup.
+    Resign,
 }
 
 /// What the driver reports.
@@ -294,6 +296,7 @@ impl Driver {
                     self.machine.set_priority(Instant::now(), priority)
                 }
                 Control::SetFault(fault) => self.machine.set_fault(Instant::now(), fault),
+                Control::Resign => {}
                 Control::Shutdown => return Ok(()),
             }
         }
@@ -348,6 +351,7 @@ impl Driver {
                 command = control.recv() => match command {
                     Some(Control::SetPriority(priority)) => self.machine.set_priority(Instant::now(), priority),
                     Some(Control::SetFault(fault)) => self.machine.set_fault(Instant::now(), fault),
+                    Some(Control::Resign) => self.machine.resign(Instant::now()),
                     Some(Control::Shutdown) | None => {
                         self.machine.shutdown(Instant::now());
                         self.carry_out_actions().await;
