@@ -10,7 +10,7 @@ set -u
 [ "${1:-}" = --log ] && [ $# -ge 2 ] || { echo "usage: $0 --log FILE" >&2; exit 2; }
 log="$2"
 case "$HAFRONT_EVENT" in
-    vrrp) what="notified ${HAFRONT_NEW}" ;;
+    vrrp) what="notified ${HAFRONT_NEW} from ${HAFRONT_OLD}" ;;
     failover_*) what="${HAFRONT_EVENT} ${HAFRONT_SERVER:-} ${HAFRONT_REASON:-}" ;;
     *) what="${HAFRONT_EVENT} ${HAFRONT_POOL:-}/${HAFRONT_SERVER:-}" ;;
 esac

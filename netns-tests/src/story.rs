@@ -277,12 +277,30 @@ pub fn node_events(path: &Path) -> Vec<NodeEvent> {
 
 /// The states node `node` was notified of, in order.
 pub fn notified_states(events: &[NodeEvent], node: &str) -> Vec<String> {
+    notified(events, node).map(|(state, _)| state).collect()
+}
+
+/// The states node `node` was notified of that deserve a mail: all but starting as backup.
+pub fn mail_worthy_states(events: &[NodeEvent], node: &str) -> Vec<String> {
+    notified(events, node)
+        .filter(|(state, old)| !(state == "BACKUP" && old == "INIT"))
+        .map(|(state, _)| state)
+        .collect()
+}
+
+/// (new state, old state) of each VRRP notification of `node`.
+fn notified<'a>(
+    events: &'a [NodeEvent],
+    node: &'a str,
+) -> impl Iterator<Item = (String, String)> + 'a {
     events
         .iter()
-        .filter(|event| event.node == node)
-        .filter_map(|event| event.what.strip_prefix("notified "))
-        .map(str::to_owned)
-        .collect()
+        .filter(move |event| event.node == node)
+        .filter_map(|event| {
+            let rest = event.what.strip_prefix("notified ")?;
+            let (state, old) = rest.split_once(" from ").unwrap_or((rest, ""));
+            Some((state.to_owned(), old.to_owned()))
+        })
 }
 
 /// One write the client tried.
@@ -632,8 +650,9 @@ impl MysqlPair {
             .map(|event| event.at)
     }
 
-    /// Waits until every VRRP transition notified so far was mailed exactly once, for both
-    /// nodes; returns the notified and mailed transitions per node.
+    /// Waits until every mail-worthy VRRP transition notified so far (all but starting as
+    /// backup) was mailed exactly once, for both nodes; returns the notified and mailed
+    /// transitions per node.
     pub fn wait_for_mails(&self, within: Duration) -> BTreeMap<String, (Vec<String>, Vec<String>)> {
         let compare = || {
             let events = self.node_events();
@@ -641,7 +660,7 @@ impl MysqlPair {
             ["n1", "n2"]
                 .into_iter()
                 .map(|node| {
-                    let notified = notified_states(&events, node);
+                    let notified = mail_worthy_states(&events, node);
                     let mailed: Vec<String> = mailed_transitions(&mails, node)
                         .iter()
                         .filter_map(|transition| transition.split(" -> ").nth(1).map(str::to_owned))

@@ -249,14 +249,21 @@ fn smtp_server_down_during_the_failover() {
         |pair| {
             pair.smtp.resume();
             pair.servers[0].restart();
-            mails = Some(pair.wait_for_mails(Duration::from_secs(30)));
+            mails = Some((
+                pair.wait_for_mails(Duration::from_secs(30)),
+                pair.smtp.mails(),
+                events(pair),
+            ));
         },
     );
     assert_eq!(outcome.final_primary, 2);
-    for (node, (notified, mailed)) in mails.expect("mails checked") {
+    let (mails, texts, events) = mails.expect("mails checked");
+    for (node, (notified, mailed)) in mails {
         assert_eq!(
-            notified, mailed,
-            "{node}: one mail per transition, queued mails included"
+            notified,
+            mailed,
+            "{node}: one mail per transition, queued mails included; events:\n{events}\nmails:\n{}",
+            texts.join("\n----\n")
         );
     }
 }
