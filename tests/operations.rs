@@ -798,3 +798,98 @@ fn the_unit_file_passes_systemd_analyze_verify() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// One PING over an open connection.
+fn ping(stream: &mut TcpStream) {
+    let mut reply = [0u8; 7];
+    stream.write_all(b"PING\r\n").expect("send PING");
+    stream.read_exact(&mut reply).expect("read PONG");
+    assert_eq!(&reply, b"+PONG\r\n");
+}
+
+/// Connections forwarded to server `name` since the daemon started.
+fn forwarded(daemon: &Daemon, name: &str) -> u64 {
+    server(&daemon.status(), name)["total_connections"]
+        .as_u64()
+        .expect("total_connections")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drained_server_keeps_its_connections_takes_no_new_ones_across_reload_and_restart() {
+    let (one, two) = (Redis::start().await, Redis::start().await);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let front = localhost();
+    let servers = [("one", one.address()), ("two", two.address())];
+    let config = write(
+        &dir,
+        &config_text(&dir, "", "200ms", &servers, &[("front", front)]),
+    );
+    let mut daemon = Daemon::start(&dir, &config);
+    daemon.wait_until(Duration::from_secs(10), "both servers up", || {
+        let status = daemon.status();
+        server(&status, "one")["status"] == "up" && server(&status, "two")["status"] == "up"
+    });
+    // Round robin: one open connection on each server.
+    let mut open: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = TcpStream::connect(front).expect("connect");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("read timeout");
+            ping(&mut stream);
+            stream
+        })
+        .collect();
+    assert_eq!((forwarded(&daemon, "one"), forwarded(&daemon, "two")), (1, 1));
+
+    let output = daemon.hafront(&["drain", "cache/one"]);
+    assert!(output.status.success(), "{output:?}");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains("cache/one drained"), "{said}");
+    assert_eq!(server(&daemon.status(), "one")["drained"], true);
+    let new_ones_reach_only_two = |daemon: &Daemon, count: u64| {
+        let before = (forwarded(daemon, "one"), forwarded(daemon, "two"));
+        for _ in 0..count {
+            ping_through(front, 1);
+        }
+        assert_eq!(
+            (forwarded(daemon, "one"), forwarded(daemon, "two")),
+            (before.0, before.1 + count),
+            "a drained server got a new connection"
+        );
+    };
+    new_ones_reach_only_two(&daemon, 4);
+    for stream in &mut open {
+        ping(stream);
+    }
+
+    // Kept across a reload and a restart (the drain is recorded in state_dir).
+    let output = daemon.hafront(&["reload"]);
+    assert!(output.status.success(), "{output:?}");
+    new_ones_reach_only_two(&daemon, 2);
+    for stream in &mut open {
+        ping(stream);
+    }
+    drop(open);
+    assert_eq!(daemon.stop(), Some(0));
+    daemon = Daemon::start(&dir, &config);
+    daemon.wait_until(Duration::from_secs(10), "both servers up again", || {
+        let status = daemon.status();
+        server(&status, "one")["status"] == "up" && server(&status, "two")["status"] == "up"
+    });
+    assert_eq!(server(&daemon.status(), "one")["drained"], true);
+    new_ones_reach_only_two(&daemon, 2);
+
+    let output = daemon.hafront(&["enable", "cache/one"]);
+    assert!(output.status.success(), "{output:?}");
+    for _ in 0..2 {
+        ping_through(front, 1);
+    }
+    assert_eq!(forwarded(&daemon, "one"), 1, "an enabled server takes clients again");
+    let output = daemon.hafront(&["drain", "cache/three"]);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("pool cache has no server \"three\""),
+        "{output:?}"
+    );
+}
