@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hafront_config::{Config, Pool, Secret};
-use hafront_failover::mariadb::Credentials;
+use hafront_config::{Config, ConfigError, KeyPath, Pool, Secret};
+use hafront_failover::mariadb::{Credentials, Session};
 use hafront_failover::{Coordinator, FailoverEvent, Member, Request, Settings, Topology};
 use hafront_health::Monitor;
 use tracing::{error, info, warn};
@@ -178,6 +178,90 @@ fn settings(
         handover: None,
     })
 }
+
+/// `hafront check --connect`: logs in to every server of every pool with failover as its
+/// user and reports, located in `text` (the file named `file`), what would make a failover
+/// step fail: no login, a missing privilege, a server that is not MariaDB, a candidate without
+/// `log_slave_updates`.
+pub async fn check_servers(config: &Config, file: &str, text: &str) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for (name, pool) in &config.pools {
+        let Some(failover) = &pool.failover else {
+            continue;
+        };
+        let path = KeyPath::root().key("pools").key(name);
+        let report = |errors: &mut Vec<ConfigError>, key: KeyPath, message: String| {
+            errors.push(ConfigError {
+                file: file.to_owned(),
+                position: hafront_config::locate(text, &key),
+                key,
+                message,
+            });
+        };
+        let password = match failover.password.as_ref().map(Secret::reveal).transpose() {
+            Ok(password) => password,
+            Err(error) => {
+                let key = path.key("failover").key("password");
+                report(&mut errors, key, format!("cannot read it: {error}"));
+                continue;
+            }
+        };
+        let credentials = Credentials {
+            user: failover.user.clone(),
+            password,
+        };
+        for (index, server) in pool.servers.iter().enumerate() {
+            let server_name = server.display_name();
+            let at = format!("{server_name} ({})", server.address);
+            let user_key = path.key("failover").key("user");
+            let mut session =
+                match Session::open(server.address, &credentials, CHECK_CONNECT_TIMEOUT).await {
+                    Ok(session) => session,
+                    Err(problem) => {
+                        report(&mut errors, user_key, format!("{at}: {problem}"));
+                        continue;
+                    }
+                };
+            match session.missing_privileges().await {
+                Ok(missing) if !missing.is_empty() => report(
+                    &mut errors,
+                    user_key.clone(),
+                    format!(
+                        "{at}: user {} lacks {}, which failover needs: GRANT {} ON *.* TO it",
+                        failover.user,
+                        missing.join(", "),
+                        missing.join(", ")
+                    ),
+                ),
+                Ok(_) => {}
+                Err(problem) => report(&mut errors, user_key.clone(), format!("{at}: {problem}")),
+            }
+            match session.observe().await {
+                Ok(observation) if !observation.log_slave_updates && pool.servers.len() > 2 => {
+                    report(
+                        &mut errors,
+                        path.key("servers").index(index),
+                        format!(
+                            "{at}: log_slave_updates is off: once promoted, the other replicas \
+                             could not follow it; set log_slave_updates=ON"
+                        ),
+                    )
+                }
+                Ok(_) => {}
+                Err(problem) => report(
+                    &mut errors,
+                    path.key("failover"),
+                    format!("{at}: {problem}"),
+                ),
+            }
+            session.close().await;
+        }
+    }
+    errors
+}
+
+/// How long `hafront check --connect` waits for each server.
+const CHECK_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Servers an operator drained (`pool/server`), applied to the monitor's servers after
 /// every start and reload and kept in `state_dir/drained.json`.

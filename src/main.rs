@@ -36,6 +36,11 @@ enum Command {
         /// a file written for another machine.
         #[arg(long)]
         skip_files: bool,
+        /// Also log in to the servers of every pool with failover, as its user, and
+        /// report what would make a failover fail (no login, a missing privilege, a
+        /// server that is not MariaDB, log_slave_updates off).
+        #[arg(long)]
+        connect: bool,
     },
     /// Show the running daemon's VRRP instances, pools, servers, relays and
     /// pending alerts. Exits 3 when no daemon answers.
@@ -198,12 +203,17 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Check { config, skip_files } => match hafront_config::load_with(
+        Command::Check {
+            config,
+            skip_files,
+            connect,
+        } => match hafront_config::load_with(
             &config,
             hafront_config::ParseOptions {
                 check_files: !skip_files,
             },
         ) {
+            Ok(loaded) if connect => check_servers(&config, &loaded),
             Ok(_) => {
                 println!("OK");
                 ExitCode::SUCCESS
@@ -258,6 +268,31 @@ fn ask(target: &ControlTarget, request: &Request) -> Result<Response, ExitCode> 
             Err(ExitCode::FAILURE)
         }
     }
+}
+
+/// `hafront check --connect` after the file itself passed.
+fn check_servers(path: &std::path::Path, config: &hafront_config::Config) -> ExitCode {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("hafront: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let file = path.display().to_string();
+    let errors = runtime.block_on(hafront::failover::check_servers(config, &file, &text));
+    if errors.is_empty() {
+        println!("OK");
+        return ExitCode::SUCCESS;
+    }
+    for error in errors {
+        eprintln!("{error}");
+    }
+    ExitCode::FAILURE
 }
 
 /// Asks the daemon for an operator's action and prints what it did.

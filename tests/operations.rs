@@ -840,7 +840,10 @@ async fn a_drained_server_keeps_its_connections_takes_no_new_ones_across_reload_
             stream
         })
         .collect();
-    assert_eq!((forwarded(&daemon, "one"), forwarded(&daemon, "two")), (1, 1));
+    assert_eq!(
+        (forwarded(&daemon, "one"), forwarded(&daemon, "two")),
+        (1, 1)
+    );
 
     let output = daemon.hafront(&["drain", "cache/one"]);
     assert!(output.status.success(), "{output:?}");
@@ -885,7 +888,11 @@ async fn a_drained_server_keeps_its_connections_takes_no_new_ones_across_reload_
     for _ in 0..2 {
         ping_through(front, 1);
     }
-    assert_eq!(forwarded(&daemon, "one"), 1, "an enabled server takes clients again");
+    assert_eq!(
+        forwarded(&daemon, "one"),
+        1,
+        "an enabled server takes clients again"
+    );
     let output = daemon.hafront(&["drain", "cache/three"]);
     assert!(!output.status.success());
     assert!(

@@ -42,6 +42,14 @@ impl Default for ParseOptions {
     }
 }
 
+/// Where the value at `path` is in the YAML `text`, to locate a problem found after loading
+/// (a server refusing the failover's login, say); `None` when `text` does not parse.
+pub fn locate(text: &str, path: &KeyPath) -> Option<Position> {
+    document::Document::parse(text)
+        .ok()
+        .map(|document| document.value_position(path))
+}
+
 /// Reads, parses and validates the configuration file at `path`, with
 /// every check (including files).
 ///

@@ -204,6 +204,8 @@ struct State {
     lags: BTreeMap<usize, Option<u64>>,
     /// Warned about two writable servers (once per episode).
     warned_split: bool,
+    /// Servers whose grants for the failover's user were checked.
+    grants_checked: HashSet<usize>,
     /// The primary waits for replicas' acknowledgements: a promoted server does too.
     semi_sync: bool,
     /// A server was promoted without semi-synchronous waits because no replica was left
@@ -246,6 +248,7 @@ impl State {
             rejoin_tried: HashSet::new(),
             lags: BTreeMap::new(),
             warned_split: false,
+            grants_checked: HashSet::new(),
             semi_sync: false,
             semi_sync_deferred: false,
             stale: std::sync::atomic::AtomicBool::new(false),
@@ -426,6 +429,12 @@ impl State {
                 self.semi_sync = observation.semi_sync_primary;
             }
         }
+        let reachable: Vec<usize> = (0..looked.len()).filter(|&i| looked[i].is_ok()).collect();
+        for index in reachable {
+            if self.grants_checked.insert(index) {
+                self.check_grants(index).await;
+            }
+        }
         for (index, look) in looked.iter().enumerate() {
             if let Ok(observation) = look {
                 let lag = observation.replica.as_ref().and_then(|r| r.seconds_behind);
@@ -433,6 +442,34 @@ impl State {
             }
         }
         self.publish(&looked);
+    }
+
+    /// Says once per server when the failover's user lacks a privilege a step needs.
+    async fn check_grants(&self, index: usize) {
+        let missing = async {
+            let mut session = self.open(index).await?;
+            let missing = session.missing_privileges().await;
+            session.close().await;
+            missing
+        }
+        .await;
+        match missing {
+            Ok(missing) if missing.is_empty() => {}
+            Ok(missing) => self.emit(
+                Step::Problem,
+                Some(index),
+                format!(
+                    "user {} lacks {}: failover steps on this server will fail; run GRANT {} \
+                     ON *.* TO the user",
+                    self.settings.admin.user,
+                    missing.join(", "),
+                    missing.join(", ")
+                ),
+            ),
+            Err(problem) => {
+                warn!(pool = %self.settings.pool, server = %self.name(index), "cannot read the failover user's grants: {problem}")
+            }
+        }
     }
 
     /// Whether a server replicates from `primary` and receives.

@@ -19,6 +19,20 @@ const SERVER_SESSIONS: &str = "user NOT IN ('system user', 'event_scheduler') \
 /// its dump thread on a primary that may be gone (`rpl_semi_sync_slave_kill_conn_timeout`).
 const STOP_REPLICATION_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What the failover's user needs on MariaDB 10.11 (`GRANT ... ON *.*`): read replication
+/// state and positions, stop, point and reset replication, end sessions, set `read_only`
+/// and semi-synchronous waits.
+pub const REQUIRED_PRIVILEGES: [&str; 8] = [
+    "RELOAD",
+    "PROCESS",
+    "BINLOG MONITOR",
+    "CONNECTION ADMIN",
+    "READ_ONLY ADMIN",
+    "REPLICATION MASTER ADMIN",
+    "REPLICATION SLAVE ADMIN",
+    "SLAVE MONITOR",
+];
+
 /// MariaDB's error for a replica asking for a GTID its new primary's binary log lacks.
 pub const ER_GTID_NOT_IN_BINLOG: u32 = 1236;
 
@@ -205,6 +219,17 @@ impl Session {
         })
     }
 
+    /// The [`REQUIRED_PRIVILEGES`] this login lacks (none with `ALL PRIVILEGES`).
+    pub async fn missing_privileges(&mut self) -> Result<Vec<&'static str>, String> {
+        let limit = self.timeout;
+        let grants: Vec<String> = self
+            .bounded("SHOW GRANTS", limit, async |conn| {
+                conn.query("SHOW GRANTS").await
+            })
+            .await?;
+        Ok(missing_from(&grants))
+    }
+
     /// Stops receiving from the primary; the applier goes on with the relay log.
     pub async fn stop_receiver(&mut self) -> Result<(), String> {
         self.stop("STOP SLAVE IO_THREAD").await
@@ -367,6 +392,34 @@ impl Session {
     }
 }
 
+/// The required privileges that global grants (`GRANT A, B ON *.* TO ...`) do not give.
+fn missing_from(grants: &[String]) -> Vec<&'static str> {
+    let granted: Vec<String> = grants
+        .iter()
+        .filter_map(|grant| {
+            let rest = grant.strip_prefix("GRANT ")?;
+            let (privileges, _) = rest.split_once(" ON *.* TO ")?;
+            Some(
+                privileges
+                    .split(", ")
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .flatten()
+        .collect();
+    if granted
+        .iter()
+        .any(|privilege| privilege == "ALL PRIVILEGES")
+    {
+        return Vec::new();
+    }
+    REQUIRED_PRIVILEGES
+        .into_iter()
+        .filter(|needed| !granted.iter().any(|privilege| privilege == needed))
+        .collect()
+}
+
 /// Escapes a string for a single-quoted SQL literal.
 fn escape(text: &str) -> String {
     text.replace('\\', "\\\\").replace('\'', "\\'")
@@ -404,4 +457,34 @@ fn replica_status(row: &Row) -> Result<ReplicaStatus, String> {
         last_io_errno: number(row, "Last_IO_Errno").unwrap_or(0) as u32,
         last_io_error: text(row, "Last_IO_Error"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_privileges_are_read_from_global_grants() {
+        let grants = |lines: &[&str]| lines.iter().map(|l| (*l).to_owned()).collect::<Vec<_>>();
+        assert!(
+            missing_from(&grants(&[
+                "GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost`"
+            ]))
+            .is_empty()
+        );
+        let partial = grants(&[
+            "GRANT RELOAD, PROCESS, SLAVE MONITOR ON *.* TO `admin`@`%` IDENTIFIED BY PASSWORD '*X'",
+            "GRANT ALL PRIVILEGES ON `app`.* TO `admin`@`%`",
+        ]);
+        assert_eq!(
+            missing_from(&partial),
+            [
+                "BINLOG MONITOR",
+                "CONNECTION ADMIN",
+                "READ_ONLY ADMIN",
+                "REPLICATION MASTER ADMIN",
+                "REPLICATION SLAVE ADMIN"
+            ]
+        );
+    }
 }

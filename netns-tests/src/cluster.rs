@@ -186,6 +186,26 @@ pools:
         (output.status.success(), text)
     }
 
+    /// Runs the `hafront` command line inside the front's namespace (to reach the servers)
+    /// with `args` and the front's configuration; returns whether it succeeded and what it
+    /// printed.
+    pub fn cli_in_front(&self, args: &[&str]) -> (bool, String) {
+        let front = self.front.as_ref().expect("front running");
+        let output = Command::new("ip")
+            .args(["netns", "exec", self.lab.node(FRONT)])
+            .arg(hafront_binary())
+            .args(args)
+            .args(["-c", front.config().to_str().expect("UTF-8 path")])
+            .output()
+            .expect("run hafront in the front's namespace");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    }
+
     /// `hafront status --json` of the front.
     pub fn status(&self) -> serde_json::Value {
         let (ok, text) = self.cli(&["status", "--json"]);

@@ -313,3 +313,32 @@ fn a_second_failure_inside_the_block_window_waits_for_an_acknowledgement() {
         std::fs::read_to_string(cluster.front_state().join("failover-db.json")).expect("journal");
     assert!(journal.contains("\"new_primary\": \"n3\""), "{journal}");
 }
+
+#[test]
+fn check_connect_names_the_privilege_the_failover_user_lacks() {
+    if skip_unless_root("grants") {
+        return;
+    }
+    let mut cluster = Cluster::start("dbgrant", DEFAULTS);
+    let (ok, text) = cluster.cli_in_front(&["check", "--connect"]);
+    assert!(ok && text.trim() == "OK", "{text}");
+    cluster
+        .server(2)
+        .query("SET sql_log_bin = 0; REVOKE READ_ONLY ADMIN ON *.* FROM 'hafront_admin'@'%'");
+    let (ok, text) = cluster.cli_in_front(&["check", "--connect"]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(
+            "pools.db.failover.user: n2 (10.213.0.2:3306): user hafront_admin lacks READ_ONLY ADMIN"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("hafront.yaml:"), "no file:line: {text}");
+    // The daemon says so too, once, when it first sees the server.
+    cluster.start_front();
+    assert!(
+        cluster.wait_for_log(&["problem (n2)", "lacks READ_ONLY ADMIN"], SETTLE),
+        "no problem reported; log:\n{}",
+        cluster.front_log()
+    );
+}

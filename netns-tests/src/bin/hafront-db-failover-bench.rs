@@ -5,6 +5,8 @@
 //! then the median and worst per scenario against the targets, and the published failover
 //! times of other tools (not measured here). Needs root and `HAFRONT_BIN`.
 //!
+//! `KEEP_LOGS=DIR` keeps each run's front log as `DIR/<round>-<scenario>.log`.
+//!
 //! Exit status: 0 when every run completed (targets met or not), 1 when a run failed.
 
 use std::panic::AssertUnwindSafe;
@@ -107,7 +109,7 @@ fn main() {
     let mut results: Vec<(Scenario, Result<Run, String>)> = Vec::new();
     for round in 1..=runs {
         for scenario in Scenario::ALL {
-            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| run(scenario)))
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| run(scenario, round)))
                 .unwrap_or_else(|panic| Err(panic_text(&*panic)));
             match &outcome {
                 Ok(figures) => println!(
@@ -147,7 +149,7 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// One run of `scenario` from a fresh cluster.
-fn run(scenario: Scenario) -> Result<Run, String> {
+fn run(scenario: Scenario, round: usize) -> Result<Run, String> {
     let mut cluster = Cluster::start(&format!("dbb{}", scenario.short()), "");
     let writer = cluster.writer();
     if !writer.wait_for_acks(STEADY_ACKS, SETTLE) {
@@ -205,6 +207,12 @@ fn run(scenario: Scenario) -> Result<Run, String> {
     cluster.wait_for_rows(new_primary, &acked);
     let lost = log.lost(&cluster.server(new_primary).ids()).len();
     let front = cluster.front_log();
+    if let Some(dir) = std::env::var_os("KEEP_LOGS") {
+        let path = std::path::Path::new(&dir).join(format!("{round}-{}.log", scenario.short()));
+        if let Err(problem) = std::fs::write(&path, &front) {
+            eprintln!("cannot keep the log as {}: {problem}", path.display());
+        }
+    }
     let steps = scenario
         .steps()
         .iter()
@@ -293,8 +301,9 @@ fn unix_micros(at: SystemTime) -> i64 {
 /// The RFC 3339 UTC stamp (`2026-11-30T06:45:12.345678Z`) a log line starts with, as
 /// microseconds since the epoch; colour codes are skipped.
 fn line_time(line: &str) -> Option<i64> {
+    let line = strip_colours(line);
     let start = line.find(|c: char| c.is_ascii_digit())?;
-    let stamp = line[start..].split(['Z', ' ', '\u{1b}']).next()?;
+    let stamp = line[start..].split(['Z', ' ']).next()?;
     let (date, time) = stamp.split_once('T')?;
     let mut date = date.split('-').map(|part| part.parse::<i64>().ok());
     let (year, month, day) = (date.next()??, date.next()??, date.next()??);
@@ -308,6 +317,24 @@ fn line_time(line: &str) -> Option<i64> {
     let micros: i64 = fraction.get(..6)?.parse().ok()?;
     let days = days_from_civil(year, month, day);
     Some((((days * 24 + hours) * 60 + minutes) * 60 + whole) * 1_000_000 + micros)
+}
+
+/// `line` without its ANSI colour sequences (`ESC [ ... letter`).
+fn strip_colours(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
