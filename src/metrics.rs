@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
-use crate::control::{ControlRequest, Request, Response, Status, accept_bounded};
+use crate::control::{ControlRequest, Request, Response, ServerStatus, Status, accept_bounded};
 
 /// Largest request head read.
 const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -263,6 +263,26 @@ pub fn render(status: &Status) -> String {
             u64::from(primary),
         );
     }
+    for (name, help, flag) in [
+        (
+            "hafront_server_drained",
+            "1 if an operator drained the server (no new clients).",
+            (|server: &ServerStatus| server.drained) as fn(&ServerStatus) -> bool,
+        ),
+        (
+            "hafront_server_fenced",
+            "1 if failover fenced the server out of the write path.",
+            |server: &ServerStatus| server.fenced,
+        ),
+    ] {
+        out.family(name, "gauge", help);
+        for (pool, server) in servers() {
+            out.sample(
+                &[("pool", &pool.name), ("server", &server.name)],
+                u64::from(flag(server)),
+            );
+        }
+    }
     out.family(
         "hafront_server_check_ok",
         "gauge",
@@ -362,6 +382,40 @@ pub fn render(status: &Status) -> String {
             &[("relay", &relay.name), ("reason", "connect_failed")],
             refused.connect_failed,
         );
+    }
+
+    out.family(
+        "hafront_failover_steps_total",
+        "counter",
+        "Failover, switchover and rejoin steps taken, by pool and step.",
+    );
+    for (pool, topology) in &status.replication {
+        for (step, count) in &topology.steps {
+            out.sample(&[("pool", pool), ("step", step)], *count);
+        }
+    }
+    out.family(
+        "hafront_failover_blocked",
+        "gauge",
+        "1 while automatic failover of the pool waits for an acknowledgement of the last one.",
+    );
+    for (pool, topology) in &status.replication {
+        out.sample(
+            &[("pool", pool)],
+            u64::from(topology.blocked_until.is_some()),
+        );
+    }
+    out.family(
+        "hafront_replication_lag_seconds",
+        "gauge",
+        "Seconds_Behind_Master of each replica, as failover last read it.",
+    );
+    for (pool, topology) in &status.replication {
+        for server in &topology.servers {
+            if let Some(lag) = server.lag_seconds {
+                out.sample(&[("pool", pool), ("server", &server.name)], lag);
+            }
+        }
     }
 
     out.family(
@@ -476,7 +530,21 @@ mod tests {
                 queued_mails: 4,
                 dropped_events: 0,
             },
-            replication: BTreeMap::new(),
+            replication: BTreeMap::from([(
+                "db".to_owned(),
+                hafront_failover::Topology {
+                    primary: Some("db2".to_owned()),
+                    acting: true,
+                    blocked_until: Some(1_800_000_000),
+                    last_failover: None,
+                    servers: vec![hafront_failover::ServerReplication {
+                        name: "db1".to_owned(),
+                        lag_seconds: Some(3),
+                        ..Default::default()
+                    }],
+                    steps: BTreeMap::from([("promoted".to_owned(), 1)]),
+                },
+            )]),
         }
     }
 
@@ -493,6 +561,9 @@ mod tests {
             "hafront_vrrp_dropped_total{instance=\"db\",reason=\"bad_ttl\"} 2",
             "hafront_alerts_queued_mails 4",
             "# TYPE hafront_vrrp_adverts_sent_total counter",
+            "hafront_failover_steps_total{pool=\"db\",step=\"promoted\"} 1",
+            "hafront_failover_blocked{pool=\"db\"} 1",
+            "hafront_replication_lag_seconds{pool=\"db\",server=\"db1\"} 3",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -96,6 +96,9 @@ pub struct Topology {
     pub last_failover: Option<Record>,
     /// Each server.
     pub servers: Vec<ServerReplication>,
+    /// Steps taken since the daemon started, by [`Step::as_str`].
+    #[serde(default)]
+    pub steps: BTreeMap<String, u64>,
 }
 
 /// One server's replication state.
@@ -211,6 +214,8 @@ struct State {
     /// A server was promoted without semi-synchronous waits because no replica was left
     /// to acknowledge (every commit would have waited): turned on once one replicates.
     semi_sync_deferred: bool,
+    /// Steps taken since start, by name.
+    steps: std::sync::Mutex<BTreeMap<String, u64>>,
     /// A step happened since the topology was last published.
     stale: std::sync::atomic::AtomicBool,
 }
@@ -252,6 +257,7 @@ impl State {
             semi_sync: false,
             semi_sync_deferred: false,
             stale: std::sync::atomic::AtomicBool::new(false),
+            steps: std::sync::Mutex::default(),
         }
     }
 
@@ -334,6 +340,12 @@ impl State {
         } else {
             info!("{event}");
         }
+        *self
+            .steps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(step.as_str().to_owned())
+            .or_default() += 1;
         (self.events)(event);
         self.stale.store(true, std::sync::atomic::Ordering::Relaxed);
     }
@@ -551,6 +563,11 @@ impl State {
                 .map(journal::unix_seconds),
             last_failover: self.journal.last_failover.clone(),
             servers,
+            steps: self
+                .steps
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
         });
     }
 

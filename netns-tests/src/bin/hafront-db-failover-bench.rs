@@ -84,6 +84,8 @@ struct Run {
     errors: usize,
     /// Maximal sequences of failed attempts: how many times the client lost its session.
     breaks: usize,
+    /// Milliseconds from the fault to the first and the last failed attempt's start.
+    failing: Option<(i64, i64)>,
     /// The promoted node.
     new_primary: usize,
     /// Milliseconds from the fault to each logged step (None: not in the log).
@@ -219,6 +221,13 @@ fn run(scenario: Scenario, round: usize) -> Result<Run, String> {
         .map(|&(label, words)| (label, step_after(&front, words, fault_wall)))
         .collect();
     let (errors, breaks) = failures_after(&log, fault);
+    let failed: Vec<i64> = log
+        .attempts
+        .iter()
+        .filter(|a| a.at >= fault && !a.acked)
+        .map(|a| millis(a.at - fault))
+        .collect();
+    let failing = failed.first().zip(failed.last()).map(|(a, b)| (*a, *b));
     let outage = log.longest_outage_after(fault);
     Ok(Run {
         outage,
@@ -226,6 +235,7 @@ fn run(scenario: Scenario, round: usize) -> Result<Run, String> {
         lost,
         errors,
         breaks,
+        failing,
         new_primary,
         steps,
         resumed: resumed_after(&log, fault).map(|at| millis(at - fault)),
@@ -359,6 +369,10 @@ fn describe(scenario: Scenario, run: &Run) -> String {
     let resumed = run
         .resumed
         .map_or_else(|| "-".to_owned(), |at| at.to_string());
+    let failing = run
+        .failing
+        .map(|(first, last)| format!(", failed attempts {first}..{last}"))
+        .unwrap_or_default();
     let command = run
         .command
         .map(|d| format!(", command {} ms", d.as_millis()))
@@ -370,7 +384,7 @@ fn describe(scenario: Scenario, run: &Run) -> String {
     };
     format!(
         "{pause} {} ms, lost {}/{} acknowledged, client errors {} in {} break(s), new primary \
-         n{}{command}\n    ms from the fault: {}, writes resumed {resumed}",
+         n{}{command}\n    ms from the fault: {}, writes resumed {resumed}{failing}",
         run.outage.as_millis(),
         run.lost,
         run.acked,
