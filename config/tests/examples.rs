@@ -38,6 +38,7 @@ fn every_example_is_listed_here() {
         names,
         [
             "encrypted-link.yaml",
+            "mysql-failover.yaml",
             "mysql-pair.yaml",
             "single-node.yaml",
             "two-node-front.yaml"
@@ -49,6 +50,7 @@ fn every_example_is_listed_here() {
 fn examples_fail_only_on_files_absent_from_this_machine() {
     for name in [
         "encrypted-link.yaml",
+        "mysql-failover.yaml",
         "mysql-pair.yaml",
         "single-node.yaml",
         "two-node-front.yaml",
@@ -107,15 +109,49 @@ fn two_node_front_shares_a_vip_by_vrrp_v3() {
 }
 
 #[test]
-fn mysql_pair_tracks_the_local_mysql_and_promotes_by_script() {
+fn mysql_pair_tracks_its_server_and_fails_over_co_located() {
     let config = example("mysql-pair.yaml");
     let instance = &config.vrrp.instances["mysql"];
-    assert_eq!(instance.track[0].server.as_deref(), Some("local/mysqld"));
-    assert_eq!(instance.track[0].weight, None, "a dead mysqld means FAULT");
+    assert_eq!(instance.track[0].server.as_deref(), Some("db/db-a"));
+    assert_eq!(instance.track[0].weight, None, "a dead server means FAULT");
+    assert!(
+        !instance.preempt,
+        "the old primary must not take the VIP back"
+    );
     assert!(config.relays.is_empty());
-    assert_eq!(config.notify[0].instance.as_deref(), Some("mysql"));
+    assert!(
+        config.notify.is_empty(),
+        "no promotion script: failover is built in"
+    );
+    let failover = config.pools["db"]
+        .failover
+        .as_ref()
+        .expect("failover block");
+    assert_eq!(
+        (failover.vrrp.as_deref(), failover.local.as_deref()),
+        (Some("mysql"), Some("db-a"))
+    );
     let email = config.alerts.email.as_ref().expect("mail alerts");
     assert_eq!(email.to.len(), 2);
+}
+
+#[test]
+fn mysql_failover_runs_on_the_front_holding_the_vip() {
+    let config = example("mysql-failover.yaml");
+    let pool = &config.pools["mysql"];
+    let failover = pool.failover.as_ref().expect("failover block");
+    assert_eq!(failover.vrrp.as_deref(), Some("front"));
+    assert_eq!(failover.local, None);
+    assert_eq!(pool.servers.len(), 3);
+    let write = &config.relays["mysql-write"];
+    assert_eq!(
+        (write.pool.as_str(), write.role),
+        ("mysql", Some(Role::Primary))
+    );
+    assert!(matches!(
+        config.checks[&pool.check].kind,
+        CheckKind::Mysql(ref mysql) if mysql.role
+    ));
 }
 
 #[test]
