@@ -161,12 +161,10 @@ fn settings(
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let timeout = config
+    let check_timeout = config
         .checks
         .get(&pool.check)
-        .map_or(MIN_STATEMENT_TIMEOUT, |check| {
-            check.timeout.max(MIN_STATEMENT_TIMEOUT)
-        });
+        .map_or(MIN_STATEMENT_TIMEOUT, |check| check.timeout);
     Ok(Settings {
         pool: name.to_owned(),
         members,
@@ -174,7 +172,8 @@ fn settings(
         replication,
         config: failover,
         state_dir: config.global.state_dir.clone(),
-        timeout,
+        connect_timeout: check_timeout,
+        timeout: check_timeout.max(MIN_STATEMENT_TIMEOUT),
         handover: None,
     })
 }
@@ -214,14 +213,20 @@ pub async fn check_servers(config: &Config, file: &str, text: &str) -> Vec<Confi
             let server_name = server.display_name();
             let at = format!("{server_name} ({})", server.address);
             let user_key = path.key("failover").key("user");
-            let mut session =
-                match Session::open(server.address, &credentials, CHECK_CONNECT_TIMEOUT).await {
-                    Ok(session) => session,
-                    Err(problem) => {
-                        report(&mut errors, user_key, format!("{at}: {problem}"));
-                        continue;
-                    }
-                };
+            let mut session = match Session::open(
+                server.address,
+                &credentials,
+                CHECK_CONNECT_TIMEOUT,
+                CHECK_CONNECT_TIMEOUT,
+            )
+            .await
+            {
+                Ok(session) => session,
+                Err(problem) => {
+                    report(&mut errors, user_key, format!("{at}: {problem}"));
+                    continue;
+                }
+            };
             match session.missing_privileges().await {
                 Ok(missing) if !missing.is_empty() => report(
                     &mut errors,

@@ -15,7 +15,7 @@ use hafront_health::{HealthEvent, ServerHealth, Status};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::decide::{self, Contender};
 use crate::event::{FailoverEvent, Step};
@@ -64,7 +64,9 @@ pub struct Settings {
     pub config: hafront_config::Failover,
     /// Where the journal lives.
     pub state_dir: PathBuf,
-    /// Limit for one statement or login.
+    /// Limit for a login (the pool's check timeout: a dead server costs no more).
+    pub connect_timeout: Duration,
+    /// Limit for one statement.
     pub timeout: Duration,
     /// Co-located: hands this node's VRRP master role over, called when a switchover moved
     /// the primary away from the local server.
@@ -373,16 +375,23 @@ impl State {
         Session::open(
             self.member(index).address,
             &self.settings.admin,
+            self.settings.connect_timeout,
             self.settings.timeout,
         )
         .await
     }
 
     async fn look(&self, index: usize) -> Looked {
-        let mut session = self.open(index).await?;
-        let observation = session.observe().await;
-        session.close().await;
-        observation
+        let started = Instant::now();
+        let looked = async {
+            let mut session = self.open(index).await?;
+            let observation = session.observe().await;
+            session.close().await;
+            observation
+        }
+        .await;
+        debug!(pool = %self.settings.pool, server = %self.name(index), took = ?started.elapsed(), ok = looked.is_ok(), "looked at server");
+        looked
     }
 
     /// Looks at every server at once.
@@ -606,23 +615,29 @@ impl State {
             return;
         }
         self.handled_failure = Some(local);
-        let looked = self.look_at_all().await;
-        let writable = |index: usize| {
-            looked[index]
-                .as_ref()
-                .is_ok_and(|o| !o.read_only && o.replica.is_none())
-        };
-        if writable(local) && !self.member(local).health.is_fenced() {
+        let own = self.look(local).await;
+        if own.is_ok_and(|o| !o.read_only && o.replica.is_none())
+            && !self.member(local).health.is_fenced()
+        {
             self.primary = Some(local);
             return;
         }
         match self.primary {
-            Some(primary) if looked[primary].is_ok() => {
-                // Reachable: a planned handover, nothing lost.
-                let _ = self.switch_over(Some(local)).await;
+            Some(primary) if self.member(primary).health.status() == Status::Down => {
+                self.fail_over(primary, Some(local)).await;
             }
-            Some(primary) => self.fail_over(primary, Some(local)).await,
-            None => self.bootstrap(local, &looked).await,
+            Some(primary) => {
+                // It answers its checks: a planned handover, nothing lost. If it went away
+                // meanwhile, a failover after all.
+                if self.switch_over(Some(local)).await.is_err() && self.look(primary).await.is_err()
+                {
+                    self.fail_over(primary, Some(local)).await;
+                }
+            }
+            None => {
+                let looked = self.look_at_all().await;
+                self.bootstrap(local, &looked).await;
+            }
         }
     }
 
@@ -817,7 +832,12 @@ impl State {
         // login gets until then too.
         let second_look = Instant::now() + (config.heartbeat * 5 / 2).min(config.confirm_timeout);
         let address = self.member(primary).address;
-        let primary_login = Session::open(address, &self.settings.admin, config.confirm_timeout);
+        let primary_login = Session::open(
+            address,
+            &self.settings.admin,
+            config.confirm_timeout,
+            self.settings.timeout,
+        );
         let first_looks = join_all(
             (0..self.settings.members.len())
                 .filter(|&index| index != primary)

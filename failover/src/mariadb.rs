@@ -128,10 +128,12 @@ impl ReplicaStatus {
 }
 
 impl Session {
-    /// Logs in to `address`; everything after is bounded by `timeout` per statement.
+    /// Logs in to `address` within `connect` (a dead or hung server costs no more); every
+    /// statement after is bounded by `timeout`.
     pub async fn open(
         address: SocketAddr,
         credentials: &Credentials,
+        connect: Duration,
         timeout: Duration,
     ) -> Result<Session, String> {
         let opts = OptsBuilder::default()
@@ -141,9 +143,9 @@ impl Session {
             .pass(credentials.password.clone())
             .prefer_socket(false)
             .stmt_cache_size(0);
-        let conn = tokio::time::timeout(timeout, Conn::new(opts))
+        let conn = tokio::time::timeout(connect, Conn::new(opts))
             .await
-            .map_err(|_| format!("no answer within {}", humantime::format_duration(timeout)))?
+            .map_err(|_| format!("no answer within {}", humantime::format_duration(connect)))?
             .map_err(|error| format!("cannot log in: {error}"))?;
         Ok(Session { conn, timeout })
     }

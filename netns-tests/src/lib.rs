@@ -672,7 +672,7 @@ impl Hafront {
         std::fs::create_dir_all(dir.join("state")).expect("state directory");
         let config = dir.join("hafront.yaml");
         let text = format!(
-            "global:\n  node: n{number}\n  state_dir: {state}\n  control_socket: {socket}\n  log:\n    level: info,hafront_vrrp=debug\n{body}",
+            "global:\n  node: n{number}\n  state_dir: {state}\n  control_socket: {socket}\n  log:\n    level: info,hafront_vrrp=debug,hafront_failover=debug\n{body}",
             state = dir.join("state").display(),
             socket = dir.join("control.sock").display(),
         );

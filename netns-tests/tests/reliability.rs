@@ -1,5 +1,5 @@
-//! The reliability matrix of issue 7 on the co-located MariaDB pair (`demo/db-node.yaml`,
-//! `demo/notify.sh`): each fault under a client writing through the VIP, asserting no split
+//! The reliability matrix of issue 7 on the co-located MariaDB pair (`demo/db-node.yaml`, with
+//! hafront's built-in failover): each fault under a client writing through the VIP, asserting no split
 //! brain beyond its bound and no lost acknowledged write. Results: docs/reliability.md.
 //!
 //! "Split brain" is measured as two nodes holding the VIP while both are on the client's

@@ -290,9 +290,10 @@ fn millis(duration: Duration) -> i64 {
 }
 
 /// Milliseconds from `fault` to the first log line at or after it containing `words`
-/// (hafront's text log stamps each line with its UTC wall clock).
+/// (hafront's text log stamps each line with its UTC wall clock, and colours its fields).
 fn step_after(log: &str, words: &str, fault: SystemTime) -> Option<i64> {
     let fault = unix_micros(fault);
+    let log = strip_colours(log);
     log.lines()
         .filter(|line| line.contains(words))
         .filter(|line| !words.starts_with("server down") || line.contains("server=n1"))
@@ -309,9 +310,8 @@ fn unix_micros(at: SystemTime) -> i64 {
 }
 
 /// The RFC 3339 UTC stamp (`2026-11-30T06:45:12.345678Z`) a log line starts with, as
-/// microseconds since the epoch; colour codes are skipped.
+/// microseconds since the epoch (colour codes already removed).
 fn line_time(line: &str) -> Option<i64> {
-    let line = strip_colours(line);
     let start = line.find(|c: char| c.is_ascii_digit())?;
     let stamp = line[start..].split(['Z', ' ']).next()?;
     let (date, time) = stamp.split_once('T')?;
@@ -405,6 +405,12 @@ fn median(values: &mut [u128]) -> u128 {
     }
 }
 
+/// The middle value (the upper one of an even count), if any.
+fn middle(mut values: Vec<i64>) -> Option<i64> {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied()
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "NOT met" }
 }
@@ -449,6 +455,27 @@ fn summary(results: &[(Scenario, Result<Run, String>)], runs: usize) -> bool {
             lost.join(" "),
             errors.join(" "),
             failed
+        );
+        let steps: Vec<String> = scenario
+            .steps()
+            .iter()
+            .enumerate()
+            .map(|(index, (label, _))| {
+                let at = done.iter().filter_map(|r| r.steps[index].1).collect();
+                format!(
+                    "{label} {}",
+                    middle(at).map_or("-".to_owned(), |ms| ms.to_string())
+                )
+            })
+            .chain(
+                middle(done.iter().filter_map(|r| r.resumed).collect())
+                    .map(|ms| format!("writes resumed {ms}")),
+            )
+            .collect();
+        println!(
+            "{:<26}   steps, median ms from the fault: {}",
+            "",
+            steps.join(", ")
         );
         let none_lost = !done.is_empty() && done.iter().all(|r| r.lost == 0);
         let within = |target: Duration| {
