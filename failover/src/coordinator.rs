@@ -30,6 +30,10 @@ const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 /// Requests queued for a coordinator before callers wait.
 const COMMAND_BACKLOG: usize = 8;
 
+/// How long a co-located switchover waits, beyond `catch_up_timeout`, for the node that
+/// took the VIP over to promote its server.
+const HANDOVER_GRACE: Duration = Duration::from_secs(5);
+
 /// How long a rejoining server may take to connect to its new primary.
 const REJOIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -68,8 +72,7 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Limit for one statement.
     pub timeout: Duration,
-    /// Co-located: hands this node's VRRP master role over, called when a switchover moved
-    /// the primary away from the local server.
+    /// Co-located: hands this node's VRRP master role over (a switchover asked here).
     pub handover: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
@@ -1189,22 +1192,25 @@ impl State {
                     })?),
                     None => None,
                 };
-                self.switch_over(to).await
+                if self.local().is_some() {
+                    self.hand_over(to).await
+                } else {
+                    self.switch_over(to).await
+                }
             }
         }
     }
 
-    /// The planned switchover: the primary made read-only (its writes finish or end, bounded),
-    /// the target reaches the primary's position, is promoted, and the old primary and the
-    /// other replicas replicate from it. Undone if the target cannot catch up.
-    async fn switch_over(&mut self, to: Option<usize>) -> Result<String, String> {
-        let started = Instant::now();
-        let config = self.settings.config.clone();
-        let primary = self
-            .primary
-            .ok_or_else(|| "no primary is known in this pool".to_owned())?;
-        let looked = self.look_at_all().await;
+    /// The server a switchover from `primary` promotes: `to`, or the replica with the least
+    /// lag; it must replicate from `primary`, both threads running, within `max_lag`.
+    fn switchover_target(
+        &self,
+        primary: usize,
+        to: Option<usize>,
+        looked: &[Looked],
+    ) -> Result<usize, String> {
         let address = self.member(primary).address;
+        let max_lag = self.settings.config.max_lag;
         let eligible = |index: usize| -> Result<u64, String> {
             let name = self.name(index);
             if index == primary {
@@ -1224,22 +1230,89 @@ impl State {
                 return Err(format!("{name}'s replication is not running"));
             }
             let lag = replica.seconds_behind.unwrap_or(u64::MAX);
-            if Duration::from_secs(lag) > config.max_lag {
+            if Duration::from_secs(lag) > max_lag {
                 return Err(format!("{name} lags {lag}s, more than max_lag"));
             }
             Ok(lag)
         };
-        let target = match to {
-            Some(target) => {
-                eligible(target)?;
-                target
-            }
+        match to {
+            Some(target) => eligible(target).map(|_| target),
             None => (0..self.settings.members.len())
                 .filter_map(|index| eligible(index).ok().map(|lag| (lag, index)))
                 .min()
                 .map(|(_, index)| index)
-                .ok_or_else(|| "no replica is fit to take over".to_owned())?,
-        };
+                .ok_or_else(|| "no replica is fit to take over".to_owned()),
+        }
+    }
+
+    /// Co-located switchover: this node hands the VIP over; the target's node, master then,
+    /// takes the primary role over as a planned switchover (this node fences its server as
+    /// backup). Answers once the target is writable.
+    async fn hand_over(&mut self, to: Option<usize>) -> Result<String, String> {
+        let started = Instant::now();
+        let local = self.local().expect("co-located");
+        if self.primary != Some(local) {
+            return Err(format!(
+                "the primary is not this node's server {}: run the switchover on the node \
+                 that holds the primary",
+                self.name(local)
+            ));
+        }
+        let looked = self.look_at_all().await;
+        let target = self.switchover_target(local, to, &looked)?;
+        let handover = self
+            .settings
+            .handover
+            .clone()
+            .ok_or("co-located failover without a VRRP instance to hand over")?;
+        self.emit(
+            Step::SwitchoverStarted,
+            Some(target),
+            format!(
+                "planned switchover from {} to {}: handing the VIP over; the node that takes it \
+                 promotes its server",
+                self.name(local),
+                self.name(target)
+            ),
+        );
+        self.handled_failure = Some(local);
+        handover();
+        let deadline = started + self.settings.config.catch_up_timeout + HANDOVER_GRACE;
+        loop {
+            if let Ok(observation) = self.look(target).await
+                && !observation.read_only
+                && observation.replica.is_none()
+            {
+                return Ok(format!(
+                    "switched over from {} to {} in {} ms (the VIP moved with it)",
+                    self.name(local),
+                    self.name(target),
+                    started.elapsed().as_millis()
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the VIP was handed over but {} is not writable after {} s: see the other \
+                     node's log",
+                    self.name(target),
+                    started.elapsed().as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The planned switchover: the primary made read-only (its writes finish or end, bounded),
+    /// the target reaches the primary's position, is promoted, and the old primary and the
+    /// other replicas replicate from it. Undone if the target cannot catch up.
+    async fn switch_over(&mut self, to: Option<usize>) -> Result<String, String> {
+        let started = Instant::now();
+        let config = self.settings.config.clone();
+        let primary = self
+            .primary
+            .ok_or_else(|| "no primary is known in this pool".to_owned())?;
+        let looked = self.look_at_all().await;
+        let target = self.switchover_target(primary, to, &looked)?;
         self.emit(
             Step::SwitchoverStarted,
             Some(target),
@@ -1349,13 +1422,6 @@ impl State {
         }
         old.close().await;
         new.close().await;
-        if self.local() == Some(primary) {
-            // Co-located: the VIP follows the primary to the target's node at once.
-            self.handled_failure = Some(primary);
-            if let Some(handover) = &self.settings.handover {
-                handover();
-            }
-        }
         let text = format!(
             "switched over from {} to {} in {} ms",
             self.name(primary),

@@ -1,10 +1,11 @@
 //! Issue 7 end to end, as `demo/run.sh` shows it but asserted: the co-located MariaDB pair
 //! fails over on a primary crash, and the two-node front tier relays through a front failure.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use hafront_netns_tests::skip_unless_root;
+use hafront_netns_tests::story::MysqlPair;
 use hafront_netns_tests::story::{ADVERT_INTERVAL, Narrator, front_failure, primary_crash};
+use hafront_netns_tests::{hafront_binary, skip_unless_root, wait_until};
 
 /// Client-visible outage allowed after the primary crashes: detection (2 failed checks,
 /// 200 ms apart, 150 ms timeout: at most ~550 ms), FAULT and takeover (the resign advert
@@ -98,4 +99,63 @@ fn front_tier_relays_through_a_front_failure_and_an_encrypted_link() {
         Duration::ZERO,
         "both fronts held the VIP"
     );
+}
+
+#[test]
+fn co_located_switchover_hands_the_primary_and_the_vip_over_without_a_lost_write() {
+    if skip_unless_root("co_located_switchover") {
+        return;
+    }
+    let mut pair = MysqlPair::start("coswitch", Narrator::new(false));
+    let client = pair.client();
+    assert!(
+        client.wait_for_acks(100, Duration::from_secs(10)),
+        "the client cannot write through the VIP"
+    );
+    let config = pair.hafront(1).config().to_owned();
+    let started = Instant::now();
+    let output = std::process::Command::new(hafront_binary())
+        .args(["switchover", "db", "--to", "db-b", "-c"])
+        .arg(&config)
+        .output()
+        .expect("run hafront switchover");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && said.contains("switched over from db-a to db-b"),
+        "{said}{}\nn1 log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        pair.hafront(1).log()
+    );
+    // The VIP follows at once: n1 resigns (priority 0), n2 takes over after its skew time.
+    assert!(
+        wait_until(Duration::from_secs(2), || pair.lab.vip_holders() == [2]),
+        "the VIP did not move to n2: {:?}",
+        pair.lab.vip_holders()
+    );
+    let vip_moved = started.elapsed();
+    assert!(pair.servers[1].writable(), "n2 is not writable");
+    assert!(!pair.servers[0].writable(), "n1 is still writable");
+    assert!(
+        wait_until(Duration::from_secs(10), || pair.servers[0]
+            .query("SHOW SLAVE STATUS\\G")
+            .contains("Master_Host: 10.213.0.2")),
+        "n1 does not replicate from n2"
+    );
+    assert!(
+        client.wait_for_acks(100, Duration::from_secs(10)),
+        "writes did not resume on n2"
+    );
+    // n1 stays backup: it never takes the VIP back.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(pair.lab.vip_holders(), [2]);
+    let writes = client.finish();
+    let lost = writes.lost(&pair.servers[1].ids());
+    eprintln!(
+        "co-located switchover: VIP on n2 {} ms after the command, write outage {} ms, {} acknowledged, {} lost",
+        vip_moved.as_millis(),
+        writes.longest_outage_after(started).as_millis(),
+        writes.acked().len(),
+        lost.len()
+    );
+    assert_eq!(lost, Vec::<u64>::new(), "acknowledged writes lost");
 }
