@@ -83,6 +83,25 @@ fn primary_crash_promotes_the_most_advanced_replica_and_repoints_the_other() {
     assert_eq!(status["replication"]["db"]["primary"], "n3", "{status}");
     assert_eq!(servers[0]["replicates_from"], "n3", "{status}");
     assert_eq!(servers[0]["fenced"], false, "{status}");
+    // The table shows who replicates from whom.
+    let (ok, table) = cluster.cli(&["status"]);
+    assert!(ok, "{table}");
+    let row = |server: &str| {
+        table
+            .lines()
+            .skip_while(|line| *line != "REPLICATION")
+            .find(|line| line.split_whitespace().nth(1) == Some(server))
+            .unwrap_or_else(|| panic!("no replication row for {server}:\n{table}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(row("n3")[2], "primary", "{table}");
+    assert_eq!(&row("n1")[2..4], ["replica", "n3"], "{table}");
+    assert!(
+        table.contains("db: failover acting on this node, automatic failover blocked until"),
+        "{table}"
+    );
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! then the median and worst per scenario against the targets, and the published failover
 //! times of other tools (not measured here). Needs root and `HAFRONT_BIN`.
 //!
-//! `KEEP_LOGS=DIR` keeps each run's front log as `DIR/<round>-<scenario>.log`.
+//! `SCENARIOS=crash,linkcut,switchover` chooses (default: all three); `KEEP_LOGS=DIR` keeps
+//! each run's front log as `DIR/<round>-<scenario>.log`.
 //!
 //! Exit status: 0 when every run completed (targets met or not), 1 when a run failed.
 
@@ -105,12 +106,21 @@ fn main() {
         .and_then(|value| value.parse().ok())
         .filter(|&runs| runs > 0)
         .unwrap_or(5);
+    let chosen = std::env::var("SCENARIOS").unwrap_or_default();
+    let scenarios: Vec<Scenario> = Scenario::ALL
+        .into_iter()
+        .filter(|s| chosen.is_empty() || chosen.split(',').any(|name| name.trim() == s.short()))
+        .collect();
+    if scenarios.is_empty() {
+        eprintln!("SCENARIOS names none of crash, linkcut, switchover: {chosen:?}");
+        std::process::exit(2);
+    }
     println!(
         "db-failover: {runs} runs of each scenario, interleaved; a fresh 3-server cluster per run"
     );
     let mut results: Vec<(Scenario, Result<Run, String>)> = Vec::new();
     for round in 1..=runs {
-        for scenario in Scenario::ALL {
+        for &scenario in &scenarios {
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| run(scenario, round)))
                 .unwrap_or_else(|panic| Err(panic_text(&*panic)));
             match &outcome {
@@ -127,7 +137,7 @@ fn main() {
             results.push((scenario, outcome));
         }
     }
-    let complete = summary(&results, runs);
+    let complete = summary(&results, &scenarios, runs);
     std::process::exit(if complete { 0 } else { 1 });
 }
 
@@ -416,7 +426,11 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 /// Prints the table; returns whether every run completed.
-fn summary(results: &[(Scenario, Result<Run, String>)], runs: usize) -> bool {
+fn summary(
+    results: &[(Scenario, Result<Run, String>)],
+    scenarios: &[Scenario],
+    runs: usize,
+) -> bool {
     println!(
         "\nMariaDB failover through hafront's relay: 3 servers (semi-synchronous GTID \
          replication), health checks every 200 ms (fall 2), replication heartbeat 100 ms; \
@@ -428,7 +442,7 @@ fn summary(results: &[(Scenario, Result<Run, String>)], runs: usize) -> bool {
     );
     let mut complete = true;
     let mut verdicts = Vec::new();
-    for scenario in Scenario::ALL {
+    for &scenario in scenarios {
         let done: Vec<&Run> = results
             .iter()
             .filter(|(s, _)| *s == scenario)
