@@ -206,6 +206,9 @@ struct State {
     primary: Option<usize>,
     /// The primary whose failure was already handled (one attempt per failure).
     handled_failure: Option<usize>,
+    /// A failover waiting for the replicas to confirm the primary's death: (primary, only),
+    /// asked again at every refresh while the primary stays down, without new alerts.
+    unconfirmed: Option<(usize, Option<usize>)>,
     /// Fenced servers whose rejoin was tried since they last came up.
     rejoin_tried: HashSet<usize>,
     /// `Seconds_Behind_Master` of each replica at the last refresh.
@@ -255,6 +258,7 @@ impl State {
             journal_path,
             primary: None,
             handled_failure: None,
+            unconfirmed: None,
             rejoin_tried: HashSet::new(),
             lags: BTreeMap::new(),
             warned_split: false,
@@ -596,9 +600,12 @@ impl State {
             if down && self.handled_failure != Some(primary) {
                 self.handled_failure = Some(primary);
                 self.fail_over(primary, None).await;
+            } else if down && self.unconfirmed == Some((primary, None)) {
+                self.fail_over(primary, None).await;
             } else if !down && self.handled_failure == Some(primary) {
                 // It answers again and nothing was changed: a new failure counts anew.
                 self.handled_failure = None;
+                self.unconfirmed = None;
             }
         }
         self.rejoin_fenced().await;
@@ -613,6 +620,15 @@ impl State {
                 self.fence_local(local).await;
             }
             return self.rejoin_fenced().await;
+        }
+        if let Some((primary, only)) = self.unconfirmed
+            && only == Some(local)
+            && self.primary == Some(primary)
+        {
+            if self.member(primary).health.status() == Status::Down {
+                self.fail_over(primary, only).await;
+            }
+            return;
         }
         if self.primary == Some(local) || self.handled_failure == Some(local) {
             return;
@@ -729,11 +745,15 @@ impl State {
     async fn fail_over(&mut self, primary: usize, only: Option<usize>) {
         let started = Instant::now();
         let config = self.settings.config.clone();
-        self.emit(
-            Step::Started,
-            Some(primary),
-            "primary down by its health check; asking its replicas",
-        );
+        // Asking again while the replicas still hear it: no new alert until something changes.
+        let again = self.unconfirmed == Some((primary, only));
+        if !again {
+            self.emit(
+                Step::Started,
+                Some(primary),
+                "primary down by its health check; asking its replicas",
+            );
+        }
         if let Some(until) = self.journal.blocked_until(config.block, SystemTime::now()) {
             let last = self.journal.last_failover.clone();
             self.emit(
@@ -751,8 +771,22 @@ impl State {
             return;
         }
         let replicas = match self.confirm(primary).await {
-            Ok(replicas) => replicas,
-            Err(refusal) => return self.emit(Step::Refused, Some(primary), refusal),
+            Ok(replicas) => {
+                self.unconfirmed = None;
+                replicas
+            }
+            Err(reason) => {
+                // It may still die for everyone: asked again at every refresh while down.
+                self.unconfirmed = Some((primary, only));
+                if !again {
+                    self.emit(
+                        Step::Refused,
+                        Some(primary),
+                        format!("{reason}; asking again every second while it stays down"),
+                    );
+                }
+                return;
+            }
         };
         let names: Vec<&str> = replicas.iter().map(|(i, _)| self.name(*i)).collect();
         self.emit(
@@ -858,8 +892,8 @@ impl State {
         if let Ok(Ok(session)) = login {
             session.close().await;
             return Err(
-                "hafront's administrative login to the primary works: its health \
-                        check failed but the server answers; no failover"
+                "hafront's administrative login to the primary works: its health check \
+                        failed but the server answers; no failover"
                     .to_owned(),
             );
         }
@@ -1100,6 +1134,7 @@ impl State {
             .as_ref()
             .is_some_and(|r| r.replicates_from(address) && r.receiving())
         {
+            self.member(index).health.set_role(Some(Role::Replica));
             self.set_fenced(index, false);
             return Ok(());
         }
@@ -1146,6 +1181,8 @@ impl State {
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
+        // Read-only now: no relay may take it for a primary before its next check says so.
+        self.member(index).health.set_role(Some(Role::Replica));
         self.set_fenced(index, false);
         self.emit(
             Step::Rejoined,
@@ -1404,6 +1441,7 @@ impl State {
             .await
         {
             Ok(()) => {
+                self.member(primary).health.set_role(Some(Role::Replica));
                 self.member(primary).health.set_fenced(false);
                 self.emit(
                     Step::Repointed,

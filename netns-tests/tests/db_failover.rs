@@ -155,21 +155,29 @@ fn a_hung_primary_is_failed_over_and_fenced_at_once_when_it_wakes() {
     assert_eq!(status["replication"]["db"]["primary"], "n2", "{status}");
 }
 
+/// Refusals the front's coordinator logged because only it lost the primary.
+fn refusals(cluster: &Cluster) -> usize {
+    cluster
+        .front_log()
+        .lines()
+        .filter(|line| line.contains("coordinator") && line.contains("only hafront lost it"))
+        .count()
+}
+
 #[test]
 fn a_front_cut_off_from_the_primary_alone_starts_no_failover() {
     if skip_unless_root("front_cut") {
         return;
     }
-    let cluster = Cluster::start("dbcut", DEFAULTS);
+    let mut cluster = Cluster::start("dbcut", DEFAULTS);
     cluster.cut_front_from(1);
     assert!(
         cluster.wait_for_log(&["refused (n1)", "only hafront lost it"], SETTLE),
         "no refusal; log:\n{}",
         cluster.front_log()
     );
-    cluster.reconnect_front_to(1);
-    // Nothing changed: n1 is still the primary of both replicas.
-    assert!(cluster.wait_for_topology(1, &[2, 3]));
+    // Asked again every second, quietly: still nothing changes while n1 lives.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
     for replica in [2, 3] {
         assert_eq!(
             cluster.server(replica).query("SELECT @@global.read_only"),
@@ -177,6 +185,28 @@ fn a_front_cut_off_from_the_primary_alone_starts_no_failover() {
         );
     }
     assert!(!cluster.front_log().contains("promoted (n"));
+    assert_eq!(refusals(&cluster), 1, "one refusal, not one per retry");
+    cluster.reconnect_front_to(1);
+    assert!(cluster.wait_for_topology(1, &[2, 3]));
+
+    // Cut off again, and this time n1 dies for everyone: the replicas confirm it.
+    cluster.cut_front_from(1);
+    assert!(
+        hafront_netns_tests::wait_until(SETTLE, || cluster
+            .front_log()
+            .matches("only hafront lost it")
+            .count()
+            == 2),
+        "no second refusal; log:\n{}",
+        cluster.front_log()
+    );
+    cluster.server_mut(1).kill();
+    assert!(
+        cluster.wait_for_log(&["failover of pool db promoted (n"], SETTLE),
+        "no failover once the replicas lost n1 too; log:\n{}",
+        cluster.front_log()
+    );
+    cluster.reconnect_front_to(1);
 }
 
 #[test]

@@ -91,7 +91,8 @@ struct Run {
     new_primary: usize,
     /// Milliseconds from the fault to each logged step (None: not in the log).
     steps: Vec<(&'static str, Option<i64>)>,
-    /// Milliseconds from the fault to the first acknowledged write after the outage.
+    /// Milliseconds from the fault to the first acknowledged write after the client's
+    /// first failure.
     resumed: Option<i64>,
     /// How long `hafront switchover` took (switchover only).
     command: Option<Duration>,
@@ -281,18 +282,15 @@ fn failures_after(log: &WriteLog, from: Instant) -> (usize, usize) {
     (errors, breaks)
 }
 
-/// The acknowledged write that ended the longest outage after `from`.
+/// The first acknowledged write after the client's first failure from `from` on (after
+/// `from` itself when nothing failed): when writes resumed.
 fn resumed_after(log: &WriteLog, from: Instant) -> Option<Instant> {
-    let mut last = from;
-    let mut best: Option<(Duration, Instant)> = None;
-    for attempt in log.attempts.iter().filter(|a| a.at >= from && a.acked) {
-        let gap = attempt.at - last;
-        if best.is_none_or(|(longest, _)| gap > longest) {
-            best = Some((gap, attempt.at));
-        }
-        last = attempt.at;
-    }
-    best.map(|(_, at)| at)
+    let after = log
+        .attempts
+        .iter()
+        .find(|a| a.at >= from && !a.acked)
+        .map_or(from, |failed| failed.at);
+    log.first_ack_after(after)
 }
 
 fn millis(duration: Duration) -> i64 {
