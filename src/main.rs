@@ -270,18 +270,20 @@ fn ask(target: &ControlTarget, request: &Request) -> Result<Response, ExitCode> 
     }
 }
 
+/// A single-threaded runtime for a command's few network calls; says why when there is none.
+fn small_runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .inspect_err(|err| eprintln!("hafront: cannot start the async runtime: {err}"))
+        .ok()
+}
+
 /// `hafront check --connect` after the file itself passed.
 fn check_servers(path: &std::path::Path, config: &hafront_config::Config) -> ExitCode {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("hafront: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = small_runtime() else {
+        return ExitCode::FAILURE;
     };
     let file = path.display().to_string();
     let errors = runtime.block_on(hafront::failover::check_servers(config, &file, &text));
@@ -341,15 +343,8 @@ fn release(config: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("hafront: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = small_runtime() else {
+        return ExitCode::FAILURE;
     };
     let mut code = ExitCode::SUCCESS;
     for (instance, result) in runtime.block_on(hafront::vrrp::release(&loaded)) {

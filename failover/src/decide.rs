@@ -71,45 +71,34 @@ mod tests {
         text.parse().unwrap()
     }
 
+    /// Contenders named a, b, c... at `positions`, promotable as given.
+    fn contenders<'a>(positions: &'a [(GtidPosition, bool)]) -> Vec<Contender<'a>> {
+        const NAMES: [&str; 3] = ["a", "b", "c"];
+        positions
+            .iter()
+            .zip(NAMES)
+            .map(|((received, promotable), name)| Contender {
+                name,
+                received,
+                promotable: *promotable,
+            })
+            .collect()
+    }
+
     #[test]
     fn the_most_advanced_candidate_wins_and_ties_go_by_pool_order() {
-        let (a, b, c) = (position("0-1-10"), position("0-1-12"), position("0-1-12"));
-        let contenders = [
-            Contender {
-                name: "a",
-                received: &a,
-                promotable: true,
-            },
-            Contender {
-                name: "b",
-                received: &b,
-                promotable: true,
-            },
-            Contender {
-                name: "c",
-                received: &c,
-                promotable: true,
-            },
+        let positions = [
+            (position("0-1-10"), true),
+            (position("0-1-12"), true),
+            (position("0-1-12"), true),
         ];
-        assert_eq!(choose(&contenders), Ok("b"));
+        assert_eq!(choose(&contenders(&positions)), Ok("b"));
     }
 
     #[test]
     fn a_behind_candidate_is_never_promoted_over_a_more_advanced_replica() {
-        let (a, b) = (position("0-1-10"), position("0-1-12"));
-        let contenders = [
-            Contender {
-                name: "a",
-                received: &a,
-                promotable: true,
-            },
-            Contender {
-                name: "b",
-                received: &b,
-                promotable: false,
-            },
-        ];
-        let refusal = choose(&contenders).unwrap_err();
+        let positions = [(position("0-1-10"), true), (position("0-1-12"), false)];
+        let refusal = choose(&contenders(&positions)).unwrap_err();
         assert!(
             refusal.contains("b (at 0-1-12) is not a failover candidate"),
             "{refusal}"
@@ -118,23 +107,11 @@ mod tests {
 
     #[test]
     fn diverged_replicas_are_not_promoted() {
-        let (a, b) = (position("0-1-10,1-2-3"), position("0-1-12"));
-        let contenders = [
-            Contender {
-                name: "a",
-                received: &a,
-                promotable: true,
-            },
-            Contender {
-                name: "b",
-                received: &b,
-                promotable: true,
-            },
-        ];
+        let positions = [(position("0-1-10,1-2-3"), true), (position("0-1-12"), true)];
+        let refusal = choose(&contenders(&positions)).unwrap_err();
         assert!(
-            choose(&contenders)
-                .unwrap_err()
-                .contains("no replica received everything")
+            refusal.contains("no replica received everything"),
+            "{refusal}"
         );
     }
 

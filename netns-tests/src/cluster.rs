@@ -172,32 +172,27 @@ pools:
     /// Runs the `hafront` command line against the front's daemon with `args`; returns
     /// whether it succeeded and what it printed.
     pub fn cli(&self, args: &[&str]) -> (bool, String) {
-        let front = self.front.as_ref().expect("front running");
-        let output = Command::new(hafront_binary())
-            .args(args)
-            .args(["-c", front.config().to_str().expect("UTF-8 path")])
-            .output()
-            .expect("run hafront");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), text)
+        self.run_cli(Command::new(hafront_binary()), args)
     }
 
     /// Runs the `hafront` command line inside the front's namespace (to reach the servers)
     /// with `args` and the front's configuration; returns whether it succeeded and what it
     /// printed.
     pub fn cli_in_front(&self, args: &[&str]) -> (bool, String) {
-        let front = self.front.as_ref().expect("front running");
-        let output = Command::new("ip")
+        let mut command = Command::new("ip");
+        command
             .args(["netns", "exec", self.lab.node(FRONT)])
-            .arg(hafront_binary())
+            .arg(hafront_binary());
+        self.run_cli(command, args)
+    }
+
+    fn run_cli(&self, mut command: Command, args: &[&str]) -> (bool, String) {
+        let front = self.front.as_ref().expect("front running");
+        let output = command
             .args(args)
             .args(["-c", front.config().to_str().expect("UTF-8 path")])
             .output()
-            .expect("run hafront in the front's namespace");
+            .expect("run hafront");
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),

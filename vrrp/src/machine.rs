@@ -834,8 +834,8 @@ mod tests {
         assert_eq!((adverts, gratuitous), (29, 3));
     }
 
-    #[test]
-    fn resigning_master_hands_over_and_stays_backup() {
+    /// The address owner (priority 255), master from its start, actions drained.
+    fn started_owner() -> (Machine, Instant) {
         let config = InstanceConfig {
             priority: OWNER_PRIORITY,
             ..v2_config()
@@ -844,6 +844,12 @@ mod tests {
         let now = Instant::now();
         machine.start(now);
         drain(&mut machine);
+        (machine, now)
+    }
+
+    #[test]
+    fn resigning_master_hands_over_and_stays_backup() {
+        let (mut machine, now) = started_owner();
         machine.resign(now);
         let actions = drain(&mut machine);
         assert_eq!(
@@ -866,14 +872,7 @@ mod tests {
 
     #[test]
     fn shutdown_of_a_master_resigns_and_withdraws() {
-        let config = InstanceConfig {
-            priority: OWNER_PRIORITY,
-            ..v2_config()
-        };
-        let mut machine = Machine::new(config).unwrap();
-        let now = Instant::now();
-        machine.start(now);
-        drain(&mut machine);
+        let (mut machine, now) = started_owner();
         machine.shutdown(now);
         assert_eq!(
             drain(&mut machine),
