@@ -959,7 +959,7 @@ impl State {
                         // follow it.
                         unfit.push(*index);
                     }
-                    received.push((*index, replica.io_pos.clone(), replica.seconds_behind));
+                    received.push((*index, replica.received(), replica.seconds_behind));
                 }
                 Ok(_) => {}
                 Err(problem) => self.emit(
@@ -1014,7 +1014,10 @@ impl State {
             .find(|(index, _)| *index == chosen)
             .expect("chosen among them")
             .1;
-        if !session.wait_for(&position, config.catch_up_timeout).await? {
+        if !session
+            .wait_applied(&position, config.catch_up_timeout)
+            .await?
+        {
             return Err(format!(
                 "{} did not apply the relay log it received (up to {position}) within {}: not \
                  promoted, clients get errors until an operator decides",
@@ -1026,11 +1029,7 @@ impl State {
             .promote(semi_sync)
             .await
             .map_err(|problem| format!("promoting {} failed: {problem}", self.name(chosen)))?;
-        let promoted_at = session
-            .observe()
-            .await
-            .map(|o| o.current_pos)
-            .unwrap_or(position);
+        let promoted_at = session.observe().await.map(|o| o.current_pos)?;
         let name = self.name(chosen).to_owned();
         self.semi_sync_deferred = self.semi_sync && !semi_sync;
         self.journal.promoted(&name, promoted_at.to_string());

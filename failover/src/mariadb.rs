@@ -9,6 +9,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row};
 
+use crate::decide::Received;
 use crate::gtid::GtidPosition;
 
 /// Sessions that are the server's own or replication's, never ended by fencing.
@@ -32,6 +33,9 @@ pub const REQUIRED_PRIVILEGES: [&str; 8] = [
     "REPLICATION SLAVE ADMIN",
     "SLAVE MONITOR",
 ];
+
+/// How often a replica without GTID is asked whether it applied what it received.
+const APPLY_POLL: Duration = Duration::from_millis(20);
 
 /// MariaDB's error for a replica asking for a GTID its new primary's binary log lacks.
 pub const ER_GTID_NOT_IN_BINLOG: u32 = 1236;
@@ -96,8 +100,12 @@ pub struct ReplicaStatus {
     pub slave_pos: GtidPosition,
     /// `Slave_received_heartbeats`.
     pub heartbeats: u64,
+    /// `Using_Gtid` is not `No`.
+    pub uses_gtid: bool,
     /// `Master_Log_File` and `Read_Master_Log_Pos`: how far the receiver read.
     pub read_at: (String, u64),
+    /// `Relay_Master_Log_File` and `Exec_Master_Log_Pos`: how far the applier got.
+    pub applied_at: (String, u64),
     /// `Seconds_Behind_Master`.
     pub seconds_behind: Option<u64>,
     /// `Last_IO_Errno`.
@@ -107,6 +115,18 @@ pub struct ReplicaStatus {
 }
 
 impl ReplicaStatus {
+    /// What the receiver got: its GTID position, or without GTID its file coordinates.
+    pub fn received(&self) -> Received {
+        if self.uses_gtid && !self.io_pos.is_empty() {
+            Received::Gtid(self.io_pos.clone())
+        } else {
+            Received::Binlog {
+                file: self.read_at.0.clone(),
+                position: self.read_at.1,
+            }
+        }
+    }
+
     /// Whether this connection replicates from `address`.
     pub fn replicates_from(&self, address: SocketAddr) -> bool {
         self.master_port == address.port()
@@ -260,6 +280,35 @@ impl Session {
             })
             .await?;
         Ok(result == Some(0))
+    }
+
+    /// Waits until this replica applied everything it received (`received`: a GTID position
+    /// waited for with `MASTER_GTID_WAIT`, or file coordinates polled until the applier
+    /// reaches them); false when `within` passed first.
+    pub async fn wait_applied(
+        &mut self,
+        received: &Received,
+        within: Duration,
+    ) -> Result<bool, String> {
+        let (file, position) = match received {
+            Received::Gtid(position) => return self.wait_for(position, within).await,
+            Received::Binlog { file, position } => (file.clone(), *position),
+        };
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let replica = self
+                .observe()
+                .await?
+                .replica
+                .ok_or("replication is no longer configured")?;
+            if replica.applied_at >= (file.clone(), position) {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(APPLY_POLL).await;
+        }
     }
 
     /// Forgets its primary and accepts writes; with `semi_sync`, each commit waits for a
@@ -451,9 +500,14 @@ fn replica_status(row: &Row) -> Result<ReplicaStatus, String> {
         io_pos: parse_position(&text(row, "Gtid_IO_Pos"))?,
         slave_pos: parse_position(&text(row, "Gtid_Slave_Pos"))?,
         heartbeats: number(row, "Slave_received_heartbeats").unwrap_or(0),
+        uses_gtid: !text(row, "Using_Gtid").eq_ignore_ascii_case("no"),
         read_at: (
             text(row, "Master_Log_File"),
             number(row, "Read_Master_Log_Pos").unwrap_or(0),
+        ),
+        applied_at: (
+            text(row, "Relay_Master_Log_File"),
+            number(row, "Exec_Master_Log_Pos").unwrap_or(0),
         ),
         seconds_behind: number(row, "Seconds_Behind_Master"),
         last_io_errno: number(row, "Last_IO_Errno").unwrap_or(0) as u32,

@@ -391,3 +391,31 @@ fn check_connect_names_the_privilege_the_failover_user_lacks() {
         cluster.front_log()
     );
 }
+
+#[test]
+fn without_gtid_auto_positioning_the_replica_that_read_furthest_is_promoted() {
+    if skip_unless_root("no_gtid") {
+        return;
+    }
+    let mut cluster = Cluster::start("dbnogtid", DEFAULTS);
+    for replica in [2, 3] {
+        cluster
+            .server(replica)
+            .query("STOP SLAVE; CHANGE MASTER TO MASTER_USE_GTID = no; START SLAVE");
+    }
+    let writer = cluster.writer();
+    assert!(writer.wait_for_acks(30, SETTLE), "no writes through the relay");
+    // n2 stops receiving: n3 read further in n1's binary log.
+    cluster.server(2).query("STOP SLAVE IO_THREAD");
+    assert!(writer.wait_for_acks(30, SETTLE), "no writes with n3 alone");
+    cluster.server_mut(1).kill();
+    assert!(
+        cluster.wait_for_topology(3, &[2]),
+        "n3 never became the primary; log:\n{}",
+        cluster.front_log()
+    );
+    assert!(writer.wait_for_acks(20, SETTLE), "writes did not resume");
+    let log = writer.finish();
+    assert_nothing_lost(&cluster, 3, &log);
+    assert!(cluster.wait_for_rows(2, &log.acked()), "n2 did not catch up from n3");
+}
