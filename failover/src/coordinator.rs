@@ -410,43 +410,64 @@ impl State {
     /// Observes the pool: the topology for status, replica lags, and the primary.
     async fn refresh(&mut self) {
         let looked = self.look_at_all().await;
-        let writable: Vec<usize> = looked
-            .iter()
-            .enumerate()
-            .filter(|(index, look)| {
-                look.as_ref()
-                    .is_ok_and(|o| !o.read_only && o.replica.is_none())
-                    && !self.member(*index).health.is_fenced()
+        // Writable servers relays could send writes to; the primary is the one of them that
+        // replicates from nothing.
+        let writable: Vec<usize> = (0..looked.len())
+            .filter(|&index| {
+                looked[index].as_ref().is_ok_and(|o| !o.read_only)
+                    && !self.member(index).health.is_fenced()
             })
-            .map(|(index, _)| index)
             .collect();
-        match writable.as_slice() {
-            [only] => {
-                if self.primary != Some(*only) {
-                    info!(pool = %self.settings.pool, primary = %self.name(*only), "failover follows this primary");
-                    self.primary = Some(*only);
-                    self.handled_failure = None;
-                }
-                self.warned_split = false;
-            }
-            [] => {}
-            several => {
-                if !self.warned_split {
-                    let names: Vec<&str> = several.iter().map(|&i| self.name(i)).collect();
+        let sources: Vec<usize> = writable
+            .iter()
+            .copied()
+            .filter(|&index| looked[index].as_ref().is_ok_and(|o| o.replica.is_none()))
+            .collect();
+        if let [only] = sources.as_slice()
+            && self.primary != Some(*only)
+        {
+            info!(pool = %self.settings.pool, primary = %self.name(*only), "failover follows this primary");
+            self.primary = Some(*only);
+            self.handled_failure = None;
+        }
+        // Co-located, VRRP decides which server is the primary; each node fences its own.
+        let front_tier = self.settings.config.local.is_none();
+        match self.primary.filter(|primary| writable.contains(primary)) {
+            // The one failover follows stays; any other leaves the write path (fenced: made
+            // read-only and rejoined by the acting node).
+            Some(primary) if front_tier => {
+                for &other in writable.iter().filter(|&&index| index != primary) {
+                    self.set_fenced(other, true);
+                    self.rejoin_tried.remove(&other);
                     self.emit(
-                        Step::Problem,
-                        None,
+                        Step::Fenced,
+                        Some(other),
                         format!(
-                            "{} servers are writable ({}); hafront follows {} and changes \
-                             nothing: make all but one read-only",
-                            names.len(),
-                            names.join(", "),
-                            self.primary.map_or("none", |p| self.name(p))
+                            "writable beside the primary {}: out of the write path, made \
+                             read-only and rejoined by the acting node",
+                            self.name(primary)
                         ),
                     );
-                    self.warned_split = true;
                 }
             }
+            _ if writable.len() > 1 && !self.warned_split => {
+                let names: Vec<&str> = writable.iter().map(|&i| self.name(i)).collect();
+                self.emit(
+                    Step::Problem,
+                    None,
+                    format!(
+                        "{} servers are writable ({}): hafront changes nothing here; make all but \
+                         one read-only",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                );
+                self.warned_split = true;
+            }
+            _ => {}
+        }
+        if writable.len() <= 1 {
+            self.warned_split = false;
         }
         if let Some(primary) = self.primary
             && let Ok(observation) = &looked[primary]

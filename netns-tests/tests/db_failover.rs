@@ -404,7 +404,10 @@ fn without_gtid_auto_positioning_the_replica_that_read_furthest_is_promoted() {
             .query("STOP SLAVE; CHANGE MASTER TO MASTER_USE_GTID = no; START SLAVE");
     }
     let writer = cluster.writer();
-    assert!(writer.wait_for_acks(30, SETTLE), "no writes through the relay");
+    assert!(
+        writer.wait_for_acks(30, SETTLE),
+        "no writes through the relay"
+    );
     // n2 stops receiving: n3 read further in n1's binary log.
     cluster.server(2).query("STOP SLAVE IO_THREAD");
     assert!(writer.wait_for_acks(30, SETTLE), "no writes with n3 alone");
@@ -417,5 +420,35 @@ fn without_gtid_auto_positioning_the_replica_that_read_furthest_is_promoted() {
     assert!(writer.wait_for_acks(20, SETTLE), "writes did not resume");
     let log = writer.finish();
     assert_nothing_lost(&cluster, 3, &log);
-    assert!(cluster.wait_for_rows(2, &log.acked()), "n2 did not catch up from n3");
+    assert!(
+        cluster.wait_for_rows(2, &log.acked()),
+        "n2 did not catch up from n3"
+    );
+}
+
+#[test]
+fn a_second_writable_server_is_fenced_and_made_read_only_again() {
+    if skip_unless_root("second_writable") {
+        return;
+    }
+    let cluster = Cluster::start("dbtwowritable", DEFAULTS);
+    // Someone makes a replica writable by hand: relays must never take it for the primary.
+    cluster.server(3).query("SET GLOBAL read_only = OFF");
+    assert!(
+        cluster.wait_for_log(&["fenced (n3)", "writable beside the primary n1"], SETTLE),
+        "n3 not fenced; log:\n{}",
+        cluster.front_log()
+    );
+    assert!(
+        hafront_netns_tests::wait_until(SETTLE, || cluster
+            .server(3)
+            .query("SELECT @@global.read_only")
+            == "1"),
+        "n3 was not made read-only again; log:\n{}",
+        cluster.front_log()
+    );
+    assert!(cluster.wait_for_topology(1, &[2, 3]));
+    let status = cluster.status();
+    assert_eq!(status["replication"]["db"]["servers"][2]["fenced"], false, "{status}");
+    assert!(!cluster.front_log().contains("promoted (n"));
 }
