@@ -24,8 +24,8 @@ pub use diff::{Action, Change, Section, diff};
 pub use server::ControlServer;
 pub(crate) use server::{accept_bounded, ask};
 pub use status::{
-    AlertsStatus, CheckStatus, InstanceStatus, PoolStatus, Refusals, RelayStatus, ServerStatus,
-    SinceTracker, Status, pool_statuses, queued_mails,
+    AlertsStatus, CheckStatus, InstanceState, InstanceStatus, PoolStatus, Refusals, RelayStatus,
+    ServerRole, ServerState, ServerStatus, SinceTracker, Status, pool_statuses, queued_mails,
 };
 
 /// What a client asks.
