@@ -213,6 +213,7 @@ fn main() -> ExitCode {
                 check_files: !skip_files,
             },
         ) {
+            Ok(loaded) if !skip_files && !check_startup(&config, &loaded) => ExitCode::FAILURE,
             Ok(loaded) if connect => check_servers(&config, &loaded),
             Ok(_) => {
                 println!("OK");
@@ -225,7 +226,8 @@ fn main() -> ExitCode {
         },
         Command::Run { config, verbose } => {
             let loaded = match hafront_config::load(&config) {
-                Ok(loaded) => loaded,
+                Ok(loaded) if check_startup(&config, &loaded) => loaded,
+                Ok(_) => return ExitCode::FAILURE,
                 Err(errors) => {
                     eprintln!("{errors}");
                     return ExitCode::FAILURE;
@@ -268,6 +270,18 @@ fn ask(target: &ControlTarget, request: &Request) -> Result<Response, ExitCode> 
             Err(ExitCode::FAILURE)
         }
     }
+}
+
+/// What `run` loads at start from the files `config` (read from `path`)
+/// names ([`hafront::startup::check`]); prints each problem and returns
+/// false when there is one.
+fn check_startup(path: &std::path::Path, config: &hafront_config::Config) -> bool {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let errors = hafront::startup::check(config, &path.display().to_string(), &text);
+    for error in &errors {
+        eprintln!("{error}");
+    }
+    errors.is_empty()
 }
 
 /// `hafront check --connect` after the file itself passed.

@@ -1,0 +1,71 @@
+//! What `hafront run` loads at start beyond the configuration file's own
+//! checks: each relay's keys, certificates and secrets as its transport
+//! reads them (a private key given as a certificate, a garbage CA file, a
+//! certificate whose key does not match) and the alert mail settings.
+//! `check`, `run` and `reload` all call [`check`], so a file `check` passes
+//! starts, and one it refuses is refused at the same location.
+
+use std::path::Path;
+
+use hafront_config::{Config, ConfigError, KeyPath, RelayMode, Secret};
+
+/// Loads what `config` needs at start, without starting anything, and
+/// returns each problem located in `text` (the file named `file`).
+pub fn check(config: &Config, file: &str, text: &str) -> Vec<ConfigError> {
+    let error = |key: KeyPath, message: String| ConfigError {
+        file: file.to_owned(),
+        position: hafront_config::locate(text, &key),
+        key,
+        message,
+    };
+    let mut errors = Vec::new();
+    for (name, relay) in &config.relays {
+        if let Err(problem) = crate::relay::check_mode(&relay.mode) {
+            let message = problem.to_string();
+            let mode = KeyPath::root().key("relays").key(name).key("mode");
+            // The key whose file the message names; the mode when none does.
+            let key = mode_files(&relay.mode)
+                .into_iter()
+                .find(|(_, path)| message.contains(&format!("{}:", path.display())))
+                .map_or(mode.clone(), |(key, _)| mode.key(key));
+            errors.push(error(key, message));
+        }
+    }
+    if let Some(email) = &config.alerts.email
+        && let Err(problem) = crate::alerts::check_email(email)
+    {
+        let key = KeyPath::root().key("alerts").key("email");
+        errors.push(error(key, problem.to_string()));
+    }
+    errors
+}
+
+/// The files a relay mode reads, by key, in the order they are read.
+fn mode_files(mode: &RelayMode) -> Vec<(&'static str, &Path)> {
+    match mode {
+        RelayMode::Plain => Vec::new(),
+        RelayMode::SpipedEncrypt(spiped) | RelayMode::SpipedDecrypt(spiped) => {
+            vec![("key_file", &spiped.key_file)]
+        }
+        RelayMode::TlsServer(tls) => {
+            let mut files = Vec::new();
+            files.extend(
+                tls.client_ca_file
+                    .as_deref()
+                    .map(|file| ("client_ca_file", file)),
+            );
+            files.extend([("cert_file", &*tls.cert_file), ("key_file", &tls.key_file)]);
+            files
+        }
+        RelayMode::TlsClient(tls) => {
+            let mut files = vec![("ca_file", &*tls.ca_file)];
+            files.extend(tls.cert_file.as_deref().map(|file| ("cert_file", file)));
+            files.extend(tls.key_file.as_deref().map(|file| ("key_file", file)));
+            files
+        }
+        RelayMode::Gateway(gateway) => match &gateway.secret {
+            Secret::File(file) => vec![("secret", file.as_path())],
+            Secret::Value(_) => Vec::new(),
+        },
+    }
+}
