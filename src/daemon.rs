@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::alerts::{Alerts, AlertsHandle, Event, EventKind, Snapshot};
+use crate::alerts::{Alerts, AlertsHandle, Event, EventKind, Snapshot, counted};
 use crate::control::{
     AlertsStatus, ControlRequest, ControlServer, RelayStatus, ReloadOutcome, ReloadReport, Request,
     Response, SinceTracker, Status,
@@ -95,6 +95,8 @@ struct Daemon {
 /// the watchdog from this loop at half its interval, so a hung loop is
 /// caught.
 pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError> {
+    // Absolute, so that status and reload name the file wherever they run.
+    let config_path = std::path::absolute(&config_path).unwrap_or(config_path);
     let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
@@ -338,20 +340,37 @@ impl Daemon {
     /// `dry_run`, only lists it). An invalid file changes nothing.
     async fn reload(&mut self, path: &Path, dry_run: bool) -> ReloadReport {
         info!(config = %path.display(), dry_run, "reloading");
-        let new = match hafront_config::load(path) {
+        let loaded = hafront_config::load(path)
+            .map_err(|errors| errors.to_string().lines().map(str::to_owned).collect())
+            .and_then(|new| {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let file = path.display().to_string();
+                let errors = crate::startup::check(&new, &file, &text);
+                if errors.is_empty() {
+                    Ok(new)
+                } else {
+                    Err(errors.iter().map(ToString::to_string).collect::<Vec<_>>())
+                }
+            });
+        let new = match loaded {
             Ok(new) => new,
             Err(errors) => {
-                error!("reload refused, keeping the running configuration:\n{errors}");
+                error!(
+                    "reload refused, keeping the running configuration:\n{}",
+                    errors.join("\n")
+                );
                 return ReloadReport {
+                    config: path.to_owned(),
                     outcome: ReloadOutcome::Refused,
                     changes: Vec::new(),
-                    errors: errors.to_string().lines().map(str::to_owned).collect(),
+                    errors,
                 };
             }
         };
         let changes = crate::control::diff(&self.config, &new);
         if dry_run {
             return ReloadReport {
+                config: path.to_owned(),
                 outcome: ReloadOutcome::DryRun,
                 changes,
                 errors: Vec::new(),
@@ -371,6 +390,7 @@ impl Daemon {
         self.since.sync(&self.monitor);
         notify_systemd(&[NotifyState::Ready]);
         ReloadReport {
+            config: path.to_owned(),
             outcome: if errors.is_empty() {
                 ReloadOutcome::Applied
             } else {
@@ -382,9 +402,15 @@ impl Daemon {
     }
 
     /// Applies `new`, returning what could not be applied (already logged).
-    async fn apply(&mut self, new: Config) -> Result<Vec<String>, DaemonError> {
+    /// What could not be applied is left out of the configuration the
+    /// daemon keeps, so the next reload compares with what really runs.
+    async fn apply(&mut self, mut new: Config) -> Result<Vec<String>, DaemonError> {
         let mut problems = Vec::new();
-        self.monitor.reload(&new)?;
+        self.alerts.set_pools(&new.pools);
+        if let Err(err) = self.monitor.reload(&new) {
+            self.alerts.set_pools(&self.config.pools);
+            return Err(err.into());
+        }
         if new.global.log != self.config.global.log {
             crate::logging::reconfigure(&new.global.log);
         }
@@ -396,6 +422,7 @@ impl Daemon {
         // Relays whose settings are unchanged keep their listeners and
         // connections and only see the new pool; the others restart.
         let mut old_relays = std::mem::take(&mut self.relays);
+        let mut failed = Vec::new();
         for (name, relay_config) in &new.relays {
             let unchanged = self.config.relays.get(name) == Some(relay_config);
             match old_relays.remove(name) {
@@ -417,10 +444,14 @@ impl Daemon {
                         Err(err) => {
                             error!(relay = %name, "cannot start relay: {err}");
                             problems.push(format!("relay {name}: {err}"));
+                            failed.push(name.clone());
                         }
                     }
                 }
             }
+        }
+        for name in failed {
+            new.relays.remove(&name);
         }
         for (name, mut relay) in old_relays {
             relay.stop().await;
@@ -431,13 +462,23 @@ impl Daemon {
             || new.notify != self.config.notify
             || new.global != self.config.global
         {
-            let alerts = Alerts::start(
+            match Alerts::start(
                 self.node.clone(),
                 &new,
                 state_summary(Arc::clone(&self.board)),
-            )?;
-            let previous = std::mem::replace(&mut self.alerts, alerts);
-            previous.shutdown().await;
+            ) {
+                Ok(alerts) => {
+                    let previous = std::mem::replace(&mut self.alerts, alerts);
+                    previous.shutdown().await;
+                }
+                Err(err) => {
+                    // The running alerts stay, with the settings they run.
+                    error!("alerts: {err}; the running alerts stay");
+                    problems.push(format!("alerts: {err}"));
+                    new.alerts = self.config.alerts.clone();
+                    new.notify = self.config.notify.clone();
+                }
+            }
         }
         self.forwarder.abort();
         self.forwarder = forward_health_events(&self.monitor, &self.alerts);
@@ -527,7 +568,8 @@ fn state_summary(board: StateBoard) -> Snapshot {
         let mut text = board.vrrp.describe();
         for (pool, servers) in board.pools.iter() {
             let up = servers.iter().filter(|server| server.is_up()).count();
-            let _ = writeln!(text, "pool {pool}: {up} of {} servers up", servers.len());
+            let of = counted(servers.len() as u64, "server");
+            let _ = writeln!(text, "pool {pool}: {up} of {of} up");
             for server in servers.iter() {
                 let role = server
                     .role()

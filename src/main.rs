@@ -391,6 +391,16 @@ fn reload(target: &ControlTarget, dry_run: bool) -> ExitCode {
         }
         Err(code) => return code,
     };
+    let named = std::path::absolute(&target.config).unwrap_or_else(|_| target.config.clone());
+    if target.socket.is_none() && named != report.config {
+        eprintln!(
+            "hafront: the daemon read {}, not {}: -c only finds its control socket",
+            report.config.display(),
+            target.config.display()
+        );
+    } else {
+        eprintln!("hafront: the daemon read {}", report.config.display());
+    }
     for change in &report.changes {
         println!("{change}");
     }
