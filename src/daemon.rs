@@ -103,7 +103,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
 
     let (control_sender, mut control_requests) = mpsc::channel(CONTROL_BACKLOG);
     let mut endpoints = Endpoints::start(&config, control_sender).await?;
-    let mut daemon = Daemon::start(config).await?;
+    let mut daemon = Daemon::start(config, &config_path).await?;
     let mut saturation_ticks = tokio::time::interval(SATURATION_CHECK);
     let mut watchdog = sd_notify::watchdog_enabled().map(|timeout| {
         let mut ticker = tokio::time::interval(timeout / 2);
@@ -225,7 +225,7 @@ impl Endpoints {
 }
 
 impl Daemon {
-    async fn start(config: Config) -> Result<Daemon, DaemonError> {
+    async fn start(config: Config, path: &Path) -> Result<Daemon, DaemonError> {
         let node = config.global.node.clone().unwrap_or_else(host_name);
         // Subscribers first, then the checks: every server's first verdict
         // (a server down at start, say) reaches alerts and status.
@@ -238,7 +238,10 @@ impl Daemon {
         board.write().unwrap_or_else(PoisonError::into_inner).pools = monitor_pools(&monitor);
         let mut relays = BTreeMap::new();
         for (name, relay_config) in &config.relays {
-            let relay = start_relay(&monitor, name, relay_config).map_err(DaemonError::Relay)?;
+            let relay = start_relay(&monitor, name, relay_config).map_err(|err| {
+                let located = relay_failure(path, name, relay_config, &err);
+                DaemonError::Relay(std::io::Error::new(err.kind(), located))
+            })?;
             relays.insert(name.clone(), relay);
         }
         let mut vrrp = VrrpInstances::start(&config, &monitor, alerts.sender()).await?;
@@ -380,7 +383,7 @@ impl Daemon {
             NotifyState::Reloading,
             NotifyState::monotonic_usec_now().unwrap_or(NotifyState::MonotonicUsec(0)),
         ]);
-        let errors = match self.apply(new).await {
+        let errors = match self.apply(new, path).await {
             Ok(problems) => problems,
             Err(err) => {
                 error!("reload incomplete: {err}");
@@ -404,7 +407,7 @@ impl Daemon {
     /// Applies `new`, returning what could not be applied (already logged).
     /// What could not be applied is left out of the configuration the
     /// daemon keeps, so the next reload compares with what really runs.
-    async fn apply(&mut self, mut new: Config) -> Result<Vec<String>, DaemonError> {
+    async fn apply(&mut self, mut new: Config, path: &Path) -> Result<Vec<String>, DaemonError> {
         let mut problems = Vec::new();
         self.alerts.set_pools(&new.pools);
         if let Err(err) = self.monitor.reload(&new) {
@@ -442,8 +445,9 @@ impl Daemon {
                             self.relays.insert(name.clone(), relay);
                         }
                         Err(err) => {
-                            error!(relay = %name, "cannot start relay: {err}");
-                            problems.push(format!("relay {name}: {err}"));
+                            let located = relay_failure(path, name, relay_config, &err);
+                            error!(relay = %name, "cannot start relay: {located}");
+                            problems.push(located);
                             failed.push(name.clone());
                         }
                     }
@@ -517,6 +521,19 @@ impl Daemon {
         self.forwarder.abort();
         self.alerts.shutdown().await;
     }
+}
+
+/// `err`, relay `name`'s failure to start, located in the configuration
+/// file at `path` as `FILE:LINE:COL: KEY: MESSAGE`.
+fn relay_failure(
+    path: &Path,
+    name: &str,
+    relay: &hafront_config::Relay,
+    err: &std::io::Error,
+) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let file = path.display().to_string();
+    crate::startup::relay_failure(&file, &text, name, relay, &err.to_string()).to_string()
 }
 
 fn start_relay(

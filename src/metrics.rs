@@ -5,14 +5,16 @@
 //! then close) rather than axum/hyper: a scrape endpoint needs nothing more,
 //! and a dependency tree of that size is attack surface and build time the
 //! daemon does not need. Likewise the exposition is written directly from
-//! the status model rather than through a `prometheus-client` collector:
-//! its text encoder writes a counter's `# HELP`/`# TYPE` lines under the
-//! name without `_total` (it appends `_total` to the samples only), appends
-//! a `.` to every help text and ends with `# EOF` (OpenMetrics), so the
-//! published families (`# TYPE hafront_relay_bytes_total counter`, ...) and
-//! the dashboards built on them would change. The values are typed
-//! ([`InstanceState`], [`ServerState`], [`ServerRole`]), so a misspelt state
-//! does not compile.
+//! the status model rather than through a `prometheus-client` collector.
+//! Measured with prometheus-client 0.24.1: a counter registered as
+//! `hafront_vrrp_adverts_sent_total` is exposed as
+//! `hafront_vrrp_adverts_sent_total_total`, and registered without the
+//! suffix its `# HELP`/`# TYPE` lines lose `_total`
+//! (`# TYPE hafront_vrrp_adverts_sent counter`); a family without samples
+//! still gets its `# HELP`/`# TYPE` lines; the text ends with `# EOF`. Each
+//! would change the published families and what scrapers and dashboards
+//! match. The values are typed ([`InstanceState`], [`ServerState`],
+//! [`ServerRole`]), so a misspelt state does not compile.
 
 use std::fmt::Write as _;
 use std::io;

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use hafront_config::{Config, ConfigError, KeyPath, RelayMode, Secret};
+use hafront_config::{Config, ConfigError, KeyPath, Relay, RelayMode, Secret};
 
 /// Loads what `config` needs at start, without starting anything, and
 /// returns each problem located in `text` (the file named `file`).
@@ -38,6 +38,32 @@ pub fn check(config: &Config, file: &str, text: &str) -> Vec<ConfigError> {
         errors.push(error(key, problem.to_string()));
     }
     errors
+}
+
+/// A relay's failure to start, `problem` (one that no check can foresee,
+/// such as an address in use), located in `text` at the listen address it
+/// names, else at the relay.
+pub fn relay_failure(
+    file: &str,
+    text: &str,
+    name: &str,
+    relay: &Relay,
+    problem: &str,
+) -> ConfigError {
+    let relay_key = KeyPath::root().key("relays").key(name);
+    let key = relay
+        .listen
+        .iter()
+        .position(|address| problem.contains(&format!("cannot listen on {address}:")))
+        .map_or(relay_key.clone(), |index| {
+            relay_key.key("listen").index(index)
+        });
+    ConfigError {
+        file: file.to_owned(),
+        position: hafront_config::locate(text, &key),
+        key,
+        message: problem.to_owned(),
+    }
 }
 
 /// The files a relay mode reads, by key, in the order they are read.

@@ -1,6 +1,7 @@
 //! `hafront check` is a promise: a file it passes starts, and what stops
 //! `run` is what `check` reports, at the same file:line:column. Each case
-//! here once passed `check` and then stopped `run`.
+//! here once passed `check` and then stopped `run`. What no check can
+//! foresee (an address in use) `run` still locates.
 
 mod support;
 
@@ -203,4 +204,24 @@ fn what_stops_run_is_what_check_reports_at_the_same_location() {
             "{case}: run reports {reported:?} too:\n{run}"
         );
     }
+}
+
+#[test]
+fn run_locates_a_relay_address_in_use() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("hold a port");
+    let busy = holder.local_addr().expect("address").to_string();
+    let text = config(&dir, "", &busy, "", "");
+    let config = dir.path().join("hafront.yaml");
+    fs::write(&config, &text).expect("write config");
+    let located = format!(
+        "{}:{}:14: relays.r.listen[0]: relay r: cannot listen on {busy}:",
+        config.display(),
+        line_of(&text, "listen:")
+    );
+    let run = run_refused(&config, dir.path().join("run.log"));
+    assert!(
+        run.lines().any(|line| line.contains(&located)),
+        "{located} in:\n{run}"
+    );
 }

@@ -704,10 +704,20 @@ async fn reload_keeps_to_what_runs_and_names_the_file_the_daemon_read() {
     let output = daemon.hafront(&["reload"]);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
+    let busy_line = fs::read_to_string(&config)
+        .expect("read config")
+        .lines()
+        .position(|line| line.contains(&busy.to_string()))
+        .expect("busy's listen line")
+        + 1;
+    let located = format!(
+        "{}:{busy_line}:14: relays.busy.listen[0]: relay busy: cannot listen on {busy}:",
+        config.display()
+    );
     assert!(
-        stderr.contains("relay busy")
+        stderr.lines().any(|line| line.starts_with(&located))
             && stderr.contains(&format!("the daemon read {}", config.display())),
-        "{stderr}"
+        "{located} in {stderr}"
     );
     let output = daemon.hafront(&["reload", "--dry-run"]);
     assert_eq!(
