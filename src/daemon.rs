@@ -472,6 +472,7 @@ impl Daemon {
                 state_summary(Arc::clone(&self.board)),
             ) {
                 Ok(alerts) => {
+                    alerts.set_current(current_statuses(&self.monitor));
                     let previous = std::mem::replace(&mut self.alerts, alerts);
                     previous.shutdown().await;
                 }
@@ -546,6 +547,19 @@ fn start_relay(
         .pool(&config.pool)
         .unwrap_or_else(|| Arc::from(Vec::new()));
     Relay::start(name, config, pool, monitor.subscribe())
+}
+
+/// Every pool's servers with their status now, for alerts started late.
+fn current_statuses(monitor: &Monitor) -> BTreeMap<String, Vec<(String, hafront_health::Status)>> {
+    monitor
+        .pools()
+        .map(|(pool, servers)| {
+            let servers = servers
+                .iter()
+                .map(|server| (server.name.clone(), server.status()));
+            (pool.to_owned(), servers.collect())
+        })
+        .collect()
 }
 
 fn monitor_pools(monitor: &Monitor) -> BTreeMap<String, Arc<[Arc<ServerHealth>]>> {

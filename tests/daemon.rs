@@ -484,7 +484,26 @@ async fn a_pool_half_up_at_start_or_after_a_reload_raises_no_pool_event() {
     )
     .await;
 
-    // A real outage afterwards is reported, once per pool, from up.
+    // Alerts restarted by a reload (a notify change) still know both pools
+    // are up: a real outage afterwards is reported, once per pool, from up.
+    write_config(
+        &dir,
+        &text(&["a", "b"]).replace(
+            &format!("{}]\n", events.display()),
+            &format!("{}]\n    timeout: 5s\n", events.display()),
+        ),
+    );
+    daemon.signal(Signal::SIGHUP);
+    let restarted = || {
+        let count = daemon.log().matches("configuration reloaded").count();
+        async move { count == 2 }
+    };
+    wait_for(
+        "the alerts-restarting reload",
+        Duration::from_secs(10),
+        restarted,
+    )
+    .await;
     drop(server);
     let outage = seen(&["pool_down a", "pool_down b"]);
     wait_for("both pools down", Duration::from_secs(10), outage).await;

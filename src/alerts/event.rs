@@ -279,19 +279,23 @@ pub fn format_duration(duration: Duration) -> String {
     humantime::format_duration(Duration::from_secs(duration.as_secs())).to_string()
 }
 
-/// The servers of each configured pool, by pool name, shared between the
-/// daemon (which updates it before a reload changes the pools) and the
-/// alerts dispatcher.
-pub(crate) type Membership = Arc<Mutex<BTreeMap<String, Vec<String>>>>;
+/// The servers of each configured pool, by pool name, each with the status
+/// to assume until its first event; shared between the daemon (which
+/// updates it before a reload changes the pools) and the alerts dispatcher.
+pub(crate) type Membership = Arc<Mutex<BTreeMap<String, Vec<(String, Status)>>>>;
 
-/// The servers of each pool of `pools`, for a [`Membership`].
+/// The servers of each pool of `pools`, not probed yet, for a
+/// [`Membership`].
 pub(crate) fn membership(
     pools: &BTreeMap<String, hafront_config::Pool>,
-) -> BTreeMap<String, Vec<String>> {
+) -> BTreeMap<String, Vec<(String, Status)>> {
     pools
         .iter()
         .map(|(name, pool)| {
-            let servers = pool.servers.iter().map(|server| server.display_name());
+            let servers = pool
+                .servers
+                .iter()
+                .map(|server| (server.display_name(), Status::Unknown));
             (name.clone(), servers.collect())
         })
         .collect()
@@ -320,8 +324,7 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
-    /// A tracker of the pools in `membership`, whose servers start in status
-    /// `Unknown`.
+    /// A tracker of the pools in `membership`.
     pub fn new(membership: Membership) -> Self {
         Tracker {
             membership,
@@ -384,7 +387,8 @@ impl Tracker {
     }
 
     /// Brings the tracked pools and servers in line with the membership:
-    /// new ones start `Unknown`, removed ones are forgotten.
+    /// new ones start with the status it assumes, removed ones are
+    /// forgotten.
     fn follow_membership(&mut self) {
         let membership = self
             .membership
@@ -395,11 +399,17 @@ impl Tracker {
             .retain(|pool, _| membership.contains_key(pool));
         self.pool_down_since
             .retain(|pool, _| membership.contains_key(pool));
-        for (pool, names) in membership.iter() {
+        for (pool, servers) in membership.iter() {
+            let new_pool = !self.servers.contains_key(pool);
             let members = self.servers.entry(pool.clone()).or_default();
-            members.retain(|name, _| names.contains(name));
-            for name in names {
-                members.entry(name.clone()).or_insert(Status::Unknown);
+            members.retain(|name, _| servers.iter().any(|(known, _)| known == name));
+            for (name, status) in servers {
+                members.entry(name.clone()).or_insert(*status);
+            }
+            // A pool whose servers' statuses are known already (alerts
+            // restarted by a reload) starts from its verdict.
+            if new_pool && let Some(down) = pool_verdict(members) {
+                self.pool_down.insert(pool.clone(), down);
             }
         }
     }
@@ -574,6 +584,19 @@ mod tests {
         assert!(!vrrp_event(VrrpState::Init, VrrpState::Backup).is_mail_worthy());
         assert!(vrrp_event(VrrpState::Init, VrrpState::Master).is_mail_worthy());
         assert!(vrrp_event(VrrpState::Master, VrrpState::Backup).is_mail_worthy());
+    }
+
+    #[test]
+    fn a_tracker_told_the_current_statuses_reports_the_next_change() {
+        use Status::*;
+        let current = BTreeMap::from([(
+            "mysql".to_owned(),
+            vec![("db1".to_owned(), Up), ("db2".to_owned(), Down)],
+        )]);
+        let mut tracker = Tracker::new(Arc::new(Mutex::new(current)));
+        let events = tracker.observe(server_event("db1", Up, Down, 3));
+        assert_eq!(events.len(), 2, "the pool was up: {events:?}");
+        assert_eq!(events[1].name(), "pool_down");
     }
 
     #[test]

@@ -228,6 +228,13 @@ impl AlertsHandle {
         *self.pools.lock().unwrap_or_else(PoisonError::into_inner) = membership(pools);
     }
 
+    /// Tells alerts started while servers were already probed each pool's
+    /// servers and their current statuses (by pool), so that the next
+    /// change of a pool is reported as one.
+    pub fn set_current(&self, pools: BTreeMap<String, Vec<(String, hafront_health::Status)>>) {
+        *self.pools.lock().unwrap_or_else(PoisonError::into_inner) = pools;
+    }
+
     /// Handles the events already queued, lets the notify scripts they
     /// started finish, turns pending mail into one last mail regardless of
     /// coalescing and rate limit, and tries once to deliver the mail queue.
