@@ -391,8 +391,15 @@ fn reload(target: &ControlTarget, dry_run: bool) -> ExitCode {
         }
         Err(code) => return code,
     };
-    let named = std::path::absolute(&target.config).unwrap_or_else(|_| target.config.clone());
-    if target.socket.is_none() && named != report.config {
+    // The same file, however either path is spelt (relative, through a link).
+    let same = match (
+        std::fs::canonicalize(&target.config),
+        std::fs::canonicalize(&report.config),
+    ) {
+        (Ok(named), Ok(read)) => named == read,
+        _ => std::path::absolute(&target.config).ok().as_ref() == Some(&report.config),
+    };
+    if target.socket.is_none() && !same {
         eprintln!(
             "hafront: the daemon read {}, not {}: -c only finds its control socket",
             report.config.display(),

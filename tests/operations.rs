@@ -760,6 +760,18 @@ async fn reload_keeps_to_what_runs_and_names_the_file_the_daemon_read() {
         )),
         "{stderr}"
     );
+    // The daemon's own file through a link is the same file: no warning.
+    let link = dir.path().join("link.yaml");
+    std::os::unix::fs::symlink(&config, &link).expect("link the config");
+    let output = Command::new(HAFRONT)
+        .args(["reload", "--dry-run", "-c"])
+        .arg(&link)
+        .output()
+        .expect("run hafront reload");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim(),
+        format!("hafront: the daemon read {}", config.display())
+    );
 
     // What `run` would refuse, reload refuses too, located as check does.
     let key = dir.path().join("key.pem");
