@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use hafront_config::Config;
+use hafront_config::{Config, Global, KeyPath};
 use hafront_health::{Monitor, ServerHealth};
 use sd_notify::NotifyState;
 use tokio::signal::unix::{SignalKind, signal};
@@ -102,7 +102,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
 
     let (control_sender, mut control_requests) = mpsc::channel(CONTROL_BACKLOG);
-    let mut endpoints = Endpoints::start(&config, control_sender).await?;
+    let mut endpoints = Endpoints::start(&config, &config_path, control_sender).await?;
     let mut daemon = Daemon::start(config, &config_path).await?;
     let mut saturation_ticks = tokio::time::interval(SATURATION_CHECK);
     let mut watchdog = sd_notify::watchdog_enabled().map(|timeout| {
@@ -117,13 +117,13 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
             _ = hangup.recv() => {
-                daemon.reload(&config_path, false).await;
+                reload(&mut daemon, &mut endpoints, &config_path, false).await;
             }
             Some(ControlRequest { request, reply }) = control_requests.recv() => {
                 let response = match request {
                     Request::Status => Response::Status(Box::new(daemon.status(&config_path))),
                     Request::Reload { dry_run } => {
-                        Response::Reload(daemon.reload(&config_path, dry_run).await)
+                        Response::Reload(reload(&mut daemon, &mut endpoints, &config_path, dry_run).await)
                     }
                     Request::Drain { server } => done(daemon.drains.set(&daemon.monitor, &server, true)),
                     Request::Enable { server } => done(daemon.drains.set(&daemon.monitor, &server, false)),
@@ -147,7 +147,6 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
                 notify_systemd(&[NotifyState::Watchdog]);
             }
         }
-        endpoints.follow(&daemon.config).await;
     }
     info!("stopping");
     notify_systemd(&[NotifyState::Stopping]);
@@ -180,17 +179,24 @@ struct Endpoints {
 }
 
 impl Endpoints {
+    /// Binds the endpoints `config` (read from `path`) wants; a failure is
+    /// located at its key.
     async fn start(
         config: &Config,
+        path: &Path,
         requests: mpsc::Sender<ControlRequest>,
     ) -> Result<Endpoints, DaemonError> {
+        let failure = |key: &str, err: std::io::Error| {
+            let located = located(path, global_key(key), err.to_string());
+            DaemonError::Operations(std::io::Error::new(err.kind(), located))
+        };
         let control = ControlServer::bind(&config.global.control_socket, requests.clone())
-            .map_err(DaemonError::Operations)?;
+            .map_err(|err| failure("control_socket", err))?;
         let metrics = match config.global.metrics {
             Some(address) => Some(
                 MetricsServer::bind(address, requests.clone())
                     .await
-                    .map_err(DaemonError::Operations)?,
+                    .map_err(|err| failure("metrics", err))?,
             ),
             None => None,
         };
@@ -201,14 +207,20 @@ impl Endpoints {
         })
     }
 
-    /// Moves the endpoints to where `config` wants them; on failure the
-    /// old control socket keeps serving and the error is logged.
-    async fn follow(&mut self, config: &Config) {
-        let global = &config.global;
+    /// Moves the endpoints to where `global` (read from `path`) wants them.
+    /// On failure the old control socket keeps serving, a metrics listener
+    /// that could not move is off, `global` is set to what really listens,
+    /// and each failure is logged and returned, located at its key.
+    async fn follow(&mut self, global: &mut Global, path: &Path) -> Vec<String> {
+        let mut problems = Vec::new();
         if global.control_socket != self.control.path() {
             match ControlServer::bind(&global.control_socket, self.requests.clone()) {
                 Ok(control) => self.control = control,
-                Err(err) => error!("{err}; the control socket stays where it was"),
+                Err(err) => {
+                    let message = format!("{err}; the control socket stays where it was");
+                    problems.push(located(path, global_key("control_socket"), message));
+                    self.control.path().clone_into(&mut global.control_socket);
+                }
             }
         }
         let listening = self.metrics.as_ref().map(MetricsServer::configured_addr);
@@ -217,11 +229,46 @@ impl Endpoints {
             if let Some(address) = global.metrics {
                 match MetricsServer::bind(address, self.requests.clone()).await {
                     Ok(metrics) => self.metrics = Some(metrics),
-                    Err(err) => error!("{err}"),
+                    Err(err) => {
+                        problems.push(located(path, global_key("metrics"), err.to_string()));
+                        global.metrics = None;
+                    }
                 }
             }
         }
+        for problem in &problems {
+            error!("{problem}");
+        }
+        problems
     }
+}
+
+/// The path of `key` under `global`.
+fn global_key(key: &str) -> KeyPath {
+    KeyPath::root().key("global").key(key)
+}
+
+/// Reloads `daemon` from `path` ([`Daemon::reload`]) and moves `endpoints`
+/// where the applied configuration wants them; what could not move is
+/// reported with the rest.
+async fn reload(
+    daemon: &mut Daemon,
+    endpoints: &mut Endpoints,
+    path: &Path,
+    dry_run: bool,
+) -> ReloadReport {
+    let mut report = daemon.reload(path, dry_run).await;
+    if matches!(
+        report.outcome,
+        ReloadOutcome::Applied | ReloadOutcome::Incomplete
+    ) {
+        let problems = endpoints.follow(&mut daemon.config.global, path).await;
+        if !problems.is_empty() {
+            report.errors.extend(problems);
+            report.outcome = ReloadOutcome::Incomplete;
+        }
+    }
+    report
 }
 
 impl Daemon {
@@ -524,17 +571,23 @@ impl Daemon {
     }
 }
 
-/// `err`, relay `name`'s failure to start, located in the configuration
-/// file at `path` as `FILE:LINE:COL: KEY: MESSAGE`.
+/// `message` about the value at `key`, located in the configuration file at
+/// `path` as `FILE:LINE:COL: KEY: MESSAGE`.
+fn located(path: &Path, key: KeyPath, message: String) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    crate::startup::located(&path.display().to_string(), &text, key, message).to_string()
+}
+
+/// Relay `name`'s failure to start, `err`, located in the file at `path`.
 fn relay_failure(
     path: &Path,
     name: &str,
     relay: &hafront_config::Relay,
     err: &std::io::Error,
 ) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let file = path.display().to_string();
-    crate::startup::relay_failure(&file, &text, name, relay, &err.to_string()).to_string()
+    let message = err.to_string();
+    let key = crate::startup::relay_failure_key(name, relay, &message);
+    located(path, key, message)
 }
 
 fn start_relay(

@@ -12,12 +12,7 @@ use hafront_config::{Config, ConfigError, KeyPath, Relay, RelayMode, Secret};
 /// Loads what `config` needs at start, without starting anything, and
 /// returns each problem located in `text` (the file named `file`).
 pub fn check(config: &Config, file: &str, text: &str) -> Vec<ConfigError> {
-    let error = |key: KeyPath, message: String| ConfigError {
-        file: file.to_owned(),
-        position: hafront_config::locate(text, &key),
-        key,
-        message,
-    };
+    let error = |key: KeyPath, message: String| located(file, text, key, message);
     let mut errors = Vec::new();
     for (name, relay) in &config.relays {
         if let Err(problem) = crate::relay::check_mode(&relay.mode) {
@@ -40,30 +35,29 @@ pub fn check(config: &Config, file: &str, text: &str) -> Vec<ConfigError> {
     errors
 }
 
-/// A relay's failure to start, `problem` (one that no check can foresee,
-/// such as an address in use), located in `text` at the listen address it
-/// names, else at the relay.
-pub fn relay_failure(
-    file: &str,
-    text: &str,
-    name: &str,
-    relay: &Relay,
-    problem: &str,
-) -> ConfigError {
+/// `message` about the value at `key`, located in `text` (the file named
+/// `file`).
+pub fn located(file: &str, text: &str, key: KeyPath, message: String) -> ConfigError {
+    ConfigError {
+        file: file.to_owned(),
+        position: hafront_config::locate(text, &key),
+        key,
+        message,
+    }
+}
+
+/// Where relay `name`'s failure to start, `problem` (one that no check can
+/// foresee, such as an address in use), belongs: the listen address it
+/// names, else the relay.
+pub fn relay_failure_key(name: &str, relay: &Relay, problem: &str) -> KeyPath {
     let relay_key = KeyPath::root().key("relays").key(name);
-    let key = relay
+    relay
         .listen
         .iter()
         .position(|address| problem.contains(&format!("cannot listen on {address}:")))
         .map_or(relay_key.clone(), |index| {
             relay_key.key("listen").index(index)
-        });
-    ConfigError {
-        file: file.to_owned(),
-        position: hafront_config::locate(text, &key),
-        key,
-        message: problem.to_owned(),
-    }
+        })
 }
 
 /// The files a relay mode reads, by key, in the order they are read.

@@ -207,21 +207,37 @@ fn what_stops_run_is_what_check_reports_at_the_same_location() {
 }
 
 #[test]
-fn run_locates_a_relay_address_in_use() {
+fn run_locates_an_address_in_use() {
     let dir = tempfile::tempdir().expect("temp dir");
     let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("hold a port");
     let busy = holder.local_addr().expect("address").to_string();
-    let text = config(&dir, "", &busy, "", "");
-    let config = dir.path().join("hafront.yaml");
-    fs::write(&config, &text).expect("write config");
-    let located = format!(
-        "{}:{}:14: relays.r.listen[0]: relay r: cannot listen on {busy}:",
-        config.display(),
-        line_of(&text, "listen:")
-    );
-    let run = run_refused(&config, dir.path().join("run.log"));
-    assert!(
-        run.lines().any(|line| line.contains(&located)),
-        "{located} in:\n{run}"
-    );
+    let free = format!("127.0.0.1:{}", free_port());
+    let cases = [
+        (
+            config(&dir, "", &busy, "", ""),
+            "listen:",
+            14,
+            format!("relays.r.listen[0]: relay r: cannot listen on {busy}:"),
+        ),
+        (
+            config(&dir, &format!("  metrics: {busy}\n"), &free, "", ""),
+            "metrics:",
+            12,
+            format!("global.metrics: metrics: cannot listen on {busy}:"),
+        ),
+    ];
+    for (index, (text, needle, column, error)) in cases.into_iter().enumerate() {
+        let config = dir.path().join(format!("case{index}.yaml"));
+        fs::write(&config, &text).expect("write config");
+        let located = format!(
+            "{}:{}:{column}: {error}",
+            config.display(),
+            line_of(&text, needle)
+        );
+        let run = run_refused(&config, dir.path().join(format!("case{index}.log")));
+        assert!(
+            run.lines().any(|line| line.contains(&located)),
+            "{located} in:\n{run}"
+        );
+    }
 }

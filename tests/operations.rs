@@ -773,6 +773,36 @@ async fn reload_keeps_to_what_runs_and_names_the_file_the_daemon_read() {
         format!("hafront: the daemon read {}", config.display())
     );
 
+    // Metrics moved to an address in use: reported, located, and not taken
+    // for listening (the next dry run still has it to apply).
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("hold a port");
+    let taken = holder.local_addr().expect("address");
+    let metrics_global = format!("  metrics: {taken}\n");
+    write(
+        &dir,
+        &config_text(&dir, &metrics_global, "1s", &servers, &[("front", front)]),
+    );
+    let output = daemon.hafront(&["reload"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let metrics_line = fs::read_to_string(&config)
+        .expect("read config")
+        .lines()
+        .position(|line| line == metrics_global.trim_end())
+        .expect("the metrics line")
+        + 1;
+    let located = format!(
+        "{}:{metrics_line}:12: global.metrics: metrics: cannot listen on {taken}:",
+        config.display()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.lines().any(|line| line.starts_with(&located)),
+        "{located} in {stderr}"
+    );
+    let output = daemon.hafront(&["reload", "--dry-run"]);
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "~ global");
+    drop(holder);
+
     // What `run` would refuse, reload refuses too, located as check does.
     let key = dir.path().join("key.pem");
     let keygen = Command::new("openssl")
