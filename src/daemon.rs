@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use hafront_config::Config;
+use hafront_config::{Config, Global, KeyPath};
 use hafront_health::{Monitor, ServerHealth};
 use sd_notify::NotifyState;
 use tokio::signal::unix::{SignalKind, signal};
@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::alerts::{Alerts, AlertsHandle, Event, EventKind, Snapshot};
+use crate::alerts::{Alerts, AlertsHandle, Event, EventKind, Snapshot, counted};
 use crate::control::{
     AlertsStatus, ControlRequest, ControlServer, RelayStatus, ReloadOutcome, ReloadReport, Request,
     Response, SinceTracker, Status,
@@ -95,13 +95,15 @@ struct Daemon {
 /// the watchdog from this loop at half its interval, so a hung loop is
 /// caught.
 pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError> {
+    // Absolute, so that status and reload name the file wherever they run.
+    let config_path = std::path::absolute(&config_path).unwrap_or(config_path);
     let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
 
     let (control_sender, mut control_requests) = mpsc::channel(CONTROL_BACKLOG);
-    let mut endpoints = Endpoints::start(&config, control_sender).await?;
-    let mut daemon = Daemon::start(config).await?;
+    let mut endpoints = Endpoints::start(&config, &config_path, control_sender).await?;
+    let mut daemon = Daemon::start(config, &config_path).await?;
     let mut saturation_ticks = tokio::time::interval(SATURATION_CHECK);
     let mut watchdog = sd_notify::watchdog_enabled().map(|timeout| {
         let mut ticker = tokio::time::interval(timeout / 2);
@@ -115,13 +117,13 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
             _ = hangup.recv() => {
-                daemon.reload(&config_path, false).await;
+                reload(&mut daemon, &mut endpoints, &config_path, false).await;
             }
             Some(ControlRequest { request, reply }) = control_requests.recv() => {
                 let response = match request {
                     Request::Status => Response::Status(Box::new(daemon.status(&config_path))),
                     Request::Reload { dry_run } => {
-                        Response::Reload(daemon.reload(&config_path, dry_run).await)
+                        Response::Reload(reload(&mut daemon, &mut endpoints, &config_path, dry_run).await)
                     }
                     Request::Drain { server } => done(daemon.drains.set(&daemon.monitor, &server, true)),
                     Request::Enable { server } => done(daemon.drains.set(&daemon.monitor, &server, false)),
@@ -145,7 +147,6 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
                 notify_systemd(&[NotifyState::Watchdog]);
             }
         }
-        endpoints.follow(&daemon.config).await;
     }
     info!("stopping");
     notify_systemd(&[NotifyState::Stopping]);
@@ -178,17 +179,24 @@ struct Endpoints {
 }
 
 impl Endpoints {
+    /// Binds the endpoints `config` (read from `path`) wants; a failure is
+    /// located at its key.
     async fn start(
         config: &Config,
+        path: &Path,
         requests: mpsc::Sender<ControlRequest>,
     ) -> Result<Endpoints, DaemonError> {
+        let failure = |key: &str, err: std::io::Error| {
+            let located = located(path, global_key(key), err.to_string());
+            DaemonError::Operations(std::io::Error::new(err.kind(), located))
+        };
         let control = ControlServer::bind(&config.global.control_socket, requests.clone())
-            .map_err(DaemonError::Operations)?;
+            .map_err(|err| failure("control_socket", err))?;
         let metrics = match config.global.metrics {
             Some(address) => Some(
                 MetricsServer::bind(address, requests.clone())
                     .await
-                    .map_err(DaemonError::Operations)?,
+                    .map_err(|err| failure("metrics", err))?,
             ),
             None => None,
         };
@@ -199,14 +207,20 @@ impl Endpoints {
         })
     }
 
-    /// Moves the endpoints to where `config` wants them; on failure the
-    /// old control socket keeps serving and the error is logged.
-    async fn follow(&mut self, config: &Config) {
-        let global = &config.global;
+    /// Moves the endpoints to where `global` (read from `path`) wants them.
+    /// On failure the old control socket keeps serving, a metrics listener
+    /// that could not move is off, `global` is set to what really listens,
+    /// and each failure is logged and returned, located at its key.
+    async fn follow(&mut self, global: &mut Global, path: &Path) -> Vec<String> {
+        let mut problems = Vec::new();
         if global.control_socket != self.control.path() {
             match ControlServer::bind(&global.control_socket, self.requests.clone()) {
                 Ok(control) => self.control = control,
-                Err(err) => error!("{err}; the control socket stays where it was"),
+                Err(err) => {
+                    let message = format!("{err}; the control socket stays where it was");
+                    problems.push(located(path, global_key("control_socket"), message));
+                    self.control.path().clone_into(&mut global.control_socket);
+                }
             }
         }
         let listening = self.metrics.as_ref().map(MetricsServer::configured_addr);
@@ -215,15 +229,50 @@ impl Endpoints {
             if let Some(address) = global.metrics {
                 match MetricsServer::bind(address, self.requests.clone()).await {
                     Ok(metrics) => self.metrics = Some(metrics),
-                    Err(err) => error!("{err}"),
+                    Err(err) => {
+                        problems.push(located(path, global_key("metrics"), err.to_string()));
+                        global.metrics = None;
+                    }
                 }
             }
         }
+        for problem in &problems {
+            error!("{problem}");
+        }
+        problems
     }
 }
 
+/// The path of `key` under `global`.
+fn global_key(key: &str) -> KeyPath {
+    KeyPath::root().key("global").key(key)
+}
+
+/// Reloads `daemon` from `path` ([`Daemon::reload`]) and moves `endpoints`
+/// where the applied configuration wants them; what could not move is
+/// reported with the rest.
+async fn reload(
+    daemon: &mut Daemon,
+    endpoints: &mut Endpoints,
+    path: &Path,
+    dry_run: bool,
+) -> ReloadReport {
+    let mut report = daemon.reload(path, dry_run).await;
+    if matches!(
+        report.outcome,
+        ReloadOutcome::Applied | ReloadOutcome::Incomplete
+    ) {
+        let problems = endpoints.follow(&mut daemon.config.global, path).await;
+        if !problems.is_empty() {
+            report.errors.extend(problems);
+            report.outcome = ReloadOutcome::Incomplete;
+        }
+    }
+    report
+}
+
 impl Daemon {
-    async fn start(config: Config) -> Result<Daemon, DaemonError> {
+    async fn start(config: Config, path: &Path) -> Result<Daemon, DaemonError> {
         let node = config.global.node.clone().unwrap_or_else(host_name);
         // Subscribers first, then the checks: every server's first verdict
         // (a server down at start, say) reaches alerts and status.
@@ -236,7 +285,10 @@ impl Daemon {
         board.write().unwrap_or_else(PoisonError::into_inner).pools = monitor_pools(&monitor);
         let mut relays = BTreeMap::new();
         for (name, relay_config) in &config.relays {
-            let relay = start_relay(&monitor, name, relay_config).map_err(DaemonError::Relay)?;
+            let relay = start_relay(&monitor, name, relay_config).map_err(|err| {
+                let located = relay_failure(path, name, relay_config, &err);
+                DaemonError::Relay(std::io::Error::new(err.kind(), located))
+            })?;
             relays.insert(name.clone(), relay);
         }
         let mut vrrp = VrrpInstances::start(&config, &monitor, alerts.sender()).await?;
@@ -338,20 +390,37 @@ impl Daemon {
     /// `dry_run`, only lists it). An invalid file changes nothing.
     async fn reload(&mut self, path: &Path, dry_run: bool) -> ReloadReport {
         info!(config = %path.display(), dry_run, "reloading");
-        let new = match hafront_config::load(path) {
+        let loaded = hafront_config::load(path)
+            .map_err(|errors| errors.to_string().lines().map(str::to_owned).collect())
+            .and_then(|new| {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let file = path.display().to_string();
+                let errors = crate::startup::check(&new, &file, &text);
+                if errors.is_empty() {
+                    Ok(new)
+                } else {
+                    Err(errors.iter().map(ToString::to_string).collect::<Vec<_>>())
+                }
+            });
+        let new = match loaded {
             Ok(new) => new,
             Err(errors) => {
-                error!("reload refused, keeping the running configuration:\n{errors}");
+                error!(
+                    "reload refused, keeping the running configuration:\n{}",
+                    errors.join("\n")
+                );
                 return ReloadReport {
+                    config: path.to_owned(),
                     outcome: ReloadOutcome::Refused,
                     changes: Vec::new(),
-                    errors: errors.to_string().lines().map(str::to_owned).collect(),
+                    errors,
                 };
             }
         };
         let changes = crate::control::diff(&self.config, &new);
         if dry_run {
             return ReloadReport {
+                config: path.to_owned(),
                 outcome: ReloadOutcome::DryRun,
                 changes,
                 errors: Vec::new(),
@@ -361,7 +430,7 @@ impl Daemon {
             NotifyState::Reloading,
             NotifyState::monotonic_usec_now().unwrap_or(NotifyState::MonotonicUsec(0)),
         ]);
-        let errors = match self.apply(new).await {
+        let errors = match self.apply(new, path).await {
             Ok(problems) => problems,
             Err(err) => {
                 error!("reload incomplete: {err}");
@@ -371,6 +440,7 @@ impl Daemon {
         self.since.sync(&self.monitor);
         notify_systemd(&[NotifyState::Ready]);
         ReloadReport {
+            config: path.to_owned(),
             outcome: if errors.is_empty() {
                 ReloadOutcome::Applied
             } else {
@@ -382,9 +452,15 @@ impl Daemon {
     }
 
     /// Applies `new`, returning what could not be applied (already logged).
-    async fn apply(&mut self, new: Config) -> Result<Vec<String>, DaemonError> {
+    /// What could not be applied is left out of the configuration the
+    /// daemon keeps, so the next reload compares with what really runs.
+    async fn apply(&mut self, mut new: Config, path: &Path) -> Result<Vec<String>, DaemonError> {
         let mut problems = Vec::new();
-        self.monitor.reload(&new)?;
+        self.alerts.set_pools(&new.pools);
+        if let Err(err) = self.monitor.reload(&new) {
+            self.alerts.set_pools(&self.config.pools);
+            return Err(err.into());
+        }
         if new.global.log != self.config.global.log {
             crate::logging::reconfigure(&new.global.log);
         }
@@ -396,6 +472,7 @@ impl Daemon {
         // Relays whose settings are unchanged keep their listeners and
         // connections and only see the new pool; the others restart.
         let mut old_relays = std::mem::take(&mut self.relays);
+        let mut failed = Vec::new();
         for (name, relay_config) in &new.relays {
             let unchanged = self.config.relays.get(name) == Some(relay_config);
             match old_relays.remove(name) {
@@ -415,12 +492,17 @@ impl Daemon {
                             self.relays.insert(name.clone(), relay);
                         }
                         Err(err) => {
-                            error!(relay = %name, "cannot start relay: {err}");
-                            problems.push(format!("relay {name}: {err}"));
+                            let located = relay_failure(path, name, relay_config, &err);
+                            error!(relay = %name, "cannot start relay: {located}");
+                            problems.push(located);
+                            failed.push(name.clone());
                         }
                     }
                 }
             }
+        }
+        for name in failed {
+            new.relays.remove(&name);
         }
         for (name, mut relay) in old_relays {
             relay.stop().await;
@@ -431,13 +513,24 @@ impl Daemon {
             || new.notify != self.config.notify
             || new.global != self.config.global
         {
-            let alerts = Alerts::start(
+            match Alerts::start(
                 self.node.clone(),
                 &new,
                 state_summary(Arc::clone(&self.board)),
-            )?;
-            let previous = std::mem::replace(&mut self.alerts, alerts);
-            previous.shutdown().await;
+            ) {
+                Ok(alerts) => {
+                    alerts.set_current(current_statuses(&self.monitor));
+                    let previous = std::mem::replace(&mut self.alerts, alerts);
+                    previous.shutdown().await;
+                }
+                Err(err) => {
+                    // The running alerts stay, with the settings they run.
+                    error!("alerts: {err}; the running alerts stay");
+                    problems.push(format!("alerts: {err}"));
+                    new.alerts = self.config.alerts.clone();
+                    new.notify = self.config.notify.clone();
+                }
+            }
         }
         self.forwarder.abort();
         self.forwarder = forward_health_events(&self.monitor, &self.alerts);
@@ -478,6 +571,25 @@ impl Daemon {
     }
 }
 
+/// `message` about the value at `key`, located in the configuration file at
+/// `path` as `FILE:LINE:COL: KEY: MESSAGE`.
+fn located(path: &Path, key: KeyPath, message: String) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    crate::startup::located(&path.display().to_string(), &text, key, message).to_string()
+}
+
+/// Relay `name`'s failure to start, `err`, located in the file at `path`.
+fn relay_failure(
+    path: &Path,
+    name: &str,
+    relay: &hafront_config::Relay,
+    err: &std::io::Error,
+) -> String {
+    let message = err.to_string();
+    let key = crate::startup::relay_failure_key(name, relay, &message);
+    located(path, key, message)
+}
+
 fn start_relay(
     monitor: &Monitor,
     name: &str,
@@ -488,6 +600,19 @@ fn start_relay(
         .pool(&config.pool)
         .unwrap_or_else(|| Arc::from(Vec::new()));
     Relay::start(name, config, pool, monitor.subscribe())
+}
+
+/// Every pool's servers with their status now, for alerts started late.
+fn current_statuses(monitor: &Monitor) -> BTreeMap<String, Vec<(String, hafront_health::Status)>> {
+    monitor
+        .pools()
+        .map(|(pool, servers)| {
+            let servers = servers
+                .iter()
+                .map(|server| (server.name.clone(), server.status()));
+            (pool.to_owned(), servers.collect())
+        })
+        .collect()
 }
 
 fn monitor_pools(monitor: &Monitor) -> BTreeMap<String, Arc<[Arc<ServerHealth>]>> {
@@ -527,7 +652,8 @@ fn state_summary(board: StateBoard) -> Snapshot {
         let mut text = board.vrrp.describe();
         for (pool, servers) in board.pools.iter() {
             let up = servers.iter().filter(|server| server.is_up()).count();
-            let _ = writeln!(text, "pool {pool}: {up} of {} servers up", servers.len());
+            let of = counted(servers.len() as u64, "server");
+            let _ = writeln!(text, "pool {pool}: {up} of {of} up");
             for server in servers.iter() {
                 let role = server
                     .role()

@@ -9,4 +9,5 @@ pub mod failover;
 pub mod logging;
 pub mod metrics;
 pub mod relay;
+pub mod startup;
 pub mod vrrp;

@@ -3,6 +3,8 @@
 //! `-v` or `RUST_LOG` says otherwise. A reload can change the configured
 //! filter ([`reconfigure`]); the format is fixed at start.
 
+use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use hafront_config::{Log, LogFormat};
@@ -29,7 +31,15 @@ pub fn init(log: &Log, verbosity: u8) {
         overridden: verbosity > 0 || std::env::var_os("RUST_LOG").is_some(),
         format: log.format,
     });
-    let stderr = || tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let colour = colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    );
+    let stderr = || {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(colour)
+    };
     let registry = tracing_subscriber::registry().with(filter);
     match log.format {
         LogFormat::Text => registry.with(stderr()).init(),
@@ -68,6 +78,12 @@ pub fn reconfigure(log: &Log) {
     }
 }
 
+/// Whether text logs get ANSI colours: only on a terminal, and not when
+/// `NO_COLOR` is set to anything but the empty string (no-color.org).
+fn colour(terminal: bool, no_color: Option<OsString>) -> bool {
+    terminal && no_color.is_none_or(|value| value.is_empty())
+}
+
 fn filter(log: &Log, verbosity: u8) -> EnvFilter {
     let directives = match verbosity {
         0 => std::env::var("RUST_LOG").unwrap_or_else(|_| log.level.clone()),
@@ -78,4 +94,17 @@ fn filter(log: &Log, verbosity: u8) -> EnvFilter {
         eprintln!("hafront: invalid log filter {directives:?} ({err}); using \"info\"");
         EnvFilter::new("info")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsString::new())));
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None));
+    }
 }

@@ -213,6 +213,7 @@ fn main() -> ExitCode {
                 check_files: !skip_files,
             },
         ) {
+            Ok(loaded) if !skip_files && !check_startup(&config, &loaded) => ExitCode::FAILURE,
             Ok(loaded) if connect => check_servers(&config, &loaded),
             Ok(_) => {
                 println!("OK");
@@ -225,7 +226,8 @@ fn main() -> ExitCode {
         },
         Command::Run { config, verbose } => {
             let loaded = match hafront_config::load(&config) {
-                Ok(loaded) => loaded,
+                Ok(loaded) if check_startup(&config, &loaded) => loaded,
+                Ok(_) => return ExitCode::FAILURE,
                 Err(errors) => {
                     eprintln!("{errors}");
                     return ExitCode::FAILURE;
@@ -277,6 +279,18 @@ fn small_runtime() -> Option<tokio::runtime::Runtime> {
         .build()
         .inspect_err(|err| eprintln!("hafront: cannot start the async runtime: {err}"))
         .ok()
+}
+
+/// What `run` loads at start from the files `config` (read from `path`)
+/// names ([`hafront::startup::check`]); prints each problem and returns
+/// false when there is one.
+fn check_startup(path: &std::path::Path, config: &hafront_config::Config) -> bool {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let errors = hafront::startup::check(config, &path.display().to_string(), &text);
+    for error in &errors {
+        eprintln!("{error}");
+    }
+    errors.is_empty()
 }
 
 /// `hafront check --connect` after the file itself passed.
@@ -372,6 +386,23 @@ fn reload(target: &ControlTarget, dry_run: bool) -> ExitCode {
         }
         Err(code) => return code,
     };
+    // The same file, however either path is spelt (relative, through a link).
+    let same = match (
+        std::fs::canonicalize(&target.config),
+        std::fs::canonicalize(&report.config),
+    ) {
+        (Ok(named), Ok(read)) => named == read,
+        _ => std::path::absolute(&target.config).ok().as_ref() == Some(&report.config),
+    };
+    if target.socket.is_none() && !same {
+        eprintln!(
+            "hafront: the daemon read {}, not {}: -c only finds its control socket",
+            report.config.display(),
+            target.config.display()
+        );
+    } else {
+        eprintln!("hafront: the daemon read {}", report.config.display());
+    }
     for change in &report.changes {
         println!("{change}");
     }

@@ -384,7 +384,7 @@ impl Instance {
         let board = self.board.lock().unwrap_or_else(PoisonError::into_inner);
         InstanceStatus {
             name: name.to_owned(),
-            state: board.state.as_str().to_owned(),
+            state: board.state.into(),
             priority: self.config.priority,
             effective_priority: board.effective_priority,
             master: self.activity.master(),

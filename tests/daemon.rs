@@ -15,7 +15,8 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use nix::sys::signal::Signal;
 use support::{
-    CHECK_PASSWORD, CHECK_USER, HAFRONT, HafrontRun, MariaDb, free_port, replication_pair, wait_for,
+    CHECK_PASSWORD, CHECK_USER, HAFRONT, HafrontRun, MariaDb, closed_address, free_port,
+    replication_pair, wait_for,
 };
 use tempfile::TempDir;
 
@@ -409,5 +410,108 @@ async fn a_relay_at_its_limit_alerts_once_not_once_per_client() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(saturated().await, 1, "one alert for the whole episode");
     assert!(daemon.log().contains("relay at its connection limit"));
+    assert!(
+        daemon.log().contains("at its limit of 1 connection event="),
+        "singular: {}",
+        daemon.log()
+    );
+    assert_eq!(daemon.stop(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_half_up_at_start_or_after_a_reload_raises_no_pool_event() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind server");
+    let (up, down) = (server.local_addr().expect("address"), closed_address());
+    let events = dir.path().join("events");
+    let script = dir.path().join("record.sh");
+    fs::write(
+        &script,
+        "#!/bin/sh\necho \"$HAFRONT_EVENT $HAFRONT_POOL $HAFRONT_OLD\" >> \"$1\"\n",
+    )
+    .expect("write script");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod script");
+    let text = |pools: &[&str]| {
+        let pools: String = pools
+            .iter()
+            .map(|name| {
+                format!(
+                    "  {name}:\n    check: tcp\n    servers:\n      - {{ name: up, address: {up} }}\n      \
+                     - {{ name: down, address: {down} }}\n"
+                )
+            })
+            .collect();
+        format!(
+            "{global}checks:\n  tcp: {{ kind: tcp, interval: 100ms, timeout: 100ms }}\n\
+             pools:\n{pools}notify:\n  - command: [{script}, {events}]\n",
+            global = global(&dir),
+            script = script.display(),
+            events = events.display(),
+        )
+    };
+    let recorded = || {
+        let text = fs::read_to_string(&events).unwrap_or_default();
+        text.lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let seen = |wanted: &'static [&'static str]| {
+        let recorded = &recorded;
+        move || {
+            let lines = recorded();
+            let all = wanted
+                .iter()
+                .all(|want| lines.iter().any(|line| line.starts_with(want)));
+            async move { all }
+        }
+    };
+    let config = write_config(&dir, &text(&["a"]));
+    let daemon = Daemon::start(&config, dir.path().join("daemon.log"));
+    let first_verdicts = seen(&["server_up a", "server_down a"]);
+    wait_for(
+        "pool a's first verdicts",
+        Duration::from_secs(10),
+        first_verdicts,
+    )
+    .await;
+
+    write_config(&dir, &text(&["a", "b"]));
+    daemon.signal(Signal::SIGHUP);
+    let added = seen(&["server_up b", "server_down b"]);
+    wait_for(
+        "added pool b's first verdicts",
+        Duration::from_secs(10),
+        added,
+    )
+    .await;
+
+    // Alerts restarted by a reload (a notify change) still know both pools
+    // are up: a real outage afterwards is reported, once per pool, from up.
+    write_config(
+        &dir,
+        &text(&["a", "b"]).replace(
+            &format!("{}]\n", events.display()),
+            &format!("{}]\n    timeout: 5s\n", events.display()),
+        ),
+    );
+    daemon.signal(Signal::SIGHUP);
+    let restarted = || {
+        let count = daemon.log().matches("configuration reloaded").count();
+        async move { count == 2 }
+    };
+    wait_for(
+        "the alerts-restarting reload",
+        Duration::from_secs(10),
+        restarted,
+    )
+    .await;
+    drop(server);
+    let outage = seen(&["pool_down a", "pool_down b"]);
+    wait_for("both pools down", Duration::from_secs(10), outage).await;
+    let mut pool_events: Vec<String> = recorded()
+        .into_iter()
+        .filter(|line| line.starts_with("pool_"))
+        .collect();
+    pool_events.sort();
+    assert_eq!(pool_events, ["pool_down a up", "pool_down b up"]);
     assert_eq!(daemon.stop(), Some(0));
 }

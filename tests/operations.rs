@@ -40,6 +40,12 @@ impl Daemon {
     /// Starts the daemon and waits until its control socket answers.
     fn start_with_env(dir: &TempDir, config: &Path, env: &[(&str, &str)]) -> Daemon {
         let process = HafrontRun::spawn(config, dir.path().join("daemon.log"), env);
+        Daemon::attach(dir, config, process)
+    }
+
+    /// Waits until `process`, running `config` (absolute, for the client
+    /// commands), answers on its control socket.
+    fn attach(dir: &TempDir, config: &Path, process: HafrontRun) -> Daemon {
         let mut daemon = Daemon {
             process,
             config: config.to_owned(),
@@ -648,6 +654,192 @@ async fn reload_changes_the_log_filter() {
     assert!(
         daemon.log().contains("configuration reloaded"),
         "info lines too"
+    );
+    assert_eq!(daemon.stop(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_to_what_runs_and_names_the_file_the_daemon_read() {
+    let redis = Redis::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (front, busy) = (localhost(), localhost());
+    let servers = [("one", redis.address())];
+    let config = write(
+        &dir,
+        &config_text(&dir, "", "1s", &servers, &[("front", front)]),
+    );
+    // Started as `hafront run -c hafront.yaml` from its directory, with
+    // stderr to a file and NO_COLOR unset (empty).
+    let process = HafrontRun::spawn_in(
+        dir.path(),
+        Path::new("hafront.yaml"),
+        dir.path().join("daemon.log"),
+        &[("NO_COLOR", "")],
+    );
+    let daemon = Daemon::attach(&dir, &config, process);
+    assert_eq!(
+        daemon.status()["config"],
+        config.display().to_string(),
+        "the configuration shown absolute"
+    );
+    assert!(daemon.log().contains("hafront running"), "{}", daemon.log());
+    assert!(
+        !daemon.log().contains('\x1b'),
+        "no ANSI colours in a log that is no terminal:\n{}",
+        daemon.log()
+    );
+
+    // A relay that cannot listen is not part of the running configuration.
+    let holder = std::net::TcpListener::bind(busy).expect("hold the port");
+    write(
+        &dir,
+        &config_text(
+            &dir,
+            "",
+            "1s",
+            &servers,
+            &[("front", front), ("busy", busy)],
+        ),
+    );
+    let output = daemon.hafront(&["reload"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let busy_line = fs::read_to_string(&config)
+        .expect("read config")
+        .lines()
+        .position(|line| line.contains(&busy.to_string()))
+        .expect("busy's listen line")
+        + 1;
+    let located = format!(
+        "{}:{busy_line}:14: relays.busy.listen[0]: relay busy: cannot listen on {busy}:",
+        config.display()
+    );
+    assert!(
+        stderr.lines().any(|line| line.starts_with(&located))
+            && stderr.contains(&format!("the daemon read {}", config.display())),
+        "{located} in {stderr}"
+    );
+    let output = daemon.hafront(&["reload", "--dry-run"]);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "+ relay busy",
+        "still to be added"
+    );
+    write(
+        &dir,
+        &config_text(&dir, "", "1s", &servers, &[("front", front)]),
+    );
+    let output = daemon.hafront(&["reload", "--dry-run"]);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "no changes",
+        "nothing to remove: busy never ran"
+    );
+    drop(holder);
+
+    // `-c OTHER` finds the socket; the daemon reads its own file, and says so.
+    let other = dir.path().join("other.yaml");
+    fs::write(
+        &other,
+        config_text(&dir, "", "2s", &servers, &[("front", front)]),
+    )
+    .expect("write other");
+    let output = Command::new(HAFRONT)
+        .args(["reload", "--dry-run", "-c"])
+        .arg(&other)
+        .output()
+        .expect("run hafront reload");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "no changes");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the daemon read {}, not {}",
+            config.display(),
+            other.display()
+        )),
+        "{stderr}"
+    );
+    // The daemon's own file through a link is the same file: no warning.
+    let link = dir.path().join("link.yaml");
+    std::os::unix::fs::symlink(&config, &link).expect("link the config");
+    let output = Command::new(HAFRONT)
+        .args(["reload", "--dry-run", "-c"])
+        .arg(&link)
+        .output()
+        .expect("run hafront reload");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim(),
+        format!("hafront: the daemon read {}", config.display())
+    );
+
+    // Metrics moved to an address in use: reported, located, and not taken
+    // for listening (the next dry run still has it to apply).
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("hold a port");
+    let taken = holder.local_addr().expect("address");
+    let metrics_global = format!("  metrics: {taken}\n");
+    write(
+        &dir,
+        &config_text(&dir, &metrics_global, "1s", &servers, &[("front", front)]),
+    );
+    let output = daemon.hafront(&["reload"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let metrics_line = fs::read_to_string(&config)
+        .expect("read config")
+        .lines()
+        .position(|line| line == metrics_global.trim_end())
+        .expect("the metrics line")
+        + 1;
+    let located = format!(
+        "{}:{metrics_line}:12: global.metrics: metrics: cannot listen on {taken}:",
+        config.display()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.lines().any(|line| line.starts_with(&located)),
+        "{located} in {stderr}"
+    );
+    let output = daemon.hafront(&["reload", "--dry-run"]);
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "~ global");
+    drop(holder);
+
+    // What `run` would refuse, reload refuses too, located as check does.
+    let key = dir.path().join("key.pem");
+    let keygen = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(&key)
+        .output()
+        .expect("run openssl");
+    assert!(keygen.status.success(), "{keygen:?}");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod key");
+    let tls = format!(
+        "  tls:\n    listen: [{}]\n    pool: cache\n    mode: {{ kind: tls_server, cert_file: {key}, key_file: {key} }}\n",
+        localhost(),
+        key = key.display()
+    );
+    write(
+        &dir,
+        &(config_text(&dir, "", "1s", &servers, &[("front", front)]) + &tls),
+    );
+    let check = daemon.hafront(&["check"]);
+    let located = String::from_utf8_lossy(&check.stderr).trim().to_owned();
+    assert!(
+        located.contains(": relays.tls.mode.cert_file: certificate file"),
+        "{check:?}"
+    );
+    let output = daemon.hafront(&["reload"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.lines().any(|line| line == located),
+        "{located} in {stderr}"
     );
     assert_eq!(daemon.stop(), Some(0));
 }

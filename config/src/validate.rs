@@ -57,6 +57,10 @@ pub(crate) fn validate(
     if let Err(problem) = check_log_filter(&config.global.log.level) {
         validator.report(&root.key("global").key("log").key("level"), problem);
     }
+    validator.state_dir(
+        &root.key("global").key("state_dir"),
+        &config.global.state_dir,
+    );
     for (name, check) in &config.checks {
         validator.check(&root.key("checks").key(name), check);
     }
@@ -556,6 +560,9 @@ impl Validator<'_> {
                     .map(move |(index, address)| (path.index(index), *address))
             })
             .collect();
+        if let Some(metrics) = self.config.global.metrics {
+            listeners.push((KeyPath::root().key("global").key("metrics"), metrics));
+        }
         listeners.sort_by_key(|(path, _)| self.document.value_position(path));
         for (later, (path, address)) in listeners.iter().enumerate() {
             let clash = listeners[..later]
@@ -811,6 +818,35 @@ impl Validator<'_> {
                 "pool",
                 &KeyPath::root().key("pools"),
                 pool,
+            );
+        }
+        if let Some(user) = &notify.user
+            && self.options.check_files
+        {
+            match nix::unistd::User::from_name(user) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    self.report(&path.key("user"), format!("no user {user} on this machine"))
+                }
+                Err(error) => self.report(
+                    &path.key("user"),
+                    format!("cannot look up user {user}: {error}"),
+                ),
+            }
+        }
+    }
+
+    /// The state directory, when it exists already, must be a directory.
+    fn state_dir(&mut self, path: &KeyPath, dir: &Path) {
+        if !self.options.check_files {
+            return;
+        }
+        if let Ok(metadata) = std::fs::metadata(dir)
+            && !metadata.is_dir()
+        {
+            self.report(
+                path,
+                format!("{} exists and is not a directory", dir.display()),
             );
         }
     }

@@ -1103,6 +1103,24 @@ pools:
             ),
         ],
     },
+    Case {
+        name: "metrics listening where a relay does",
+        yaml: "\
+global:
+  metrics: 127.0.0.1:9100
+checks:
+  port: { kind: tcp }
+pools:
+  p: { check: port, servers: [{ address: 127.0.0.1:1 }] }
+relays:
+  r: { listen: [127.0.0.1:9100], pool: p }
+",
+        errors: &[(
+            "8:17",
+            "relays.r.listen[0]",
+            "address 127.0.0.1:9100 is already used by global.metrics",
+        )],
+    },
 ];
 
 /// Position, key and message of each error, for comparison and for the
@@ -1539,4 +1557,34 @@ relays:
             ("9:56", "relays.r.max_connections", "must be at least 1"),
         ],
     );
+}
+
+#[test]
+fn notify_users_and_the_state_dir_are_checked_with_the_files() {
+    let yaml = "\
+global:
+  state_dir: /etc/passwd
+notify:
+  - command: [true]
+    user: hafront-no-such-user
+";
+    let errors = parse(yaml, "site.yaml").expect_err("no such user, state_dir a file");
+    assert_errors(
+        "machine-specific names",
+        &errors,
+        &[
+            (
+                "2:14",
+                "global.state_dir",
+                "/etc/passwd exists and is not a directory",
+            ),
+            (
+                "5:11",
+                "notify[0].user",
+                "no user hafront-no-such-user on this machine",
+            ),
+        ],
+    );
+    let skipped = parse_with(yaml, "site.yaml", ParseOptions { check_files: false });
+    assert!(skipped.is_ok(), "--skip-files: {skipped:?}");
 }

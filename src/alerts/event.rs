@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use hafront_config::Role;
@@ -248,7 +249,8 @@ impl fmt::Display for Event {
                 max_connections,
             } => write!(
                 f,
-                "relay {relay} (pool {pool}) is refusing clients at its limit of {max_connections} connections"
+                "relay {relay} (pool {pool}) is refusing clients at its limit of {}",
+                counted(*max_connections as u64, "connection")
             ),
             EventKind::Failover(failover) => failover.fmt(f),
         }
@@ -263,18 +265,58 @@ fn write_reason(f: &mut fmt::Formatter<'_>, reason: &str) -> fmt::Result {
     }
 }
 
+/// `count` and `noun`, made plural unless `count` is 1: `1 connection`,
+/// `2 connections`.
+pub fn counted(count: impl Into<u64>, noun: &str) -> String {
+    match count.into() {
+        1 => format!("1 {noun}"),
+        count => format!("{count} {noun}s"),
+    }
+}
+
 /// A duration rounded to whole seconds, as `1h 2m 3s`.
 pub fn format_duration(duration: Duration) -> String {
     humantime::format_duration(Duration::from_secs(duration.as_secs())).to_string()
 }
 
+/// The servers of each configured pool, by pool name, each with the status
+/// to assume until its first event; shared between the daemon (which
+/// updates it before a reload changes the pools) and the alerts dispatcher.
+pub(crate) type Membership = Arc<Mutex<BTreeMap<String, Vec<(String, Status)>>>>;
+
+/// The servers of each pool of `pools`, not probed yet, for a
+/// [`Membership`].
+pub(crate) fn membership(
+    pools: &BTreeMap<String, hafront_config::Pool>,
+) -> BTreeMap<String, Vec<(String, Status)>> {
+    pools
+        .iter()
+        .map(|(name, pool)| {
+            let servers = pool
+                .servers
+                .iter()
+                .map(|server| (server.display_name(), Status::Unknown));
+            (name.clone(), servers.collect())
+        })
+        .collect()
+}
+
 /// Follows server events to derive pool events and outage durations: the
 /// one place that knows when a pool lost its last healthy server and when
 /// each server went down.
-#[derive(Debug, Default)]
+///
+/// A pool's first verdict (up once a server is up, down once every server
+/// was probed and none is up) is where it starts, not a change: only later
+/// changes of verdict are pool events.
+#[derive(Debug)]
 pub(crate) struct Tracker {
+    /// The configured servers of every pool.
+    membership: Membership,
     /// Last known status of every server, by pool then server name.
     servers: BTreeMap<String, BTreeMap<String, Status>>,
+    /// Last verdict of every pool that had one: `true` when it had no
+    /// healthy server.
+    pool_down: BTreeMap<String, bool>,
     /// When each currently down server went down.
     server_down_since: BTreeMap<(String, String), SystemTime>,
     /// When each pool without a healthy server lost its last one.
@@ -282,23 +324,14 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
-    /// A tracker that knows the configured pools and their servers, all
-    /// in status `Unknown`.
-    pub fn new(pools: &BTreeMap<String, hafront_config::Pool>) -> Self {
-        let servers = pools
-            .iter()
-            .map(|(name, pool)| {
-                let members = pool
-                    .servers
-                    .iter()
-                    .map(|server| (server.display_name(), Status::Unknown))
-                    .collect();
-                (name.clone(), members)
-            })
-            .collect();
+    /// A tracker of the pools in `membership`.
+    pub fn new(membership: Membership) -> Self {
         Tracker {
-            servers,
-            ..Tracker::default()
+            membership,
+            servers: BTreeMap::new(),
+            pool_down: BTreeMap::new(),
+            server_down_since: BTreeMap::new(),
+            pool_down_since: BTreeMap::new(),
         }
     }
 
@@ -322,21 +355,23 @@ impl Tracker {
             }
         }
         let pool = transition.pool.clone();
+        self.follow_membership();
         let members = self.servers.entry(pool.clone()).or_default();
-        let was_down = pool_is_down(members);
         members.insert(transition.server.clone(), transition.new);
-        let is_down = pool_is_down(members);
         let at = event.at;
         let mut events = vec![event];
-        match (was_down, is_down) {
-            (false, true) => {
+        let Some(is_down) = pool_verdict(members) else {
+            return events;
+        };
+        match self.pool_down.insert(pool.clone(), is_down) {
+            Some(false) if is_down => {
                 self.pool_down_since.insert(pool.clone(), at);
                 events.push(Event {
                     at,
                     kind: EventKind::PoolDown { pool },
                 });
             }
-            (true, false) => {
+            Some(true) if !is_down => {
                 let down_for = self
                     .pool_down_since
                     .remove(&pool)
@@ -350,20 +385,48 @@ impl Tracker {
         }
         events
     }
-}
 
-/// A pool is down when none of its servers is up and at least one is known
-/// to be down (a pool still being probed at start is not down).
-fn pool_is_down(members: &BTreeMap<String, Status>) -> bool {
-    let mut any_down = false;
-    for status in members.values() {
-        match status {
-            Status::Up => return false,
-            Status::Down => any_down = true,
-            Status::Unknown => {}
+    /// Brings the tracked pools and servers in line with the membership:
+    /// new ones start with the status it assumes, removed ones are
+    /// forgotten.
+    fn follow_membership(&mut self) {
+        let membership = self
+            .membership
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.servers.retain(|pool, _| membership.contains_key(pool));
+        self.pool_down
+            .retain(|pool, _| membership.contains_key(pool));
+        self.pool_down_since
+            .retain(|pool, _| membership.contains_key(pool));
+        for (pool, servers) in membership.iter() {
+            let new_pool = !self.servers.contains_key(pool);
+            let members = self.servers.entry(pool.clone()).or_default();
+            members.retain(|name, _| servers.iter().any(|(known, _)| known == name));
+            for (name, status) in servers {
+                members.entry(name.clone()).or_insert(*status);
+            }
+            // A pool whose servers' statuses are known already (alerts
+            // restarted by a reload) starts from its verdict.
+            if new_pool && let Some(down) = pool_verdict(members) {
+                self.pool_down.insert(pool.clone(), down);
+            }
         }
     }
-    any_down
+}
+
+/// Whether a pool has no healthy server (`Some(true)`), has one
+/// (`Some(false)`), or is not decided yet: no server up and one not probed.
+fn pool_verdict(members: &BTreeMap<String, Status>) -> Option<bool> {
+    let mut undecided = false;
+    for status in members.values() {
+        match status {
+            Status::Up => return Some(false),
+            Status::Down => {}
+            Status::Unknown => undecided = true,
+        }
+    }
+    (!undecided).then_some(true)
 }
 
 #[cfg(test)]
@@ -403,9 +466,13 @@ mod tests {
         )])
     }
 
+    fn tracker() -> Tracker {
+        Tracker::new(Arc::new(Mutex::new(membership(&two_server_pools()))))
+    }
+
     #[test]
     fn pool_goes_down_only_with_its_last_server_and_recovery_says_how_long() {
-        let mut tracker = Tracker::new(&two_server_pools());
+        let mut tracker = tracker();
         use Status::*;
         assert_eq!(
             tracker.observe(server_event("db1", Unknown, Up, 0)).len(),
@@ -441,22 +508,59 @@ mod tests {
     }
 
     #[test]
-    fn servers_down_at_start_take_the_pool_down_but_unknown_ones_do_not() {
-        let mut tracker = Tracker::new(&two_server_pools());
+    fn first_verdicts_are_no_pool_events_in_either_order() {
+        use Status::*;
+        for first in [Up, Down] {
+            let second = if first == Up { Down } else { Up };
+            let mut tracker = tracker();
+            assert_eq!(
+                tracker
+                    .observe(server_event("db1", Unknown, first, 0))
+                    .len(),
+                1
+            );
+            assert_eq!(
+                tracker
+                    .observe(server_event("db2", Unknown, second, 0))
+                    .len(),
+                1
+            );
+        }
+        let mut all_down = tracker();
         assert_eq!(
-            tracker
-                .observe(server_event("db1", Status::Unknown, Status::Down, 0))
-                .len(),
-            2,
-            "db2 unknown, db1 down: no server can take clients"
-        );
-        let mut fresh = Tracker::new(&two_server_pools());
-        assert_eq!(
-            fresh
-                .observe(server_event("db1", Status::Unknown, Status::Up, 0))
+            all_down
+                .observe(server_event("db1", Unknown, Down, 0))
                 .len(),
             1
         );
+        assert_eq!(
+            all_down
+                .observe(server_event("db2", Unknown, Down, 0))
+                .len(),
+            1
+        );
+        let events = all_down.observe(server_event("db2", Down, Up, 5));
+        assert_eq!(events.len(), 2, "a pool down from the start recovers");
+        assert_eq!(events[1].name(), "pool_recovered");
+    }
+
+    #[test]
+    fn a_pool_added_later_starts_without_pool_events() {
+        use Status::*;
+        let pools = Arc::new(Mutex::new(BTreeMap::new()));
+        let mut tracker = Tracker::new(Arc::clone(&pools));
+        *pools.lock().unwrap() = membership(&two_server_pools());
+        assert_eq!(
+            tracker.observe(server_event("db1", Unknown, Down, 0)).len(),
+            1
+        );
+        assert_eq!(
+            tracker.observe(server_event("db2", Unknown, Up, 0)).len(),
+            1
+        );
+        let events = tracker.observe(server_event("db2", Up, Down, 9));
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].name(), "pool_down");
     }
 
     fn vrrp_event(old: VrrpState, new: VrrpState) -> Event {
@@ -480,6 +584,44 @@ mod tests {
         assert!(!vrrp_event(VrrpState::Init, VrrpState::Backup).is_mail_worthy());
         assert!(vrrp_event(VrrpState::Init, VrrpState::Master).is_mail_worthy());
         assert!(vrrp_event(VrrpState::Master, VrrpState::Backup).is_mail_worthy());
+    }
+
+    #[test]
+    fn a_tracker_told_the_current_statuses_reports_the_next_change() {
+        use Status::*;
+        let current = BTreeMap::from([(
+            "mysql".to_owned(),
+            vec![("db1".to_owned(), Up), ("db2".to_owned(), Down)],
+        )]);
+        let mut tracker = Tracker::new(Arc::new(Mutex::new(current)));
+        let events = tracker.observe(server_event("db1", Up, Down, 3));
+        assert_eq!(events.len(), 2, "the pool was up: {events:?}");
+        assert_eq!(events[1].name(), "pool_down");
+    }
+
+    #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(counted(1u64, "connection"), "1 connection");
+        assert_eq!(counted(0u64, "connection"), "0 connections");
+        assert_eq!(counted(2u32, "mail"), "2 mails");
+        let saturated = |max_connections| Event {
+            at: SystemTime::UNIX_EPOCH,
+            kind: EventKind::RelaySaturated {
+                relay: "r".into(),
+                pool: "p".into(),
+                max_connections,
+            },
+        };
+        assert!(
+            saturated(1)
+                .to_string()
+                .ends_with("its limit of 1 connection")
+        );
+        assert!(
+            saturated(5)
+                .to_string()
+                .ends_with("its limit of 5 connections")
+        );
     }
 
     #[test]

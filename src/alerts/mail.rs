@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::event::Event;
+use super::event::{Event, counted};
 
 /// Window of the per-hour rate limit.
 const RATE_WINDOW: Duration = Duration::from_secs(3600);
@@ -163,10 +163,9 @@ pub(crate) fn compose(
         let _ = write!(subject, " (+{} more)", events.len() - 1);
     }
 
-    let plural = if events.len() == 1 { "" } else { "s" };
     let mut body = format!(
-        "hafront on node {node} reports {} event{plural}",
-        events.len()
+        "hafront on node {node} reports {}",
+        counted(events.len() as u64, "event")
     );
     if let (Some(first), Some(last)) = (events.first(), events.last()) {
         let (first, last) = (
@@ -183,7 +182,8 @@ pub(crate) fn compose(
     if batch.rate_limited {
         let _ = writeln!(
             body,
-            "Some were held back by the limit of {max_per_hour} mails per hour."
+            "Some were held back by the limit of {} per hour.",
+            counted(max_per_hour, "mail")
         );
     }
     body.push_str("\nEvents, oldest first:\n");
@@ -192,8 +192,8 @@ pub(crate) fn compose(
         if events.len() > MAX_LISTED && index == listed_each_end {
             let _ = writeln!(
                 body,
-                "  ... {} more events (see the daemon log) ...",
-                events.len() - MAX_LISTED
+                "  ... {} (see the daemon log) ...",
+                counted((events.len() - MAX_LISTED) as u64, "more event")
             );
         }
         if events.len() > MAX_LISTED

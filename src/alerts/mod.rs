@@ -13,21 +13,24 @@ mod notify;
 mod smtp;
 mod spool;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use hafront_config::{Config, Email};
+use hafront_config::{Config, Email, Pool};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-pub use event::{Event, EventKind, ServerTransition, VrrpState, VrrpTransition, format_duration};
+pub use event::{
+    Event, EventKind, ServerTransition, VrrpState, VrrpTransition, counted, format_duration,
+};
 pub use notify::event_environment;
 
-use event::Tracker;
+use event::{Membership, Tracker, membership};
 use mail::{Batch, Batcher};
 use notify::ScriptQueues;
 use smtp::Mailer;
@@ -141,9 +144,10 @@ impl Alerts {
         let (events, received) = mpsc::channel(EVENT_QUEUE_CAPACITY);
         let (stop, stopped) = watch::channel(false);
         let dropped = Arc::new(AtomicU64::new(0));
+        let pools: Membership = Arc::new(Mutex::new(membership(&cfg.pools)));
         let dispatcher = Dispatcher {
             node,
-            tracker: Tracker::new(&cfg.pools),
+            tracker: Tracker::new(Arc::clone(&pools)),
             scripts,
             email,
             snapshot,
@@ -153,6 +157,7 @@ impl Alerts {
         let task = tokio::spawn(dispatcher.run(received, stopped, stop_delivery));
         Ok(AlertsHandle {
             sender: AlertSender { events, dropped },
+            pools,
             stop,
             task,
         })
@@ -195,6 +200,7 @@ impl AlertSender {
 #[derive(Debug)]
 pub struct AlertsHandle {
     sender: AlertSender,
+    pools: Membership,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -213,6 +219,20 @@ impl AlertsHandle {
     /// Events dropped so far because the queue was full or closed.
     pub fn dropped(&self) -> u64 {
         self.sender.dropped()
+    }
+
+    /// Tells alerts which pools and servers are configured now; call it
+    /// before the health monitor probes a changed set, so that a new pool's
+    /// first verdict is known to be one.
+    pub fn set_pools(&self, pools: &BTreeMap<String, Pool>) {
+        *self.pools.lock().unwrap_or_else(PoisonError::into_inner) = membership(pools);
+    }
+
+    /// Tells alerts started while servers were already probed each pool's
+    /// servers and their current statuses (by pool), so that the next
+    /// change of a pool is reported as one.
+    pub fn set_current(&self, pools: BTreeMap<String, Vec<(String, hafront_health::Status)>>) {
+        *self.pools.lock().unwrap_or_else(PoisonError::into_inner) = pools;
     }
 
     /// Handles the events already queued, lets the notify scripts they

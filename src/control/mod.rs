@@ -16,6 +16,8 @@ mod diff;
 mod server;
 mod status;
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -24,8 +26,8 @@ pub use diff::{Action, Change, Section, diff};
 pub use server::ControlServer;
 pub(crate) use server::{accept_bounded, ask};
 pub use status::{
-    AlertsStatus, CheckStatus, InstanceStatus, PoolStatus, Refusals, RelayStatus, ServerStatus,
-    SinceTracker, Status, pool_statuses, queued_mails,
+    AlertsStatus, CheckStatus, InstanceState, InstanceStatus, PoolStatus, Refusals, RelayStatus,
+    ServerRole, ServerState, ServerStatus, SinceTracker, Status, pool_statuses, queued_mails,
 };
 
 /// What a client asks.
@@ -90,6 +92,10 @@ pub enum Response {
 /// How a reload went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReloadReport {
+    /// The configuration file the daemon read (the one it was started
+    /// with, whatever file the asker named).
+    #[serde(default)]
+    pub config: PathBuf,
     /// What happened.
     pub outcome: ReloadOutcome,
     /// The differences between the running and the new configuration

@@ -46,8 +46,8 @@ pub struct Status {
 pub struct InstanceStatus {
     /// Instance name.
     pub name: String,
-    /// State machine state: `initialize`, `backup`, `master` or `fault`.
-    pub state: String,
+    /// State machine state.
+    pub state: InstanceState,
     /// Configured priority.
     pub priority: u8,
     /// Priority after tracking adjustments, as advertised.
@@ -63,6 +63,116 @@ pub struct InstanceStatus {
     pub adverts_received: u64,
     /// Packets dropped, by reason (for example `bad_ttl`, `auth`).
     pub dropped: BTreeMap<String, u64>,
+}
+
+/// A VRRP instance's state, named `initialize`, `backup`, `master` or
+/// `fault` in JSON and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceState {
+    /// Not started, or shut down.
+    Initialize,
+    /// Listening for the master.
+    Backup,
+    /// Holding the virtual addresses.
+    Master,
+    /// Neither listening nor advertising (tracking reported a failure).
+    Fault,
+}
+
+impl InstanceState {
+    /// Every state, in the order metrics list them.
+    pub const ALL: [InstanceState; 4] = [
+        InstanceState::Initialize,
+        InstanceState::Backup,
+        InstanceState::Master,
+        InstanceState::Fault,
+    ];
+
+    /// The state's name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Initialize => "initialize",
+            InstanceState::Backup => "backup",
+            InstanceState::Master => "master",
+            InstanceState::Fault => "fault",
+        }
+    }
+}
+
+impl From<hafront_vrrp::State> for InstanceState {
+    fn from(state: hafront_vrrp::State) -> Self {
+        match state {
+            hafront_vrrp::State::Initialize => InstanceState::Initialize,
+            hafront_vrrp::State::Backup => InstanceState::Backup,
+            hafront_vrrp::State::Master => InstanceState::Master,
+            hafront_vrrp::State::Fault => InstanceState::Fault,
+        }
+    }
+}
+
+/// A server's health, named `up`, `down` or `unknown` (not decided yet) in
+/// JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerState {
+    /// Not probed yet.
+    Unknown,
+    /// Passing its check.
+    Up,
+    /// Failing its check.
+    Down,
+}
+
+impl ServerState {
+    /// The state's name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerState::Unknown => "unknown",
+            ServerState::Up => "up",
+            ServerState::Down => "down",
+        }
+    }
+}
+
+impl From<hafront_health::Status> for ServerState {
+    fn from(status: hafront_health::Status) -> Self {
+        match status {
+            hafront_health::Status::Unknown => ServerState::Unknown,
+            hafront_health::Status::Up => ServerState::Up,
+            hafront_health::Status::Down => ServerState::Down,
+        }
+    }
+}
+
+/// A server's role as its check reports it, named `primary` or `replica` in
+/// JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerRole {
+    /// Writable.
+    Primary,
+    /// Read-only.
+    Replica,
+}
+
+impl ServerRole {
+    /// The role's name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerRole::Primary => "primary",
+            ServerRole::Replica => "replica",
+        }
+    }
+}
+
+impl From<hafront_config::Role> for ServerRole {
+    fn from(role: hafront_config::Role) -> Self {
+        match role {
+            hafront_config::Role::Primary => ServerRole::Primary,
+            hafront_config::Role::Replica => ServerRole::Replica,
+        }
+    }
 }
 
 /// One pool.
@@ -81,10 +191,10 @@ pub struct ServerStatus {
     pub name: String,
     /// Server address.
     pub address: SocketAddr,
-    /// `up`, `down` or `unknown` (not decided yet).
-    pub status: String,
-    /// Role reported by the check (`primary` or `replica`), if any.
-    pub role: Option<String>,
+    /// Health as the checks decided it.
+    pub status: ServerState,
+    /// Role reported by the check, if any.
+    pub role: Option<ServerRole>,
     /// When the server entered its current status (or was first monitored).
     #[serde(with = "rfc3339")]
     pub since: SystemTime,
@@ -222,8 +332,8 @@ fn server_status(
     ServerStatus {
         name: server.name.clone(),
         address: server.address,
-        status: server.status().to_string(),
-        role: server.role().map(|role| role_name(role).to_owned()),
+        status: server.status().into(),
+        role: server.role().map(ServerRole::from),
         since,
         last_check: server.last_probe().map(|probe| CheckStatus {
             ok: probe.ok,
@@ -235,13 +345,6 @@ fn server_status(
         total_connections: total,
         drained: server.is_drained(),
         fenced: server.is_fenced(),
-    }
-}
-
-fn role_name(role: hafront_config::Role) -> &'static str {
-    match role {
-        hafront_config::Role::Primary => "primary",
-        hafront_config::Role::Replica => "replica",
     }
 }
 
@@ -371,7 +474,7 @@ impl Status {
                 .collect::<Vec<_>>();
             table.row(vec![
                 instance.name.clone(),
-                instance.state.clone(),
+                instance.state.as_str().to_owned(),
                 instance.priority.to_string(),
                 instance.effective_priority.to_string(),
                 instance
@@ -415,7 +518,7 @@ impl Status {
                     ),
                     None => ("-".to_owned(), "-".to_owned()),
                 };
-                let mut status = server.status.clone();
+                let mut status = server.status.as_str().to_owned();
                 for (flag, word) in [(server.drained, "drained"), (server.fenced, "fenced")] {
                     if flag {
                         status.push_str(&format!(",{word}"));
@@ -426,7 +529,7 @@ impl Status {
                     server.name.clone(),
                     server.address.to_string(),
                     status,
-                    server.role.clone().unwrap_or_else(|| "-".to_owned()),
+                    server.role.map_or("-", ServerRole::as_str).to_owned(),
                     age(server.since, now),
                     check,
                     latency,
@@ -628,5 +731,38 @@ mod rfc3339 {
     ) -> Result<SystemTime, D::Error> {
         let text = String::deserialize(deserializer)?;
         humantime::parse_rfc3339_weak(&text).map_err(D::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_and_roles_keep_their_json_names() {
+        let name = |value: serde_json::Value| value.as_str().unwrap_or_default().to_owned();
+        for state in InstanceState::ALL {
+            assert_eq!(name(serde_json::json!(state)), state.as_str());
+        }
+        assert_eq!(
+            InstanceState::from(hafront_vrrp::State::Master).as_str(),
+            hafront_vrrp::State::Master.as_str()
+        );
+        for health in [
+            hafront_health::Status::Up,
+            hafront_health::Status::Down,
+            hafront_health::Status::Unknown,
+        ] {
+            let state = ServerState::from(health);
+            assert_eq!(name(serde_json::json!(state)), health.to_string());
+            assert_eq!(state.as_str(), health.to_string());
+        }
+        for (role, text) in [
+            (ServerRole::Primary, "primary"),
+            (ServerRole::Replica, "replica"),
+        ] {
+            assert_eq!(name(serde_json::json!(role)), text);
+            assert_eq!(role.as_str(), text);
+        }
     }
 }

@@ -106,6 +106,12 @@ struct ServerLink {
     disconnect: watch::Sender<()>,
 }
 
+/// Loads what a relay in `mode` reads at start (keys, certificates,
+/// secrets) without listening: the error [`Relay::start`] would give.
+pub fn check_mode(mode: &hafront_config::RelayMode) -> io::Result<()> {
+    Transport::from_mode(mode).map(drop)
+}
+
 impl Relay {
     /// Binds every `listen` address of `config` and starts forwarding to
     /// `pool` with splice(2) where available. Must be called inside a Tokio

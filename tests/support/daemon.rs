@@ -23,8 +23,20 @@ impl HafrontRun {
     /// Runs `hafront run -c CONFIG` with stderr to `log`, `NO_COLOR=1`, no
     /// inherited `RUST_LOG` and `env` added.
     pub fn spawn(config: &Path, log: PathBuf, env: &[(&str, &str)]) -> HafrontRun {
+        HafrontRun::spawn_in(Path::new("."), config, log, env)
+    }
+
+    /// [`HafrontRun::spawn`] started in `directory`, where a relative
+    /// `config` is found.
+    pub fn spawn_in(
+        directory: &Path,
+        config: &Path,
+        log: PathBuf,
+        env: &[(&str, &str)],
+    ) -> HafrontRun {
         let stderr = fs::File::create(&log).expect("create daemon log");
         let child = Command::new(HAFRONT)
+            .current_dir(directory)
             .args(["run", "-c"])
             .arg(config)
             .env_remove("RUST_LOG")
