@@ -642,16 +642,12 @@ impl State {
             }
             return self.rejoin_fenced().await;
         }
-        if let Some((primary, only)) = self.unconfirmed
-            && only == Some(local)
-            && self.primary == Some(primary)
-        {
-            if self.member(primary).health.status() == Status::Down {
-                self.fail_over(primary, only).await;
-            }
-            return;
-        }
-        if self.primary == Some(local) || self.handled_failure == Some(local) {
+        // A takeover that could not happen yet (replicas still hearing the primary, or the
+        // local server not fit to take over) is tried again at every refresh.
+        let again = self
+            .unconfirmed
+            .is_some_and(|(primary, only)| only == Some(local) && self.primary == Some(primary));
+        if !again && (self.primary == Some(local) || self.handled_failure == Some(local)) {
             return;
         }
         self.handled_failure = Some(local);
@@ -660,23 +656,39 @@ impl State {
             && !self.member(local).health.is_fenced()
         {
             self.primary = Some(local);
+            self.unconfirmed = None;
             return;
         }
-        match self.primary {
-            Some(primary) if self.member(primary).health.status() == Status::Down => {
-                self.fail_over(primary, Some(local)).await;
+        let Some(primary) = self.primary else {
+            let looked = self.look_at_all().await;
+            return self.bootstrap(local, &looked).await;
+        };
+        // Decided by what answers, not by the health check (which a loaded host can fail):
+        // a primary that answers is handed over as planned, nothing lost; one that does not
+        // is failed over once its replicas confirm it.
+        let looked = self.look_at_all().await;
+        if looked[primary].is_err() {
+            return self.fail_over(primary, Some(local)).await;
+        }
+        match self.switchover_target(primary, Some(local), &looked) {
+            Ok(_) => {
+                self.unconfirmed = None;
+                let _ = self.switch_over(Some(local)).await;
             }
-            Some(primary) => {
-                // It answers its checks: a planned handover, nothing lost. If it went away
-                // meanwhile, a failover after all.
-                if self.switch_over(Some(local)).await.is_err() && self.look(primary).await.is_err()
-                {
-                    self.fail_over(primary, Some(local)).await;
+            Err(why) => {
+                if !again {
+                    self.emit(
+                        Step::Refused,
+                        Some(local),
+                        format!(
+                            "this node is VRRP master but {} cannot take over from {} yet: \
+                             {why}; trying again every second",
+                            self.name(local),
+                            self.name(primary)
+                        ),
+                    );
                 }
-            }
-            None => {
-                let looked = self.look_at_all().await;
-                self.bootstrap(local, &looked).await;
+                self.unconfirmed = Some((primary, Some(local)));
             }
         }
     }
