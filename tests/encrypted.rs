@@ -49,6 +49,8 @@ fn health(address: SocketAddr) -> Arc<ServerHealth> {
 /// A relay in `mode` forwarding to `servers`, with its event sender kept.
 struct Started {
     relay: Relay,
+    /// The relay's servers, in the order given, to change their health.
+    pool: Vec<Arc<ServerHealth>>,
     _events: broadcast::Sender<hafront_health::HealthEvent>,
 }
 
@@ -72,9 +74,10 @@ fn try_start_with(
 ) -> std::io::Result<Started> {
     let (events, receiver) = broadcast::channel(16);
     let pool: Vec<Arc<ServerHealth>> = servers.iter().copied().map(health).collect();
-    let relay = Relay::start("test", &config, pool.into(), receiver)?;
+    let relay = Relay::start("test", &config, pool.clone().into(), receiver)?;
     Ok(Started {
         relay,
+        pool,
         _events: events,
     })
 }
@@ -328,14 +331,15 @@ async fn garbage_truncated_and_stalled_handshakes_are_closed() {
     let received = read_until_closed(&mut stream).await;
     assert_eq!(received.len(), 32, "only the server's nonce");
 
-    // Stalled: nothing sent; closed at the handshake deadline (700 ms).
+    // Stalled: nothing sent; closed at the handshake deadline, before the
+    // server spends a nonce on it.
     let started = Instant::now();
     let mut stream = TcpStream::connect(pair.decrypt.address())
         .await
         .expect("connect");
     let received = read_until_closed(&mut stream).await;
     let waited = started.elapsed();
-    assert_eq!(received.len(), 32, "only the server's nonce");
+    assert!(received.is_empty(), "nothing sent: {received:?}");
     assert!(
         waited >= Duration::from_millis(600) && waited < Duration::from_secs(5),
         "closed at the deadline, after {waited:?}"
@@ -806,7 +810,10 @@ async fn gateway_exchange(gateway: SocketAddr, request: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn gateway_relays_to_the_server_an_openssl_token_names() {
     let echo = EchoServer::start().await;
-    let gateway = start(RelayMode::Gateway(gateway_mode(&["127.0.0.0/8"])), &[]);
+    let gateway = start(
+        RelayMode::Gateway(gateway_mode(&["127.0.0.0/8"])),
+        &[echo.address],
+    );
     for digest in ["md5", "sha256"] {
         let token = openssl_token(echo.address, digest);
         // Early data after the newline is forwarded first; CRLF is tolerated.
@@ -839,11 +846,15 @@ async fn gateway_token_made_by_hafront_matches_openssl() {
 #[tokio::test]
 async fn gateway_refuses_bad_requests_with_a_status_and_keeps_serving() {
     let echo = EchoServer::start().await;
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("address")
-    };
-    let gateway = start(RelayMode::Gateway(gateway_mode(&["127.0.0.1/32"])), &[]);
+    let other = EchoServer::start().await;
+    let down = EchoServer::start().await;
+    let closed = support::closed_address();
+    // `other` is allowed but not in the pool; `down` is in the pool but down.
+    let gateway = start(
+        RelayMode::Gateway(gateway_mode(&["127.0.0.1/32"])),
+        &[echo.address, down.address, closed],
+    );
+    gateway.pool[1].set_status(Status::Down);
     let token = |address: SocketAddr| {
         gateway::encrypt_address(GATEWAY_SECRET.as_bytes(), &address.to_string()).expect("token")
     };
@@ -852,25 +863,18 @@ async fn gateway_refuses_bad_requests_with_a_status_and_keeps_serving() {
         .expect("address");
     let wrong_secret =
         gateway::encrypt_address(b"wrong", &echo.address.to_string()).expect("token");
-    let cases: [(&str, Vec<u8>, &[u8]); 6] = [
+    let line = |token: String| format!("{token}\n").into_bytes();
+    // A token that does not decrypt and one naming a server not served get
+    // the same answer: the status is no oracle for the secret.
+    let cases: [(&str, Vec<u8>, &[u8]); 8] = [
         ("garbage", b"hello world\n".to_vec(), b"401"),
-        (
-            "wrong secret",
-            format!("{wrong_secret}\n").into_bytes(),
-            b"401",
-        ),
-        (
-            "not allowed",
-            format!("{}\n", token(not_allowed)).into_bytes(),
-            b"403",
-        ),
+        ("wrong secret", line(wrong_secret), b"401"),
+        ("not allowed", line(token(not_allowed)), b"401"),
+        ("not in the pool", line(token(other.address)), b"401"),
+        ("server down", line(token(down.address)), b"401"),
         ("no newline", token(echo.address).into_bytes(), b"400"),
         ("too long", vec![b'A'; 5000], b"400"),
-        (
-            "connect refused",
-            format!("{}\n", token(closed)).into_bytes(),
-            b"502",
-        ),
+        ("connect refused", line(token(closed)), b"502"),
     ];
     for (case, request, status) in cases {
         let received = gateway_exchange(gateway.address(), &request).await;
@@ -883,16 +887,52 @@ async fn gateway_refuses_bad_requests_with_a_status_and_keeps_serving() {
         .expect("connect");
     assert_eq!(read_until_closed(&mut stalled).await, b"400");
     assert!(started.elapsed() >= Duration::from_millis(400));
+    // A client that closes without a byte (a TCP check) gets no answer.
+    let mut empty = TcpStream::connect(gateway.address())
+        .await
+        .expect("connect");
+    empty.shutdown().await.expect("half-close");
+    assert_eq!(read_until_closed(&mut empty).await, b"");
 
     assert_eq!(echo.accepted(), 0, "no refused request reached a server");
-    assert_eq!(
-        gateway.relay.stats().refused_handshake,
-        6,
-        "all but connect refused"
+    assert_eq!(other.accepted() + down.accepted(), 0);
+    let stats = gateway.relay.stats();
+    assert_eq!(stats.refused_handshake, 8, "all but connect refused");
+    assert_eq!(stats.refused_connect_failed, 1);
+    assert_eq!(stats.empty, 1);
+    assert_eq!(stats.servers[2].connect_failures, 1);
+}
+
+#[tokio::test]
+async fn gateway_counts_the_bytes_sent_with_the_request_line() {
+    let echo = EchoServer::start().await;
+    let gateway = start(
+        RelayMode::Gateway(gateway_mode(&["127.0.0.1/32"])),
+        &[echo.address],
     );
-    let request = [token(echo.address).as_bytes(), b"\n", b"ping"].concat();
+    let token = gateway::encrypt_address(GATEWAY_SECRET.as_bytes(), &echo.address.to_string())
+        .expect("token");
+    // One write: the payload arrives in the same segment as the token line.
+    let request = [token.as_bytes(), b"\n", b"ping"].concat();
     let received = gateway_exchange(gateway.address(), &request).await;
     assert_eq!(received, b"200pingbye\n");
+    support::wait_for("the gateway's byte counts", STEP, || {
+        let stats = gateway.relay.stats();
+        async move {
+            let server = &stats.servers[0];
+            (
+                stats.total,
+                stats.client_to_server_bytes,
+                stats.server_to_client_bytes,
+            ) == (1, 4, 8)
+                && (
+                    server.total,
+                    server.client_to_server_bytes,
+                    server.server_to_client_bytes,
+                ) == (1, 4, 8)
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -920,6 +960,11 @@ async fn gateway_token_command_uses_the_configured_secret_and_allow_list() {
     );
     let refused = gateway::gateway_token(&config, None, "10.2.0.5:3306").expect_err("refused");
     assert!(refused.contains("allow-list"), "{refused}");
+    let outside_pool = gateway::gateway_token(&config, None, "10.1.0.6:3306").expect_err("refused");
+    assert!(
+        outside_pool.contains("not a server of pool db"),
+        "{outside_pool}"
+    );
     let unknown =
         gateway::gateway_token(&config, Some("back"), "10.1.0.5:3306").expect_err("refused");
     assert!(unknown.contains("no gateway relay named back"), "{unknown}");

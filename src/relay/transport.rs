@@ -104,6 +104,20 @@ impl Transport {
         }
     }
 
+    /// The handshake deadline of a mode whose clients send the first byte
+    /// (TLS, spiped, gateway); none for plaintext clients, which may wait
+    /// for their server to speak.
+    pub(crate) fn client_speaks_first(&self) -> Option<Duration> {
+        match self {
+            Transport::SpipedDecrypt(endpoint) => Some(endpoint.handshake_timeout()),
+            Transport::TlsServer {
+                handshake_timeout, ..
+            } => Some(*handshake_timeout),
+            Transport::Gateway(gateway) => Some(gateway.handshake_timeout()),
+            Transport::Plain | Transport::SpipedEncrypt(_) | Transport::TlsClient { .. } => None,
+        }
+    }
+
     /// Runs the client side's handshake (not the gateway's: see
     /// [`Transport::gateway`]).
     pub(crate) async fn accept(&self, mut client: TcpStream) -> io::Result<ClientSide> {
