@@ -705,8 +705,15 @@ pub struct TlsServerMode {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsClientMode {
-    /// CA bundle used to verify the server.
-    pub ca_file: PathBuf,
+    /// CA bundle used to verify the server. A self-signed certificate named
+    /// here is trusted as itself (pinned) when the server presents exactly it.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// SHA-256 of the server's SubjectPublicKeyInfo (base64 or hex, with an
+    /// optional `sha256//` prefix as curl's `--pinnedpubkey`): a server with
+    /// this key is trusted without a CA.
+    #[serde(default)]
+    pub pin_sha256: Option<String>,
     /// Name the server's certificate must carry.
     pub server_name: String,
     /// Client certificate for mutual TLS.
@@ -950,4 +957,35 @@ pub struct Notify {
 
 fn default_notify_timeout() -> Duration {
     Duration::from_secs(30)
+}
+
+impl TlsClientMode {
+    /// The 32 bytes of `pin_sha256`, if set; an error in words if it is not
+    /// 64 hex digits or the base64 of 32 bytes.
+    pub fn pin(&self) -> Result<Option<[u8; 32]>, String> {
+        self.pin_sha256.as_deref().map(parse_pin).transpose()
+    }
+}
+
+/// Decodes a SHA-256 pin: hex or base64, optionally prefixed `sha256//`.
+fn parse_pin(text: &str) -> Result<[u8; 32], String> {
+    use base64::Engine;
+    let text = text.trim();
+    let text = text.strip_prefix("sha256//").unwrap_or(text);
+    let bytes = if text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        (0..32)
+            .map(|index| u8::from_str_radix(&text[2 * index..2 * index + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .map_err(|error| error.to_string())?
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|_| "is neither 64 hex digits nor base64".to_owned())?
+    };
+    bytes.try_into().map_err(|bytes: Vec<u8>| {
+        format!(
+            "decodes to {} bytes, not the 32 of a SHA-256 digest",
+            bytes.len()
+        )
+    })
 }

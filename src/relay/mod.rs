@@ -415,7 +415,8 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
             Ok(server) => Box::pin(shared.transport.secure(server))
                 .await
                 .inspect_err(|error| {
-                    warn!(relay, %peer, server = server_name, %error, "server handshake failed");
+                    let error = format_args!("server {server_name}: {error}");
+                    shared.log_handshake_failure(peer, "server handshake failed", &error);
                 }),
             Err(error) => {
                 debug!(relay, %peer, server = server_name, %error, "connect failed");
@@ -575,22 +576,33 @@ async fn watch_health(shared: Arc<Shared>, mut events: broadcast::Receiver<Healt
 }
 
 impl Shared {
-    /// Counts a client whose handshake (or gateway request) failed and
-    /// warns about it, at most once per [`HANDSHAKE_WARNING_INTERVAL`]; the
-    /// failures in between are logged at debug level and their number
-    /// given with the next warning.
+    /// Counts a client whose handshake (or gateway request) failed and logs
+    /// it (see [`Shared::log_handshake_failure`]).
     fn handshake_failed(&self, peer: SocketAddr, error: &dyn std::fmt::Display) {
         bump(&self.counters.refused_handshake);
+        self.log_handshake_failure(peer, "client closed: handshake failed", error);
+    }
+
+    /// Warns about a failed handshake (with a client, or with a server),
+    /// at most once per [`HANDSHAKE_WARNING_INTERVAL`] per relay: the
+    /// failures in between are logged at debug level and their number
+    /// given with the next warning.
+    fn log_handshake_failure(
+        &self,
+        peer: SocketAddr,
+        what: &'static str,
+        error: &dyn std::fmt::Display,
+    ) {
         let relay = self.name.as_str();
         match self.handshake_warnings.admit(std::time::Instant::now()) {
-            Some(0) => warn!(relay, %peer, %error, "client closed: handshake failed"),
+            Some(0) => warn!(relay, %peer, %error, "{what}"),
             Some(suppressed) => warn!(
                 relay,
                 %peer,
                 %error,
-                "client closed: handshake failed ({suppressed} more since the last warning, logged at debug level)"
+                "{what} ({suppressed} more since the last warning, logged at debug level)"
             ),
-            None => debug!(relay, %peer, %error, "client closed: handshake failed"),
+            None => debug!(relay, %peer, %error, "{what}"),
         }
     }
 

@@ -135,7 +135,9 @@ impl Transport {
                 handshake_timeout,
             } => {
                 let client = TlsSocket::new(client);
-                let stream = within(*handshake_timeout, "TLS", acceptor.accept(client)).await?;
+                let accepting = acceptor.accept(client);
+                let stream =
+                    tls_handshake(*handshake_timeout, tls::Side::Server, accepting).await?;
                 Ok(ClientSide::Tls(Box::new(stream)))
             }
             Transport::Plain
@@ -162,7 +164,10 @@ impl Transport {
                 handshake_timeout,
             } => {
                 let connecting = connector.connect(server_name.clone(), TlsSocket::new(server));
-                let stream = within(*handshake_timeout, "TLS", connecting).await?;
+                let side = tls::Side::Client {
+                    server_name: &server_name.to_str(),
+                };
+                let stream = tls_handshake(*handshake_timeout, side, connecting).await?;
                 Ok(ServerSide::Tls(Box::new(stream)))
             }
             Transport::Plain
@@ -188,19 +193,19 @@ fn handshake_error(error: spiped::HandshakeError) -> io::Error {
     io::Error::new(kind, error)
 }
 
-/// Runs a handshake with a deadline.
-async fn within<T>(
+/// Runs a TLS handshake with a deadline; a failure is told in words.
+async fn tls_handshake<T>(
     timeout: Duration,
-    what: &str,
+    side: tls::Side<'_>,
     handshake: impl Future<Output = io::Result<T>>,
 ) -> io::Result<T> {
     match tokio::time::timeout(timeout, handshake).await {
-        Ok(result) => result.map_err(|error| {
-            io::Error::new(error.kind(), format!("{what} handshake failed: {error}"))
-        }),
+        Ok(result) => {
+            result.map_err(|error| io::Error::new(error.kind(), tls::explain(&error, side)))
+        }
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
-            format!("{what} handshake timed out after {timeout:?}"),
+            format!("TLS handshake not finished within {timeout:?}"),
         )),
     }
 }

@@ -1,8 +1,15 @@
 //! TLS for relays (rustls with the ring provider, TLS 1.2 minimum):
 //! acceptors that terminate TLS from clients, optionally requiring a client
 //! certificate, and connectors that speak TLS to servers, verifying them
-//! against a CA file and a name, optionally with a client certificate.
-//! Sessions run over a [`TlsSocket`], which reads ahead in large chunks.
+//! against a CA file (or a pinned certificate or key, see [`verify`]) and a
+//! name, optionally with a client certificate. Handshake failures are told
+//! in words ([`explain`]). Sessions run over a [`TlsSocket`], which reads
+//! ahead in large chunks.
+
+mod explain;
+mod verify;
+
+pub(crate) use explain::{Side, explain};
 
 use std::cell::RefCell;
 use std::io;
@@ -96,6 +103,9 @@ pub fn acceptor(mode: &TlsServerMode) -> io::Result<TlsAcceptor> {
 }
 
 /// A connector for a `tls_client` relay and the name servers must prove.
+/// Servers are trusted through `ca_file` (a chain to one of its CAs, or
+/// exactly one of its certificates) and, with `pin_sha256`, must have that
+/// key.
 pub fn connector(mode: &TlsClientMode) -> io::Result<(TlsConnector, ServerName<'static>)> {
     let server_name = ServerName::try_from(mode.server_name.clone()).map_err(|error| {
         io::Error::new(
@@ -103,13 +113,31 @@ pub fn connector(mode: &TlsClientMode) -> io::Result<(TlsConnector, ServerName<'
             format!("server name {:?}: {error}", mode.server_name),
         )
     })?;
-    let verifier = WebPkiServerVerifier::builder_with_provider(roots(&mode.ca_file)?, provider())
-        .build()
-        .map_err(|error| invalid(&mode.ca_file, "CA file", error))?;
+    let key_pin = mode.pin().map_err(|error| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("pin_sha256 {error}"))
+    })?;
+    let chain = match &mode.ca_file {
+        Some(ca_file) => {
+            let chain = WebPkiServerVerifier::builder_with_provider(roots(ca_file)?, provider())
+                .build()
+                .map_err(|error| invalid(ca_file, "CA file", error))?;
+            Some((chain, certificates(ca_file)?))
+        }
+        None if key_pin.is_some() => None,
+        None => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "tls_client needs ca_file or pin_sha256 to verify the server",
+            ));
+        }
+    };
+    let verifier =
+        verify::ServerVerifier::new(chain, key_pin, provider().signature_verification_algorithms);
     let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)
         .map_err(tls_error)?
-        .with_webpki_verifier(verifier);
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
     let config = match (&mode.cert_file, &mode.key_file) {
         (Some(cert_file), Some(key_file)) => builder
             .with_client_auth_cert(certificates(cert_file)?, private_key(key_file)?)
