@@ -18,6 +18,7 @@
 //! side's handshake is closed with a log line and never reaches a server.
 
 pub mod balance;
+mod buffers;
 mod forward;
 pub mod gateway;
 mod listener;

@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
 
+use super::buffers::PooledBuffer;
 use super::forward::{self, Activity, DataPath, Ending, Forwarded, Meter};
 use super::gateway::Gateway;
 use super::spiped;
@@ -363,21 +364,31 @@ fn fill(
     Poll::Ready(Ok(filled))
 }
 
-/// Copies one direction to its EOF, then shuts the destination down.
+/// Copies one direction to its EOF, then shuts the destination down. The
+/// buffer comes from the thread's pool for each read that finds bytes and
+/// goes back once they are written: a direction waiting for data holds none.
 async fn copy_one_way(
     source: &mut (impl AsyncRead + Unpin),
     destination: &mut (impl AsyncWrite + Unpin),
     meter: &Meter<'_>,
     activity: &Activity,
 ) -> io::Result<()> {
-    let mut buffer = vec![0u8; TLS_COPY_BUFFER];
     let mut deferred = None;
     loop {
-        let filled =
-            poll_fn(|cx| fill(Pin::new(&mut *source), &mut buffer, &mut deferred, cx)).await?;
-        if filled == 0 {
+        let mut held = None;
+        let filled = poll_fn(|cx| {
+            let buffer = held.get_or_insert_with(|| PooledBuffer::take(TLS_COPY_BUFFER));
+            let polled = fill(Pin::new(&mut *source), buffer, &mut deferred, cx);
+            if polled.is_pending() {
+                // Nothing was read into it: give it back while waiting.
+                held = None;
+            }
+            polled
+        })
+        .await?;
+        let Some(buffer) = held.filter(|_| filled > 0) else {
             break;
-        }
+        };
         destination.write_all(&buffer[..filled]).await?;
         destination.flush().await?;
         meter.add(filled, activity);

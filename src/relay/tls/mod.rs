@@ -11,7 +11,6 @@ mod verify;
 
 pub(crate) use explain::{Side, explain};
 
-use std::cell::RefCell;
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
@@ -29,6 +28,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use super::buffers::PooledBuffer;
 use super::forward;
 
 /// Bytes a [`TlsSocket`] asks the kernel for per recv(2).
@@ -147,26 +147,16 @@ pub fn connector(mode: &TlsClientMode) -> io::Result<(TlsConnector, ServerName<'
     Ok((TlsConnector::from(Arc::new(config)), server_name))
 }
 
-thread_local! {
-    /// Read-ahead buffers given back by drained sockets, for the next
-    /// socket that needs one: no allocation per message, and idle
-    /// connections hold none.
-    static SPARE_BUFFERS: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Spare buffers kept per thread; more are freed.
-const SPARE_LIMIT: usize = 16;
-
 /// The TCP socket under a TLS session. rustls reads its transport at most
 /// 4 KiB at a time, so a 16 KiB record would cost four or five recv(2)
 /// calls; this socket reads up to [`READ_AHEAD`] bytes at once and hands
 /// them out from memory (a short read clears the socket's readiness, as
-/// the plaintext path does). It holds a buffer only while the socket has
-/// bytes to read: a connection waiting for data holds none. Writes go
-/// straight to the socket.
+/// the plaintext path does). It holds a buffer (from the thread's pool)
+/// only while the socket has bytes to read: a connection waiting for data
+/// holds none. Writes go straight to the socket.
 pub(crate) struct TlsSocket {
     stream: TcpStream,
-    buffer: Option<Box<[u8]>>,
+    buffer: Option<PooledBuffer>,
     /// Unread bytes are `buffer[start..end]`.
     start: usize,
     end: usize,
@@ -181,23 +171,6 @@ impl TlsSocket {
             start: 0,
             end: 0,
         }
-    }
-
-    /// Returns the (drained) buffer to this thread's spares.
-    fn release_buffer(&mut self) {
-        if let Some(buffer) = self.buffer.take() {
-            SPARE_BUFFERS.with_borrow_mut(|spares| {
-                if spares.len() < SPARE_LIMIT {
-                    spares.push(buffer);
-                }
-            });
-        }
-    }
-}
-
-impl Drop for TlsSocket {
-    fn drop(&mut self) {
-        self.release_buffer();
     }
 }
 
@@ -221,15 +194,14 @@ impl AsyncRead for TlsSocket {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                 Poll::Pending => {
-                    this.release_buffer();
+                    // Drained: the buffer goes back to the pool.
+                    this.buffer = None;
                     return Poll::Pending;
                 }
             }
-            let buffer = this.buffer.get_or_insert_with(|| {
-                SPARE_BUFFERS
-                    .with_borrow_mut(Vec::pop)
-                    .unwrap_or_else(|| vec![0; READ_AHEAD].into_boxed_slice())
-            });
+            let buffer = this
+                .buffer
+                .get_or_insert_with(|| PooledBuffer::take(READ_AHEAD));
             match forward::recv_draining(&this.stream, buffer) {
                 Ok(0) => return Poll::Ready(Ok(())),
                 Ok(read) => (this.start, this.end) = (0, read),
