@@ -273,6 +273,21 @@ impl PoolView {
         }
     }
 
+    /// The first server at `address` that is up (with `role`, if given),
+    /// with one unit of its `active` gauge taken.
+    fn serving(
+        &self,
+        address: SocketAddr,
+        role: Option<Role>,
+    ) -> Option<(&Backend, ActiveGuard<'_>)> {
+        let backend = self
+            .backends
+            .iter()
+            .find(|backend| backend.health.address == address && backend.accepts_role(role))?;
+        let (guard, _) = ActiveGuard::enter(&backend.link.counters.active);
+        Some((backend, guard))
+    }
+
     /// Chooses a server not yet `tried` and takes one unit of its `active`
     /// gauge in the same step, so concurrent least-connections picks see it.
     fn pick(&self, role: Option<Role>, tried: &[bool]) -> Option<(usize, ActiveGuard<'_>)> {
@@ -291,23 +306,6 @@ impl PoolView {
         let index = balancer.pick(&candidates)?;
         let (guard, _) = ActiveGuard::enter(&self.backends[index].link.counters.active);
         Some((index, guard))
-    }
-}
-
-impl PoolView {
-    /// The first server at `address` that is up (with `role`, if given),
-    /// with one unit of its `active` gauge taken.
-    fn serving(
-        &self,
-        address: SocketAddr,
-        role: Option<Role>,
-    ) -> Option<(&Backend, ActiveGuard<'_>)> {
-        let backend = self
-            .backends
-            .iter()
-            .find(|backend| backend.health.address == address && backend.accepts_role(role))?;
-        let (guard, _) = ActiveGuard::enter(&backend.link.counters.active);
-        Some((backend, guard))
     }
 }
 
@@ -561,6 +559,7 @@ async fn serve_gateway(
         )
         .await;
 }
+
 /// Closes connections of servers that go down (or lose the relay's role)
 /// until the event channel closes.
 async fn watch_health(shared: Arc<Shared>, mut events: broadcast::Receiver<HealthEvent>) {

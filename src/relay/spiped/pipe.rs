@@ -27,16 +27,18 @@ const SEALED_BATCH: usize = BATCH_PACKETS * PACKET_LEN;
 
 /// Relays between `plain` and the spiped connection `sealed` (established
 /// with `session`) until both directions end, either fails, or nothing
-/// moves for `idle_timeout`. Meters count plaintext bytes.
+/// moves for `idle_timeout`. Meters count plaintext bytes. The session
+/// stays boxed: its key schedules are kept once, on the heap, not in each
+/// direction's future.
 pub(crate) async fn forward(
     plain: &TcpStream,
     sealed: &TcpStream,
-    session: Session,
+    mut session: Box<Session>,
     idle_timeout: Duration,
     plain_to_sealed: Meter<'_>,
     sealed_to_plain: Meter<'_>,
 ) -> io::Result<Ending> {
-    let Session { sealer, opener } = session;
+    let Session { sealer, opener } = &mut *session;
     let activity = Activity::new();
     let both_ways = async {
         tokio::try_join!(
@@ -65,7 +67,7 @@ fn read_ready(source: &TcpStream, buffer: &mut [u8]) -> io::Result<Option<usize>
 async fn seal_one_way(
     source: &TcpStream,
     destination: &TcpStream,
-    mut sealer: Sealer,
+    sealer: &mut Sealer,
     meter: &Meter<'_>,
     activity: &Activity,
 ) -> io::Result<()> {
@@ -97,7 +99,7 @@ async fn seal_one_way(
 async fn open_one_way(
     source: &TcpStream,
     destination: &TcpStream,
-    mut opener: Opener,
+    opener: &mut Opener,
     meter: &Meter<'_>,
     activity: &Activity,
 ) -> io::Result<()> {
@@ -172,10 +174,10 @@ mod tests {
         let (mut plain_peer, plain) = connected_pair().await;
         let (mut sealed_peer, sealed) = connected_pair().await;
         let (to_peer, from_peer) = ([1u8; 32], [2u8; 32]);
-        let session = Session {
+        let session = Box::new(Session {
             sealer: Sealer::new(&to_peer, &to_peer),
             opener: Opener::new(&from_peer, &from_peer),
-        };
+        });
         let counters: [AtomicU64; 4] = Default::default();
         let meter = |index: usize| Meter {
             relay: &counters[index],
