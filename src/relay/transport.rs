@@ -401,3 +401,50 @@ async fn copy_one_way(
         result => result,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::buffers;
+    use std::sync::atomic::AtomicU64;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    async fn connected_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let connecting = TcpStream::connect(listener.local_addr().expect("address"));
+        let (accepted, connected) = tokio::join!(listener.accept(), connecting);
+        (accepted.expect("accept").0, connected.expect("connect"))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_copying_direction_waiting_for_data_holds_no_buffer() {
+        let (mut client_peer, client) = connected_pair().await;
+        let (mut server_peer, server) = connected_pair().await;
+        let counters: [AtomicU64; 4] = Default::default();
+        let meter = |index: usize| Meter {
+            relay: &counters[index],
+            server: &counters[index + 1],
+        };
+        let copying = copy_both(client, server, Duration::from_secs(60), meter(0), meter(2));
+        let exchange = async {
+            let taken = buffers::counts().0;
+            client_peer.write_all(b"ping").await.expect("send");
+            let mut received = [0u8; 4];
+            server_peer.read_exact(&mut received).await.expect("copied");
+            assert_eq!(&received, b"ping");
+            tokio::time::timeout(Duration::from_secs(5), async {
+                while buffers::counts().1 != 0 {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .expect("the buffer given back once written");
+            assert!(buffers::counts().0 > taken, "the copy used a pooled buffer");
+            drop((client_peer, server_peer));
+        };
+        let (copied, ()) = tokio::join!(copying, exchange);
+        assert_eq!(copied.expect("copied to the end"), Ending::Finished);
+        assert_eq!(buffers::counts().1, 0);
+    }
+}
