@@ -973,6 +973,33 @@ async fn hafront_tls_client_to_stunnel_server() {
     assert_echoed(&received, &payload);
 }
 
+#[tokio::test]
+async fn hafront_tls_client_trusts_a_stunnel_server_with_a_self_signed_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = self_signed(dir.path(), "db.example");
+    let echo = EchoServer::start().await;
+    let port = free_port();
+    let config = format!(
+        "foreground = yes\npid =\ndebug = 5\n[server]\naccept = 127.0.0.1:{port}\n\
+         connect = {}\ncert = {}\nkey = {}\n",
+        echo.address,
+        cert.display(),
+        key.display(),
+    );
+    let _stunnel = stunnel(&config, dir.path(), "server");
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    wait_listening(address, &dir.path().join("server.log")).await;
+    let client = start(
+        RelayMode::TlsClient(tls_client_mode(Some(&cert), None, "db.example")),
+        &[address],
+    );
+    let payload = pattern(300_000);
+    let received = round_trip(client.address(), &payload)
+        .await
+        .expect("relayed");
+    assert_echoed(&received, &payload);
+}
+
 // ---------------------------------------------------------------- gateway
 
 const GATEWAY_SECRET: &str = "correct horse battery staple";
