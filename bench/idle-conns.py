@@ -11,15 +11,21 @@
         until terminated. Exits with status 1 if any connect fails or the
         relay closes a connection before then.
 
-The caller raises `ulimit -n` above COUNT.
+The caller raises `ulimit -n` above COUNT. IDLE_IN_FLIGHT (default 256) sets
+how many connects are in flight at once, IDLE_RATE (default: no limit) how
+many are started per second: a relay that runs a handshake per connection
+after accepting it would otherwise face thousands at once.
 """
 
 import asyncio
+import os
 import signal
 import sys
 
 # Connects in flight at once: well under the listen backlogs on the way.
-CONNECTS_IN_FLIGHT = 256
+CONNECTS_IN_FLIGHT = int(os.environ.get("IDLE_IN_FLIGHT", "256"))
+# Connects started per second at most (0: no limit).
+CONNECT_RATE = float(os.environ.get("IDLE_RATE", "0"))
 # Time allowed for one connect.
 CONNECT_TIMEOUT = 10.0
 
@@ -73,7 +79,11 @@ async def open_idle(address, count):
     in_flight = asyncio.Semaphore(CONNECTS_IN_FLIGHT)
     transports = []
 
-    async def connect_one():
+    started = loop.time()
+
+    async def connect_one(index):
+        if CONNECT_RATE > 0:
+            await asyncio.sleep(max(0.0, started + index / CONNECT_RATE - loop.time()))
         async with in_flight:
             transport, _ = await asyncio.wait_for(
                 loop.create_connection(lambda: Watcher(closed), host, port),
@@ -82,7 +92,7 @@ async def open_idle(address, count):
             transports.append(transport)
 
     try:
-        await asyncio.gather(*(connect_one() for _ in range(count)))
+        await asyncio.gather(*(connect_one(index) for index in range(count)))
     except (OSError, asyncio.TimeoutError) as error:
         print(f"connect failed after {len(transports)} connections: {error!r}", flush=True)
         sys.exit(1)

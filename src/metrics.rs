@@ -396,6 +396,14 @@ pub fn render(status: &Status) -> String {
             &[("relay", &relay.name), ("reason", "connect_failed")],
             refused.connect_failed,
         );
+        out.sample(
+            &[("relay", &relay.name), ("reason", "handshake")],
+            refused.handshake,
+        );
+        out.sample(
+            &[("relay", &relay.name), ("reason", "empty")],
+            refused.empty,
+        );
     }
 
     out.family(

@@ -78,7 +78,12 @@ fn mode_files(mode: &RelayMode) -> Vec<(&'static str, &Path)> {
             files
         }
         RelayMode::TlsClient(tls) => {
-            let mut files = vec![("ca_file", &*tls.ca_file)];
+            let mut files: Vec<(&str, &Path)> = tls
+                .ca_file
+                .as_deref()
+                .map(|file| ("ca_file", file))
+                .into_iter()
+                .collect();
             files.extend(tls.cert_file.as_deref().map(|file| ("cert_file", file)));
             files.extend(tls.key_file.as_deref().map(|file| ("key_file", file)));
             files

@@ -295,11 +295,11 @@ async fn reload_keeps_connections_and_a_bad_file_keeps_the_old_config() {
 }
 
 #[test]
-fn gateway_token_decrypts_with_openssl_and_refuses_addresses_off_the_allow_list() {
+fn gateway_token_decrypts_with_openssl_and_refuses_addresses_off_the_allow_list_or_pool() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = write_config(
         &dir,
-        "checks:\n  tcp: { kind: tcp }\npools:\n  any:\n    check: tcp\n    servers:\n      - address: 127.0.0.1:1\n\
+        "checks:\n  tcp: { kind: tcp }\npools:\n  any:\n    check: tcp\n    servers:\n      - address: 10.213.1.2:3306\n      - address: 192.0.2.1:3306\n\
          relays:\n  gw:\n    listen: [127.0.0.1:0]\n    pool: any\n    mode:\n      kind: gateway\n\
          \x20     secret: { value: correct-horse }\n      allow: [10.213.0.0/16]\n",
     );
@@ -350,6 +350,18 @@ fn gateway_token_decrypts_with_openssl_and_refuses_addresses_off_the_allow_list(
         .expect("run hafront gateway-token");
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("192.0.2.1"));
+
+    let outside_pool = Command::new(HAFRONT)
+        .args(["gateway-token", "-c"])
+        .arg(&config)
+        .arg("10.213.1.3:3306")
+        .output()
+        .expect("run hafront gateway-token");
+    assert_eq!(outside_pool.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&outside_pool.stderr).contains("not a server of pool any"),
+        "{outside_pool:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+
 use hafront::relay::gateway;
 use hafront::relay::{Relay, spiped};
 use hafront_config::{GatewayMode, RelayMode, Secret, SpipedMode, TlsClientMode, TlsServerMode};
@@ -49,6 +51,8 @@ fn health(address: SocketAddr) -> Arc<ServerHealth> {
 /// A relay in `mode` forwarding to `servers`, with its event sender kept.
 struct Started {
     relay: Relay,
+    /// The relay's servers, in the order given, to change their health.
+    pool: Vec<Arc<ServerHealth>>,
     _events: broadcast::Sender<hafront_health::HealthEvent>,
 }
 
@@ -72,9 +76,10 @@ fn try_start_with(
 ) -> std::io::Result<Started> {
     let (events, receiver) = broadcast::channel(16);
     let pool: Vec<Arc<ServerHealth>> = servers.iter().copied().map(health).collect();
-    let relay = Relay::start("test", &config, pool.into(), receiver)?;
+    let relay = Relay::start("test", &config, pool.clone().into(), receiver)?;
     Ok(Started {
         relay,
+        pool,
         _events: events,
     })
 }
@@ -328,14 +333,15 @@ async fn garbage_truncated_and_stalled_handshakes_are_closed() {
     let received = read_until_closed(&mut stream).await;
     assert_eq!(received.len(), 32, "only the server's nonce");
 
-    // Stalled: nothing sent; closed at the handshake deadline (700 ms).
+    // Stalled: nothing sent; closed at the handshake deadline, before the
+    // server spends a nonce on it.
     let started = Instant::now();
     let mut stream = TcpStream::connect(pair.decrypt.address())
         .await
         .expect("connect");
     let received = read_until_closed(&mut stream).await;
     let waited = started.elapsed();
-    assert_eq!(received.len(), 32, "only the server's nonce");
+    assert!(received.is_empty(), "nothing sent: {received:?}");
     assert!(
         waited >= Duration::from_millis(600) && waited < Duration::from_secs(5),
         "closed at the deadline, after {waited:?}"
@@ -640,7 +646,8 @@ impl Pki {
 
     fn client_mode(&self, with_certificate: bool, server_name: &str) -> TlsClientMode {
         TlsClientMode {
-            ca_file: self.file("ca.pem"),
+            ca_file: Some(self.file("ca.pem")),
+            pin_sha256: None,
             server_name: server_name.to_owned(),
             cert_file: with_certificate.then(|| self.file("client.pem")),
             key_file: with_certificate.then(|| self.file("client.key")),
@@ -696,6 +703,218 @@ async fn tls_peers_failing_verification_reach_no_server() {
     assert_eq!(mutual.relay.stats().refused_handshake, 3);
 }
 
+/// The self-signed certificate most people make, exactly so: `openssl req
+/// -x509` marks it a CA (basicConstraints CA:TRUE), valid 30 days.
+fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (format!("{name}.pem"), format!("{name}.key"));
+    let subject = format!("/CN={name}");
+    let alt_name = format!("subjectAltName=DNS:{name}");
+    run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            &subject,
+            "-addext",
+            &alt_name,
+            "-keyout",
+            &key,
+            "-out",
+            &cert,
+        ],
+        dir,
+    );
+    std::fs::set_permissions(dir.join(&key), std::fs::Permissions::from_mode(0o600))
+        .expect("chmod key");
+    (dir.join(cert), dir.join(key))
+}
+
+/// The SHA-256 pin of a certificate's key, by the openssl pipeline the
+/// README gives.
+fn openssl_pin(certificate: &Path) -> String {
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(
+            "openssl x509 -in \"$1\" -pubkey -noout | openssl pkey -pubin -outform der \
+             | openssl dgst -sha256 -binary | base64",
+        )
+        .arg("pin")
+        .arg(certificate)
+        .output()
+        .expect("run openssl");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout)
+        .expect("base64")
+        .trim()
+        .to_owned()
+}
+
+fn tls_server_mode(cert_file: &Path, key_file: &Path) -> TlsServerMode {
+    TlsServerMode {
+        cert_file: cert_file.to_owned(),
+        key_file: key_file.to_owned(),
+        client_ca_file: None,
+        handshake_timeout: Duration::from_secs(2),
+    }
+}
+
+fn tls_client_mode(
+    ca_file: Option<&Path>,
+    pin: Option<String>,
+    server_name: &str,
+) -> TlsClientMode {
+    TlsClientMode {
+        ca_file: ca_file.map(Path::to_owned),
+        pin_sha256: pin,
+        server_name: server_name.to_owned(),
+        cert_file: None,
+        key_file: None,
+        handshake_timeout: Duration::from_secs(2),
+    }
+}
+
+/// Sends a payload through a `tls_client` relay in `mode` to a `tls_server`
+/// relay with `cert_file` and `key_file` in front of an echo server, and
+/// whether it came back (the echo server is never reached otherwise).
+async fn tls_pair_echoes(cert_file: &Path, key_file: &Path, mode: TlsClientMode) -> bool {
+    let echo = EchoServer::start().await;
+    let server = start(
+        RelayMode::TlsServer(tls_server_mode(cert_file, key_file)),
+        &[echo.address],
+    );
+    let client = start(RelayMode::TlsClient(mode), &[server.address()]);
+    let payload = pattern(100_000);
+    let received = round_trip(client.address(), &payload)
+        .await
+        .unwrap_or_default();
+    if received.is_empty() {
+        assert_eq!(echo.accepted(), 0, "an untrusted server got no plaintext");
+        return false;
+    }
+    assert_echoed(&received, &payload);
+    true
+}
+
+#[tokio::test]
+async fn a_self_signed_certificate_named_in_ca_file_is_trusted_as_pinned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = self_signed(dir.path(), "db.example");
+    let (other, _) = self_signed(dir.path(), "other.example");
+    assert!(
+        tls_pair_echoes(
+            &cert,
+            &key,
+            tls_client_mode(Some(&cert), None, "db.example")
+        )
+        .await,
+        "the very certificate in ca_file is trusted"
+    );
+    // Its name is still checked, and another self-signed certificate (even
+    // in the same ca_file) does not vouch for it.
+    assert!(
+        !tls_pair_echoes(
+            &cert,
+            &key,
+            tls_client_mode(Some(&cert), None, "other.example")
+        )
+        .await
+    );
+    assert!(
+        !tls_pair_echoes(
+            &cert,
+            &key,
+            tls_client_mode(Some(&other), None, "db.example")
+        )
+        .await
+    );
+}
+
+#[tokio::test]
+async fn a_pinned_key_is_trusted_without_a_ca_and_another_key_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = self_signed(dir.path(), "db.example");
+    let (other, _) = self_signed(dir.path(), "other.example");
+    let pin = openssl_pin(&cert);
+    let hex_pin: String = base64::engine::general_purpose::STANDARD
+        .decode(&pin)
+        .expect("base64 pin")
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    for pin in [pin.clone(), format!("sha256//{pin}"), hex_pin] {
+        assert!(
+            tls_pair_echoes(
+                &cert,
+                &key,
+                tls_client_mode(None, Some(pin.clone()), "db.example")
+            )
+            .await,
+            "pin {pin}"
+        );
+    }
+    // A pin and a ca_file must both agree.
+    assert!(
+        tls_pair_echoes(
+            &cert,
+            &key,
+            tls_client_mode(Some(&cert), Some(pin.clone()), "db.example")
+        )
+        .await
+    );
+    assert!(
+        !tls_pair_echoes(
+            &cert,
+            &key,
+            tls_client_mode(None, Some(openssl_pin(&other)), "db.example")
+        )
+        .await
+    );
+    assert!(
+        !tls_pair_echoes(
+            &cert,
+            &key,
+            tls_client_mode(None, Some(pin), "other.example")
+        )
+        .await
+    );
+}
+
+#[tokio::test]
+async fn the_documented_certificate_recipe_makes_a_working_pair() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tls-certs.sh");
+    let directory = dir.path().to_str().expect("utf-8 path");
+    run(
+        script.to_str().expect("utf-8 path"),
+        &["db.example", directory],
+        dir.path(),
+    );
+    let file = |name: &str| dir.path().join(name);
+    assert!(
+        tls_pair_echoes(
+            &file("db.example.pem"),
+            &file("db.example.key"),
+            tls_client_mode(Some(&file("ca.pem")), None, "db.example"),
+        )
+        .await
+    );
+    // The CA vouches for the name it signed, not another.
+    assert!(
+        !tls_pair_echoes(
+            &file("db.example.pem"),
+            &file("db.example.key"),
+            tls_client_mode(Some(&file("ca.pem")), None, "other.example"),
+        )
+        .await
+    );
+}
+
 fn stunnel(config: &str, dir: &Path, name: &str) -> Peer {
     let path = dir.join(format!("{name}.conf"));
     std::fs::write(&path, config).expect("stunnel config");
@@ -745,6 +964,33 @@ async fn hafront_tls_client_to_stunnel_server() {
     wait_listening(address, &pki.file("server.log")).await;
     let client = start(
         RelayMode::TlsClient(pki.client_mode(true, SERVER_NAME)),
+        &[address],
+    );
+    let payload = pattern(300_000);
+    let received = round_trip(client.address(), &payload)
+        .await
+        .expect("relayed");
+    assert_echoed(&received, &payload);
+}
+
+#[tokio::test]
+async fn hafront_tls_client_trusts_a_stunnel_server_with_a_self_signed_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = self_signed(dir.path(), "db.example");
+    let echo = EchoServer::start().await;
+    let port = free_port();
+    let config = format!(
+        "foreground = yes\npid =\ndebug = 5\n[server]\naccept = 127.0.0.1:{port}\n\
+         connect = {}\ncert = {}\nkey = {}\n",
+        echo.address,
+        cert.display(),
+        key.display(),
+    );
+    let _stunnel = stunnel(&config, dir.path(), "server");
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    wait_listening(address, &dir.path().join("server.log")).await;
+    let client = start(
+        RelayMode::TlsClient(tls_client_mode(Some(&cert), None, "db.example")),
         &[address],
     );
     let payload = pattern(300_000);
@@ -806,7 +1052,10 @@ async fn gateway_exchange(gateway: SocketAddr, request: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn gateway_relays_to_the_server_an_openssl_token_names() {
     let echo = EchoServer::start().await;
-    let gateway = start(RelayMode::Gateway(gateway_mode(&["127.0.0.0/8"])), &[]);
+    let gateway = start(
+        RelayMode::Gateway(gateway_mode(&["127.0.0.0/8"])),
+        &[echo.address],
+    );
     for digest in ["md5", "sha256"] {
         let token = openssl_token(echo.address, digest);
         // Early data after the newline is forwarded first; CRLF is tolerated.
@@ -839,11 +1088,15 @@ async fn gateway_token_made_by_hafront_matches_openssl() {
 #[tokio::test]
 async fn gateway_refuses_bad_requests_with_a_status_and_keeps_serving() {
     let echo = EchoServer::start().await;
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("address")
-    };
-    let gateway = start(RelayMode::Gateway(gateway_mode(&["127.0.0.1/32"])), &[]);
+    let other = EchoServer::start().await;
+    let down = EchoServer::start().await;
+    let closed = support::closed_address();
+    // `other` is allowed but not in the pool; `down` is in the pool but down.
+    let gateway = start(
+        RelayMode::Gateway(gateway_mode(&["127.0.0.1/32"])),
+        &[echo.address, down.address, closed],
+    );
+    gateway.pool[1].set_status(Status::Down);
     let token = |address: SocketAddr| {
         gateway::encrypt_address(GATEWAY_SECRET.as_bytes(), &address.to_string()).expect("token")
     };
@@ -852,25 +1105,18 @@ async fn gateway_refuses_bad_requests_with_a_status_and_keeps_serving() {
         .expect("address");
     let wrong_secret =
         gateway::encrypt_address(b"wrong", &echo.address.to_string()).expect("token");
-    let cases: [(&str, Vec<u8>, &[u8]); 6] = [
+    let line = |token: String| format!("{token}\n").into_bytes();
+    // A token that does not decrypt and one naming a server not served get
+    // the same answer: the status is no oracle for the secret.
+    let cases: [(&str, Vec<u8>, &[u8]); 8] = [
         ("garbage", b"hello world\n".to_vec(), b"401"),
-        (
-            "wrong secret",
-            format!("{wrong_secret}\n").into_bytes(),
-            b"401",
-        ),
-        (
-            "not allowed",
-            format!("{}\n", token(not_allowed)).into_bytes(),
-            b"403",
-        ),
+        ("wrong secret", line(wrong_secret), b"401"),
+        ("not allowed", line(token(not_allowed)), b"401"),
+        ("not in the pool", line(token(other.address)), b"401"),
+        ("server down", line(token(down.address)), b"401"),
         ("no newline", token(echo.address).into_bytes(), b"400"),
         ("too long", vec![b'A'; 5000], b"400"),
-        (
-            "connect refused",
-            format!("{}\n", token(closed)).into_bytes(),
-            b"502",
-        ),
+        ("connect refused", line(token(closed)), b"502"),
     ];
     for (case, request, status) in cases {
         let received = gateway_exchange(gateway.address(), &request).await;
@@ -883,16 +1129,52 @@ async fn gateway_refuses_bad_requests_with_a_status_and_keeps_serving() {
         .expect("connect");
     assert_eq!(read_until_closed(&mut stalled).await, b"400");
     assert!(started.elapsed() >= Duration::from_millis(400));
+    // A client that closes without a byte (a TCP check) gets no answer.
+    let mut empty = TcpStream::connect(gateway.address())
+        .await
+        .expect("connect");
+    empty.shutdown().await.expect("half-close");
+    assert_eq!(read_until_closed(&mut empty).await, b"");
 
     assert_eq!(echo.accepted(), 0, "no refused request reached a server");
-    assert_eq!(
-        gateway.relay.stats().refused_handshake,
-        6,
-        "all but connect refused"
+    assert_eq!(other.accepted() + down.accepted(), 0);
+    let stats = gateway.relay.stats();
+    assert_eq!(stats.refused_handshake, 8, "all but connect refused");
+    assert_eq!(stats.refused_connect_failed, 1);
+    assert_eq!(stats.empty, 1);
+    assert_eq!(stats.servers[2].connect_failures, 1);
+}
+
+#[tokio::test]
+async fn gateway_counts_the_bytes_sent_with_the_request_line() {
+    let echo = EchoServer::start().await;
+    let gateway = start(
+        RelayMode::Gateway(gateway_mode(&["127.0.0.1/32"])),
+        &[echo.address],
     );
-    let request = [token(echo.address).as_bytes(), b"\n", b"ping"].concat();
+    let token = gateway::encrypt_address(GATEWAY_SECRET.as_bytes(), &echo.address.to_string())
+        .expect("token");
+    // One write: the payload arrives in the same segment as the token line.
+    let request = [token.as_bytes(), b"\n", b"ping"].concat();
     let received = gateway_exchange(gateway.address(), &request).await;
     assert_eq!(received, b"200pingbye\n");
+    support::wait_for("the gateway's byte counts", STEP, || {
+        let stats = gateway.relay.stats();
+        async move {
+            let server = &stats.servers[0];
+            (
+                stats.total,
+                stats.client_to_server_bytes,
+                stats.server_to_client_bytes,
+            ) == (1, 4, 8)
+                && (
+                    server.total,
+                    server.client_to_server_bytes,
+                    server.server_to_client_bytes,
+                ) == (1, 4, 8)
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -920,6 +1202,11 @@ async fn gateway_token_command_uses_the_configured_secret_and_allow_list() {
     );
     let refused = gateway::gateway_token(&config, None, "10.2.0.5:3306").expect_err("refused");
     assert!(refused.contains("allow-list"), "{refused}");
+    let outside_pool = gateway::gateway_token(&config, None, "10.1.0.6:3306").expect_err("refused");
+    assert!(
+        outside_pool.contains("not a server of pool db"),
+        "{outside_pool}"
+    );
     let unknown =
         gateway::gateway_token(&config, Some("back"), "10.1.0.5:3306").expect_err("refused");
     assert!(unknown.contains("no gateway relay named back"), "{unknown}");
@@ -929,4 +1216,90 @@ async fn gateway_token_command_uses_the_configured_secret_and_allow_list() {
         not_an_address.contains("not an ip:port"),
         "{not_an_address}"
     );
+}
+
+// ---------------------------------------------------------------- daemon logs
+
+/// How often `text` occurs in `log`.
+fn occurrences(log: &str, text: &str) -> usize {
+    log.lines().filter(|line| line.contains(text)).count()
+}
+
+#[tokio::test]
+async fn tcp_checks_of_a_tls_listener_are_counted_not_logged_and_failures_are_explained() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = self_signed(dir.path(), "db.example");
+    let (other, _) = self_signed(dir.path(), "other.example");
+    let echo = EchoServer::start().await;
+    let port = |_| SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let [tls, metrics, wrong_name, not_trusted, wrong_pin] = [0; 5].map(port);
+    let config = dir.path().join("hafront.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  node: tls-test\n  state_dir: {state}\n  control_socket: {state}/control.sock\n  \
+             metrics: {metrics}\n\
+             checks:\n  port: {{kind: tcp, interval: 100ms, timeout: 100ms, rise: 1, fall: 1}}\n\
+             pools:\n  echo: {{check: port, servers: [{{address: {echo}}}]}}\n  \
+             tls: {{check: port, servers: [{{address: {tls}}}]}}\n\
+             relays:\n  \
+             tls: {{listen: [{tls}], pool: echo, mode: {{kind: tls_server, cert_file: {cert}, key_file: {key}}}}}\n  \
+             wrong-name: {{listen: [{wrong_name}], pool: tls, mode: {{kind: tls_client, ca_file: {cert}, server_name: other.example}}}}\n  \
+             not-trusted: {{listen: [{not_trusted}], pool: tls, mode: {{kind: tls_client, ca_file: {other}, server_name: db.example}}}}\n  \
+             wrong-pin: {{listen: [{wrong_pin}], pool: tls, mode: {{kind: tls_client, pin_sha256: '{pin}', server_name: db.example}}}}\n",
+            state = dir.path().display(),
+            echo = echo.address,
+            cert = cert.display(),
+            key = key.display(),
+            other = other.display(),
+            pin = openssl_pin(&other),
+        ),
+    )
+    .expect("config");
+    let daemon = support::HafrontRun::spawn(&config, dir.path().join("daemon.log"), &[]);
+    let refused = |reason: &str| {
+        let series = format!("hafront_relay_refused_total{{relay=\"tls\",reason=\"{reason}\"}}");
+        std::net::TcpStream::connect(metrics)
+            .ok()
+            .map(|_| support::sample(&support::scrape(metrics), &series))
+    };
+    // The checks of the TLS listener open and close connections without a byte.
+    support::wait_for("three empty connections counted", STEP, || async {
+        refused("empty").is_some_and(|empty| empty >= 3.0)
+    })
+    .await;
+    for relay in [wrong_name, not_trusted, wrong_pin] {
+        let received = round_trip(relay, b"hello").await;
+        assert!(
+            received.as_deref().unwrap_or_default().is_empty(),
+            "{received:?}"
+        );
+    }
+    support::wait_for("three failed handshakes counted", STEP, || async {
+        refused("handshake").is_some_and(|failed| failed >= 3.0)
+    })
+    .await;
+    assert_eq!(
+        echo.received(),
+        0,
+        "no byte went through an untrusted server"
+    );
+
+    let log = daemon.log();
+    assert_eq!(
+        occurrences(&log, "client closed: handshake failed"),
+        1,
+        "health checks are not logged; three failures within 10 s are one warning:\n{log}"
+    );
+    for explanation in [
+        "the server's certificate is not for other.example",
+        "put exactly this certificate in ca_file",
+        "does not match pin_sha256",
+    ] {
+        assert_eq!(occurrences(&log, explanation), 1, "{explanation}:\n{log}");
+    }
+    for jargon in ["Other(", "CaUsedAsEndEntity", "tls handshake eof"] {
+        assert!(!log.contains(jargon), "{jargon}:\n{log}");
+    }
+    assert_eq!(daemon.stop(Duration::from_secs(10)), Some(0));
 }

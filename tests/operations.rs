@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use support::{HAFRONT, HafrontRun, Redis, free_port};
+use support::{HAFRONT, HafrontRun, Redis, free_port, sample, scrape};
 use tempfile::TempDir;
 
 /// A `hafront run` process owned by the test, with its config and control
@@ -202,35 +202,6 @@ fn ping_through(relay: SocketAddr, count: usize) -> (u64, u64) {
     (6 * count as u64, 7 * count as u64)
 }
 
-/// A metrics scrape: the body of `GET /metrics`.
-fn scrape(address: SocketAddr) -> String {
-    let mut stream = TcpStream::connect(address).expect("connect to metrics");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("read timeout");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
-        .expect("send the request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .expect("read the response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
-    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
-    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
-    body.to_owned()
-}
-
-/// The value of the sample written exactly as `series` in `metrics`.
-fn sample(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no sample {series} in:\n{metrics}"))
-        .parse()
-        .expect("a number")
-}
-
 #[test]
 fn status_fails_when_no_daemon_runs() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -330,7 +301,7 @@ async fn status_and_metrics_report_what_the_daemon_really_did() {
         .find(|line| line.trim_start().starts_with("front "))
         .unwrap_or_else(|| panic!("a row for the relay:\n{table}"));
     let expected = format!(
-        "front cache {relay_address} 0 3 {} {} no_server=0 limit=0 connect_failed=0",
+        "front cache {relay_address} 0 3 {} {} no_server=0 limit=0 connect_failed=0 handshake=0 empty=0",
         sent.0, sent.1
     );
     assert_eq!(

@@ -68,7 +68,7 @@ impl Config {
                     files.extend(tls.client_ca_file.as_mut());
                 }
                 RelayMode::TlsClient(tls) => {
-                    files.push(&mut tls.ca_file);
+                    files.extend(tls.ca_file.as_mut());
                     files.extend(tls.cert_file.as_mut());
                     files.extend(tls.key_file.as_mut());
                 }
@@ -783,6 +783,7 @@ impl RelayMode {
             ],
             RelayMode::TlsClient(_) => &[
                 "ca_file",
+                "pin_sha256",
                 "server_name",
                 "cert_file",
                 "key_file",
@@ -826,6 +827,8 @@ struct RelayModeRepr {
     ca_file: Option<PathBuf>,
     #[serde(default)]
     server_name: Option<String>,
+    #[serde(default)]
+    pin_sha256: Option<String>,
     #[serde(default)]
     secret: Option<Secret>,
     #[serde(default, deserialize_with = "value::optional_allowed_networks")]
@@ -871,7 +874,8 @@ impl TryFrom<RelayModeRepr> for RelayMode {
                 handshake_timeout,
             }),
             RelayModeKind::TlsClient => RelayMode::TlsClient(TlsClientMode {
-                ca_file: repr.ca_file.ok_or_else(|| missing("ca_file"))?,
+                ca_file: repr.ca_file,
+                pin_sha256: repr.pin_sha256,
                 server_name: repr.server_name.ok_or_else(|| missing("server_name"))?,
                 cert_file: repr.cert_file,
                 key_file: repr.key_file,
@@ -954,8 +958,13 @@ pub struct TlsServerMode {
 /// TLS client settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TlsClientMode {
-    /// CA bundle used to verify the server.
-    pub ca_file: PathBuf,
+    /// CA bundle used to verify the server. A self-signed certificate named
+    /// here is trusted as itself (pinned) when the server presents exactly it.
+    pub ca_file: Option<PathBuf>,
+    /// SHA-256 of the server's SubjectPublicKeyInfo (base64 or hex, with an
+    /// optional `sha256//` prefix as curl's `--pinnedpubkey`): a server with
+    /// this key is trusted without a CA.
+    pub pin_sha256: Option<String>,
     /// Name the server's certificate must carry.
     pub server_name: String,
     /// Client certificate for mutual TLS.
@@ -1208,4 +1217,35 @@ pub struct Notify {
 
 fn default_notify_timeout() -> Duration {
     Duration::from_secs(30)
+}
+
+impl TlsClientMode {
+    /// The 32 bytes of `pin_sha256`, if set; an error in words if it is not
+    /// 64 hex digits or the base64 of 32 bytes.
+    pub fn pin(&self) -> Result<Option<[u8; 32]>, String> {
+        self.pin_sha256.as_deref().map(parse_pin).transpose()
+    }
+}
+
+/// Decodes a SHA-256 pin: hex or base64, optionally prefixed `sha256//`.
+fn parse_pin(text: &str) -> Result<[u8; 32], String> {
+    use base64::Engine;
+    let text = text.trim();
+    let text = text.strip_prefix("sha256//").unwrap_or(text);
+    let bytes = if text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        (0..32)
+            .map(|index| u8::from_str_radix(&text[2 * index..2 * index + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .map_err(|error| error.to_string())?
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|_| "is neither 64 hex digits nor base64".to_owned())?
+    };
+    bytes.try_into().map_err(|bytes: Vec<u8>| {
+        format!(
+            "decodes to {} bytes, not the 32 of a SHA-256 digest",
+            bytes.len()
+        )
+    })
 }

@@ -491,7 +491,15 @@ impl Validator<'_> {
             }
             RelayMode::TlsClient(tls) => {
                 self.positive_duration(&mode.key("handshake_timeout"), tls.handshake_timeout);
-                self.existing_file(&mode.key("ca_file"), &tls.ca_file);
+                match (&tls.ca_file, tls.pin()) {
+                    (_, Err(error)) => self.report(&mode.key("pin_sha256"), error),
+                    (Some(ca_file), Ok(_)) => self.existing_file(&mode.key("ca_file"), ca_file),
+                    (None, Ok(None)) => self.report(
+                        &mode.key("ca_file"),
+                        "needed to verify the server, unless pin_sha256 is set",
+                    ),
+                    (None, Ok(Some(_))) => {}
+                }
                 if tls.server_name.is_empty() {
                     self.report(&mode.key("server_name"), "must not be empty");
                 }

@@ -1588,3 +1588,55 @@ notify:
     let skipped = parse_with(yaml, "site.yaml", ParseOptions { check_files: false });
     assert!(skipped.is_ok(), "--skip-files: {skipped:?}");
 }
+
+#[test]
+fn a_tls_client_needs_a_ca_file_or_a_well_formed_pin() {
+    let yaml = "\
+checks:
+  t: {kind: tcp}
+pools:
+  p: {check: t, servers: [{address: 127.0.0.1:1}]}
+relays:
+  no_trust:
+    listen: [127.0.0.1:2]
+    pool: p
+    mode: {kind: tls_client, server_name: db.example}
+  bad_pin:
+    listen: [127.0.0.1:3]
+    pool: p
+    mode: {kind: tls_client, server_name: db.example, pin_sha256: abc}
+  short_pin:
+    listen: [127.0.0.1:4]
+    pool: p
+    mode: {kind: tls_client, server_name: db.example, pin_sha256: 'sha256//AAAA'}
+  pinned:
+    listen: [127.0.0.1:5]
+    pool: p
+    mode: {kind: tls_client, server_name: db.example, pin_sha256: 'sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='}
+  pinned_hex:
+    listen: [127.0.0.1:6]
+    pool: p
+    mode: {kind: tls_client, server_name: db.example, pin_sha256: a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0}
+";
+    let errors = parse(yaml, "site.yaml").expect_err("no way to trust the server");
+    let actual = describe(&errors);
+    assert_eq!(actual.len(), 3, "{actual:#?}");
+    let keys: Vec<&str> = actual.iter().map(|(_, key, _)| key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "relays.no_trust.mode.ca_file",
+            "relays.bad_pin.mode.pin_sha256",
+            "relays.short_pin.mode.pin_sha256"
+        ]
+    );
+    assert!(
+        actual[0].2.contains("unless pin_sha256 is set"),
+        "{actual:#?}"
+    );
+    assert!(
+        actual[1].2.contains("neither 64 hex digits nor base64"),
+        "{actual:#?}"
+    );
+    assert!(actual[2].2.contains("decodes to 3 bytes"), "{actual:#?}");
+}

@@ -256,6 +256,14 @@ pub struct Refusals {
     pub limit: u64,
     /// Every connect attempt failed.
     pub connect_failed: u64,
+    /// The client's TLS or spiped handshake failed, or its gateway request
+    /// was refused.
+    #[serde(default)]
+    pub handshake: u64,
+    /// The client closed without sending a byte (a TCP health check of an
+    /// encrypted or gateway relay); not logged.
+    #[serde(default)]
+    pub empty: u64,
 }
 
 /// Alerts not delivered yet.
@@ -283,6 +291,8 @@ impl RelayStatus {
                 no_server: stats.refused_no_server,
                 limit: stats.refused_limit,
                 connect_failed: stats.refused_connect_failed,
+                handshake: stats.refused_handshake,
+                empty: stats.empty,
             },
         }
     }
@@ -567,8 +577,12 @@ impl Status {
                 relay.client_to_server_bytes.to_string(),
                 relay.server_to_client_bytes.to_string(),
                 format!(
-                    "no_server={} limit={} connect_failed={}",
-                    refused.no_server, refused.limit, refused.connect_failed
+                    "no_server={} limit={} connect_failed={} handshake={} empty={}",
+                    refused.no_server,
+                    refused.limit,
+                    refused.connect_failed,
+                    refused.handshake,
+                    refused.empty
                 ),
             ]);
         }

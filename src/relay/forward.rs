@@ -70,10 +70,15 @@ pub(crate) struct Meter<'a> {
 impl Meter<'_> {
     /// Counts `bytes` moved and marks the connection active.
     pub(crate) fn add(&self, bytes: usize, activity: &Activity) {
+        self.count(bytes);
+        activity.touch();
+    }
+
+    /// Counts `bytes` moved.
+    pub(crate) fn count(&self, bytes: usize) {
         let bytes = bytes as u64;
         self.relay.fetch_add(bytes, Ordering::Relaxed);
         self.server.fetch_add(bytes, Ordering::Relaxed);
-        activity.touch();
     }
 }
 

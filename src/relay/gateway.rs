@@ -1,11 +1,14 @@
 //! Gateway relays: each client names its server in an encrypted request
 //! line (OpenSSL `enc -aes-256-cbc -salt -a`, see
 //! `shared/docs/gateway-protocol.md`), gets a three-digit status, and is
-//! relayed to that server if it is on the allow-list.
+//! relayed to that server if it is on the allow-list and an up server of
+//! the relay's pool.
 //!
 //! Better than the original frontd: the request line has a deadline and a
 //! size limit, only allowed servers are ever connected to, the secret never
-//! reaches a log or `Debug` output, and half-close is honoured.
+//! reaches a log or `Debug` output, and half-close is honoured. A token
+//! that does not decrypt and one that names a server not served get the
+//! same answer, so the status tells a client nothing about the secret.
 
 use std::fmt;
 use std::io;
@@ -45,10 +48,10 @@ pub enum Status {
     Connected,
     /// 400: no complete request line (too long, closed early, timed out).
     BadRequest,
-    /// 401: the token could not be decrypted to a server address.
-    Undecryptable,
-    /// 403: the server is not on the allow-list (an extension of frontd's codes).
-    Forbidden,
+    /// 401: the token was refused: it does not decrypt to a server address,
+    /// or it names a server that is not on the allow-list or not an up
+    /// server of the relay's pool (one answer for all, logged apart).
+    Refused,
     /// 502: connecting to the server failed.
     ConnectFailed,
     /// 504: connecting to the server timed out.
@@ -61,8 +64,7 @@ impl Status {
         match self {
             Status::Connected => "200",
             Status::BadRequest => "400",
-            Status::Undecryptable => "401",
-            Status::Forbidden => "403",
+            Status::Refused => "401",
             Status::ConnectFailed => "502",
             Status::ConnectTimeout => "504",
         }
@@ -94,6 +96,9 @@ pub enum GatewayError {
     /// The address is valid but not allowed.
     #[error("server {0} is not on the allow-list")]
     Forbidden(SocketAddr),
+    /// The address is allowed but not an up server of the relay's pool.
+    #[error("server {0} is not an up server of the relay's pool")]
+    NotServing(SocketAddr),
 }
 
 impl GatewayError {
@@ -104,8 +109,10 @@ impl GatewayError {
             | GatewayError::TooLong
             | GatewayError::Timeout(_)
             | GatewayError::Read(_) => Status::BadRequest,
-            GatewayError::Malformed | GatewayError::Undecryptable => Status::Undecryptable,
-            GatewayError::Forbidden(_) => Status::Forbidden,
+            GatewayError::Malformed
+            | GatewayError::Undecryptable
+            | GatewayError::Forbidden(_)
+            | GatewayError::NotServing(_) => Status::Refused,
         }
     }
 }
@@ -144,7 +151,8 @@ pub fn find_line(received: &[u8]) -> LineEnd {
 /// the newline (to be forwarded first).
 #[derive(Debug)]
 pub struct Request {
-    /// The server asked for, on the allow-list.
+    /// The server asked for, on the allow-list (whether the pool serves it
+    /// is for the relay to check).
     pub address: SocketAddr,
     /// Bytes received after the request line.
     pub early_data: Vec<u8>,
@@ -188,6 +196,11 @@ impl Gateway {
             mode.allow.clone(),
             mode.handshake_timeout,
         ))
+    }
+
+    /// Time allowed for a client's request line.
+    pub fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
     }
 
     /// Whether `address` is on the allow-list.
@@ -331,21 +344,22 @@ pub fn encrypt_address_with_salt(secret: &[u8], address: &str, salt: [u8; SALT_L
 /// `hafront gateway-token`: the token for `address` under the secret of the
 /// gateway relay `relay` of the configuration at `config` (which may be
 /// omitted when the configuration has exactly one gateway relay). Refuses
-/// an address that is not `ip:port` or that the relay would not allow.
+/// an address that is not `ip:port`, that the relay would not allow, or
+/// that is not a server of its pool.
 pub fn gateway_token(config: &Path, relay: Option<&str>, address: &str) -> Result<String, String> {
     let loaded = hafront_config::load(config).map_err(|errors| errors.to_string())?;
-    let gateways: Vec<(&String, &GatewayMode)> = loaded
+    let gateways: Vec<(&String, &GatewayMode, &str)> = loaded
         .relays
         .iter()
         .filter_map(|(name, relay)| match &relay.mode {
-            RelayMode::Gateway(mode) => Some((name, mode)),
+            RelayMode::Gateway(mode) => Some((name, mode, relay.pool.as_str())),
             _ => None,
         })
         .collect();
-    let (name, mode) = match relay {
+    let (name, mode, pool) = match relay {
         Some(wanted) => gateways
             .into_iter()
-            .find(|(name, _)| name.as_str() == wanted)
+            .find(|(name, _, _)| name.as_str() == wanted)
             .ok_or_else(|| format!("{}: no gateway relay named {wanted}", config.display()))?,
         None => match gateways.as_slice() {
             [only] => *only,
@@ -365,6 +379,15 @@ pub fn gateway_token(config: &Path, relay: Option<&str>, address: &str) -> Resul
     if !gateway.allows(parsed) {
         return Err(format!(
             "relay {name} would refuse {parsed}: it is not on its allow-list"
+        ));
+    }
+    let in_pool = loaded
+        .pools
+        .get(pool)
+        .is_some_and(|pool| pool.servers.iter().any(|server| server.address == parsed));
+    if !in_pool {
+        return Err(format!(
+            "relay {name} would refuse {parsed}: it is not a server of pool {pool}"
         ));
     }
     encrypt_address(&gateway.secret, &parsed.to_string())

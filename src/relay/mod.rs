@@ -18,12 +18,14 @@
 //! side's handshake is closed with a log line and never reaches a server.
 
 pub mod balance;
+mod buffers;
 mod forward;
 pub mod gateway;
 mod listener;
 pub mod saturation;
 pub mod spiped;
 mod stats;
+mod throttle;
 pub mod tls;
 mod transport;
 
@@ -47,10 +49,15 @@ pub use forward::DataPath;
 use forward::{Ending, Meter};
 use stats::{ActiveGuard, RelayCounters, ServerCounters, bump};
 pub use stats::{RelayStats, ServerStats};
+use throttle::Throttle;
+use transport::{ClientSide, ServerSide};
 
 /// Pause after an accept error such as running out of file descriptors, so
 /// the loop does not spin while the condition lasts.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+/// At most one handshake-failure warning per relay in this time; the others
+/// are logged at debug level and counted in the next warning.
+const HANDSHAKE_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A running relay: its listeners, counters and pool view.
 ///
@@ -71,6 +78,8 @@ struct Shared {
     transport: Transport,
     pool: ArcSwap<PoolView>,
     counters: RelayCounters,
+    /// Limits the warnings about clients failing their handshake.
+    handshake_warnings: Throttle,
 }
 
 /// The parts of the relay configuration used after start.
@@ -173,6 +182,7 @@ impl Relay {
             data_path,
             transport,
             counters: RelayCounters::default(),
+            handshake_warnings: Throttle::new(HANDSHAKE_WARNING_INTERVAL),
         });
         let acceptors = listeners
             .into_iter()
@@ -269,6 +279,21 @@ impl PoolView {
         }
     }
 
+    /// The first server at `address` that is up (with `role`, if given),
+    /// with one unit of its `active` gauge taken.
+    fn serving(
+        &self,
+        address: SocketAddr,
+        role: Option<Role>,
+    ) -> Option<(&Backend, ActiveGuard<'_>)> {
+        let backend = self
+            .backends
+            .iter()
+            .find(|backend| backend.health.address == address && backend.accepts_role(role))?;
+        let (guard, _) = ActiveGuard::enter(&backend.link.counters.active);
+        Some((backend, guard))
+    }
+
     /// Chooses a server not yet `tried` and takes one unit of its `active`
     /// gauge in the same step, so concurrent least-connections picks see it.
     fn pick(&self, role: Option<Role>, tried: &[bool]) -> Option<(usize, ActiveGuard<'_>)> {
@@ -345,6 +370,25 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
         debug!(relay, %peer, %error, "client gone before forwarding");
         return;
     }
+    if let Some(timeout) = shared.transport.client_speaks_first() {
+        match opening(&client, timeout).await {
+            Opening::Spoke => {}
+            Opening::Empty => {
+                // A TCP health check or a port scan: HAProxy's `dontlognull`.
+                bump(&counters.empty);
+                debug!(relay, %peer, "client closed without sending a byte");
+                return;
+            }
+            Opening::Silent => {
+                let error = format!("client sent nothing within {timeout:?}");
+                shared.handshake_failed(peer, &error);
+                if shared.transport.gateway().is_some() {
+                    gateway::refuse(client, gateway::Status::BadRequest).await;
+                }
+                return;
+            }
+        }
+    }
     // Gateway requests and TLS/spiped handshakes are boxed: their state is
     // large and would otherwise be reserved in every connection's future.
     if let Some(gateway) = shared.transport.gateway() {
@@ -355,8 +399,7 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
     let mut client = match Box::pin(shared.transport.accept(client)).await {
         Ok(client) => Some(client),
         Err(error) => {
-            bump(&counters.refused_handshake);
-            warn!(relay, %peer, %error, "client closed: handshake failed");
+            shared.handshake_failed(peer, &error);
             return;
         }
     };
@@ -370,14 +413,15 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
         attempts += 1;
         tried[index] = true;
         let backend = &pool.backends[index];
-        let mut disconnect = backend.link.disconnect.subscribe();
+        let disconnect = backend.link.disconnect.subscribe();
         let address = backend.health.address;
         let server_name = backend.health.name.as_str();
         let connected = match listener::connect(address, settings.connect_timeout).await {
             Ok(server) => Box::pin(shared.transport.secure(server))
                 .await
                 .inspect_err(|error| {
-                    warn!(relay, %peer, server = server_name, %error, "server handshake failed");
+                    let error = format_args!("server {server_name}: {error}");
+                    shared.log_handshake_failure(peer, "server handshake failed", &error);
                 }),
             Err(error) => {
                 debug!(relay, %peer, server = server_name, %error, "connect failed");
@@ -400,34 +444,9 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
             // Unreachable: every path after the take returns.
             return;
         };
-        bump(&counters.total);
-        bump(&backend.link.counters.total);
-        let link = &backend.link.counters;
-        let forwarding = transport::forward(
-            client,
-            server,
-            shared.data_path,
-            settings.idle_timeout,
-            Meter {
-                relay: &counters.client_to_server_bytes,
-                server: &link.client_to_server_bytes,
-            },
-            Meter {
-                relay: &counters.server_to_client_bytes,
-                server: &link.server_to_client_bytes,
-            },
-        );
-        tokio::select! {
-            forwarded = forwarding => {
-                if forwarded.copied {
-                    bump(&counters.copied);
-                }
-                log_ending(relay, peer, server_name, forwarded.ending);
-            }
-            Ok(()) = disconnect.changed(), if settings.close_on_server_down => {
-                debug!(relay, %peer, server = server_name, "closed: server down");
-            }
-        }
+        shared
+            .relay_to(backend, client, server, peer, disconnect)
+            .await;
         drop(server_slot);
         return;
     }
@@ -437,6 +456,26 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
     } else {
         bump(&counters.refused_connect_failed);
         debug!(relay, %peer, attempts, "refused: every connect attempt failed");
+    }
+}
+
+/// What a client did first, for modes where it speaks first.
+enum Opening {
+    /// Sent at least one byte.
+    Spoke,
+    /// Closed (or reset) without a byte: a TCP health check, a port scan.
+    Empty,
+    /// Sent nothing and stayed open for the whole handshake deadline.
+    Silent,
+}
+
+/// Waits (at most `timeout`) for the client's first byte without reading it.
+async fn opening(client: &TcpStream, timeout: Duration) -> Opening {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(timeout, client.peek(&mut first)).await {
+        Ok(Ok(0) | Err(_)) => Opening::Empty,
+        Ok(Ok(_)) => Opening::Spoke,
+        Err(_) => Opening::Silent,
     }
 }
 
@@ -454,7 +493,8 @@ fn log_ending(relay: &str, peer: SocketAddr, server: &str, ending: io::Result<En
 }
 
 /// Serves one gateway client: reads its request, connects to the server it
-/// names if allowed, answers the status, forwards.
+/// names if that is allowed and an up server of the pool, answers the
+/// status, forwards.
 async fn serve_gateway(
     shared: &Shared,
     gateway: &gateway::Gateway,
@@ -464,17 +504,28 @@ async fn serve_gateway(
     let relay = shared.name.as_str();
     let settings = &shared.settings;
     let counters = &shared.counters;
-    let request = match gateway.read_request(&mut client).await {
-        Ok(request) => request,
+    let pool = shared.pool.load_full();
+    let request = gateway.read_request(&mut client).await.and_then(|request| {
+        match pool.serving(request.address, settings.role) {
+            Some((backend, slot)) => Ok((request, backend, slot)),
+            None => Err(gateway::GatewayError::NotServing(request.address)),
+        }
+    });
+    let (request, backend, _server_slot) = match request {
+        Ok(accepted) => accepted,
         Err(error) => {
             let status = error.status();
-            bump(&counters.refused_handshake);
-            warn!(relay, %peer, status = status.code(), %error, "gateway request refused");
+            shared.handshake_failed(
+                peer,
+                &format_args!("gateway request refused with {}: {error}", status.code()),
+            );
             gateway::refuse(client, status).await;
             return;
         }
     };
+    let disconnect = backend.link.disconnect.subscribe();
     let address = request.address;
+    let server_name = backend.health.name.as_str();
     let server = match listener::connect(address, settings.connect_timeout).await {
         Ok(server) => server,
         Err(error) => {
@@ -483,8 +534,9 @@ async fn serve_gateway(
             } else {
                 gateway::Status::ConnectFailed
             };
+            bump(&backend.link.counters.connect_failures);
             bump(&counters.refused_connect_failed);
-            warn!(relay, %peer, server = %address, status = status.code(), %error, "gateway connect failed");
+            warn!(relay, %peer, server = server_name, status = status.code(), %error, "gateway connect failed");
             gateway::refuse(client, status).await;
             return;
         }
@@ -494,31 +546,24 @@ async fn serve_gateway(
         forward::write_all(&server, &request.early_data).await
     };
     if let Err(error) = greeted.await {
-        debug!(relay, %peer, server = %address, %error, "gateway client gone before forwarding");
+        debug!(relay, %peer, server = server_name, %error, "gateway client gone before forwarding");
         return;
     }
-    bump(&counters.total);
-    // Gateway servers are not pool members: their bytes count for the relay only.
-    let unpooled = ServerCounters::default();
-    let forwarded = forward::forward(
-        &client,
-        &server,
-        shared.data_path,
-        settings.idle_timeout,
-        Meter {
-            relay: &counters.client_to_server_bytes,
-            server: &unpooled.client_to_server_bytes,
-        },
-        Meter {
-            relay: &counters.server_to_client_bytes,
-            server: &unpooled.server_to_client_bytes,
-        },
-    )
-    .await;
-    if forwarded.copied {
-        bump(&counters.copied);
+    // Bytes sent with the request line are the first the server gets.
+    Meter {
+        relay: &counters.client_to_server_bytes,
+        server: &backend.link.counters.client_to_server_bytes,
     }
-    log_ending(relay, peer, &address.to_string(), forwarded.ending);
+    .count(request.early_data.len());
+    shared
+        .relay_to(
+            backend,
+            ClientSide::Plain(client),
+            ServerSide::Plain(server),
+            peer,
+            disconnect,
+        )
+        .await;
 }
 
 /// Closes connections of servers that go down (or lose the relay's role)
@@ -537,6 +582,79 @@ async fn watch_health(shared: Arc<Shared>, mut events: broadcast::Receiver<Healt
 }
 
 impl Shared {
+    /// Counts a client whose handshake (or gateway request) failed and logs
+    /// it (see [`Shared::log_handshake_failure`]).
+    fn handshake_failed(&self, peer: SocketAddr, error: &dyn std::fmt::Display) {
+        bump(&self.counters.refused_handshake);
+        self.log_handshake_failure(peer, "client closed: handshake failed", error);
+    }
+
+    /// Warns about a failed handshake (with a client, or with a server),
+    /// at most once per [`HANDSHAKE_WARNING_INTERVAL`] per relay: the
+    /// failures in between are logged at debug level and their number
+    /// given with the next warning.
+    fn log_handshake_failure(
+        &self,
+        peer: SocketAddr,
+        what: &'static str,
+        error: &dyn std::fmt::Display,
+    ) {
+        let relay = self.name.as_str();
+        match self.handshake_warnings.admit(std::time::Instant::now()) {
+            Some(0) => warn!(relay, %peer, %error, "{what}"),
+            Some(suppressed) => warn!(
+                relay,
+                %peer,
+                %error,
+                "{what} ({suppressed} more since the last warning, logged at debug level)"
+            ),
+            None => debug!(relay, %peer, %error, "{what}"),
+        }
+    }
+
+    /// Forwards an accepted client to `backend` (connected and through its
+    /// handshake) until the connection ends or, with `on_server_down:
+    /// close`, `disconnect` fires; counts and logs it.
+    async fn relay_to(
+        &self,
+        backend: &Backend,
+        client: ClientSide,
+        server: ServerSide,
+        peer: SocketAddr,
+        mut disconnect: watch::Receiver<()>,
+    ) {
+        let counters = &self.counters;
+        let link = &backend.link.counters;
+        let server_name = backend.health.name.as_str();
+        bump(&counters.total);
+        bump(&link.total);
+        let forwarding = transport::forward(
+            client,
+            server,
+            self.data_path,
+            self.settings.idle_timeout,
+            Meter {
+                relay: &counters.client_to_server_bytes,
+                server: &link.client_to_server_bytes,
+            },
+            Meter {
+                relay: &counters.server_to_client_bytes,
+                server: &link.server_to_client_bytes,
+            },
+        );
+        tokio::select! {
+            forwarded = forwarding => {
+                if forwarded.copied {
+                    bump(&counters.copied);
+                }
+                log_ending(&self.name, peer, server_name, forwarded.ending);
+            }
+            Ok(()) = disconnect.changed(), if self.settings.close_on_server_down => {
+                debug!(relay = %self.name, %peer, server = server_name, "closed: server down");
+            }
+        }
+    }
+
     /// Closes the connections of the event's server if it is no longer usable.
     fn apply_event(&self, event: &HealthEvent) {
         if event.pool != self.settings.pool_name {

@@ -17,6 +17,7 @@ pub(crate) struct RelayCounters {
     pub refused_limit: AtomicU64,
     pub refused_connect_failed: AtomicU64,
     pub refused_handshake: AtomicU64,
+    pub empty: AtomicU64,
     pub copied: AtomicU64,
 }
 
@@ -62,6 +63,9 @@ pub struct RelayStats {
     /// Clients closed because their side's handshake failed (spiped, TLS)
     /// or their gateway request was refused.
     pub refused_handshake: u64,
+    /// Clients of an encrypted or gateway relay that closed without sending
+    /// a byte (TCP health checks, port scans); logged at debug level only.
+    pub empty: u64,
     /// Connections forwarded by userspace copy instead of splice(2) (splice
     /// unavailable, or disabled by [`DataPath::Copy`](super::DataPath::Copy)).
     pub copied: u64,
@@ -100,6 +104,7 @@ impl RelayCounters {
             refused_limit: read(&self.refused_limit),
             refused_connect_failed: read(&self.refused_connect_failed),
             refused_handshake: read(&self.refused_handshake),
+            empty: read(&self.empty),
             copied: read(&self.copied),
             servers,
         }

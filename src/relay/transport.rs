@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
 
+use super::buffers::PooledBuffer;
 use super::forward::{self, Activity, DataPath, Ending, Forwarded, Meter};
 use super::gateway::Gateway;
 use super::spiped;
@@ -104,6 +105,20 @@ impl Transport {
         }
     }
 
+    /// The handshake deadline of a mode whose clients send the first byte
+    /// (TLS, spiped, gateway); none for plaintext clients, which may wait
+    /// for their server to speak.
+    pub(crate) fn client_speaks_first(&self) -> Option<Duration> {
+        match self {
+            Transport::SpipedDecrypt(endpoint) => Some(endpoint.handshake_timeout()),
+            Transport::TlsServer {
+                handshake_timeout, ..
+            } => Some(*handshake_timeout),
+            Transport::Gateway(gateway) => Some(gateway.handshake_timeout()),
+            Transport::Plain | Transport::SpipedEncrypt(_) | Transport::TlsClient { .. } => None,
+        }
+    }
+
     /// Runs the client side's handshake (not the gateway's: see
     /// [`Transport::gateway`]).
     pub(crate) async fn accept(&self, mut client: TcpStream) -> io::Result<ClientSide> {
@@ -121,7 +136,9 @@ impl Transport {
                 handshake_timeout,
             } => {
                 let client = TlsSocket::new(client);
-                let stream = within(*handshake_timeout, "TLS", acceptor.accept(client)).await?;
+                let accepting = acceptor.accept(client);
+                let stream =
+                    tls_handshake(*handshake_timeout, tls::Side::Server, accepting).await?;
                 Ok(ClientSide::Tls(Box::new(stream)))
             }
             Transport::Plain
@@ -148,7 +165,10 @@ impl Transport {
                 handshake_timeout,
             } => {
                 let connecting = connector.connect(server_name.clone(), TlsSocket::new(server));
-                let stream = within(*handshake_timeout, "TLS", connecting).await?;
+                let side = tls::Side::Client {
+                    server_name: &server_name.to_str(),
+                };
+                let stream = tls_handshake(*handshake_timeout, side, connecting).await?;
                 Ok(ServerSide::Tls(Box::new(stream)))
             }
             Transport::Plain
@@ -174,19 +194,19 @@ fn handshake_error(error: spiped::HandshakeError) -> io::Error {
     io::Error::new(kind, error)
 }
 
-/// Runs a handshake with a deadline.
-async fn within<T>(
+/// Runs a TLS handshake with a deadline; a failure is told in words.
+async fn tls_handshake<T>(
     timeout: Duration,
-    what: &str,
+    side: tls::Side<'_>,
     handshake: impl Future<Output = io::Result<T>>,
 ) -> io::Result<T> {
     match tokio::time::timeout(timeout, handshake).await {
-        Ok(result) => result.map_err(|error| {
-            io::Error::new(error.kind(), format!("{what} handshake failed: {error}"))
-        }),
+        Ok(result) => {
+            result.map_err(|error| io::Error::new(error.kind(), tls::explain(&error, side)))
+        }
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
-            format!("{what} handshake timed out after {timeout:?}"),
+            format!("TLS handshake not finished within {timeout:?}"),
         )),
     }
 }
@@ -215,12 +235,14 @@ pub(crate) async fn forward(
             .await;
         }
         // The encrypted paths are boxed: inlined, their state would enlarge
-        // every connection's future, plain ones included (~22 KB instead of ~2 KB).
+        // every connection's future, plain ones included (~22 KB instead of
+        // ~2 KB). Sessions stay in their own boxes, so that an idle
+        // connection's future holds pointers, not copies of their state.
         (ClientSide::Plain(client), ServerSide::Spiped(server, session)) => {
             Box::pin(spiped::forward(
                 &client,
                 &server,
-                *session,
+                session,
                 idle_timeout,
                 upstream,
                 downstream,
@@ -231,7 +253,7 @@ pub(crate) async fn forward(
             Box::pin(spiped::forward(
                 &server,
                 &client,
-                *session,
+                session,
                 idle_timeout,
                 downstream,
                 upstream,
@@ -240,7 +262,7 @@ pub(crate) async fn forward(
         }
         (ClientSide::Tls(client), ServerSide::Plain(server)) => {
             Box::pin(copy_both(
-                *client,
+                client,
                 server,
                 idle_timeout,
                 upstream,
@@ -251,7 +273,7 @@ pub(crate) async fn forward(
         (ClientSide::Plain(client), ServerSide::Tls(server)) => {
             Box::pin(copy_both(
                 client,
-                *server,
+                server,
                 idle_timeout,
                 upstream,
                 downstream,
@@ -260,8 +282,8 @@ pub(crate) async fn forward(
         }
         (ClientSide::Tls(client), ServerSide::Tls(server)) => {
             Box::pin(copy_both(
-                *client,
-                *server,
+                client,
+                server,
                 idle_timeout,
                 upstream,
                 downstream,
@@ -344,21 +366,31 @@ fn fill(
     Poll::Ready(Ok(filled))
 }
 
-/// Copies one direction to its EOF, then shuts the destination down.
+/// Copies one direction to its EOF, then shuts the destination down. The
+/// buffer comes from the thread's pool for each read that finds bytes and
+/// goes back once they are written: a direction waiting for data holds none.
 async fn copy_one_way(
     source: &mut (impl AsyncRead + Unpin),
     destination: &mut (impl AsyncWrite + Unpin),
     meter: &Meter<'_>,
     activity: &Activity,
 ) -> io::Result<()> {
-    let mut buffer = vec![0u8; TLS_COPY_BUFFER];
     let mut deferred = None;
     loop {
-        let filled =
-            poll_fn(|cx| fill(Pin::new(&mut *source), &mut buffer, &mut deferred, cx)).await?;
-        if filled == 0 {
+        let mut held = None;
+        let filled = poll_fn(|cx| {
+            let buffer = held.get_or_insert_with(|| PooledBuffer::take(TLS_COPY_BUFFER));
+            let polled = fill(Pin::new(&mut *source), buffer, &mut deferred, cx);
+            if polled.is_pending() {
+                // Nothing was read into it: give it back while waiting.
+                held = None;
+            }
+            polled
+        })
+        .await?;
+        let Some(buffer) = held.filter(|_| filled > 0) else {
             break;
-        }
+        };
         destination.write_all(&buffer[..filled]).await?;
         destination.flush().await?;
         meter.add(filled, activity);
@@ -367,5 +399,52 @@ async fn copy_one_way(
         // The peer may have closed already; the direction is done either way.
         Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(()),
         result => result,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::buffers;
+    use std::sync::atomic::AtomicU64;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    async fn connected_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let connecting = TcpStream::connect(listener.local_addr().expect("address"));
+        let (accepted, connected) = tokio::join!(listener.accept(), connecting);
+        (accepted.expect("accept").0, connected.expect("connect"))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_copying_direction_waiting_for_data_holds_no_buffer() {
+        let (mut client_peer, client) = connected_pair().await;
+        let (mut server_peer, server) = connected_pair().await;
+        let counters: [AtomicU64; 4] = Default::default();
+        let meter = |index: usize| Meter {
+            relay: &counters[index],
+            server: &counters[index + 1],
+        };
+        let copying = copy_both(client, server, Duration::from_secs(60), meter(0), meter(2));
+        let exchange = async {
+            let taken = buffers::counts().0;
+            client_peer.write_all(b"ping").await.expect("send");
+            let mut received = [0u8; 4];
+            server_peer.read_exact(&mut received).await.expect("copied");
+            assert_eq!(&received, b"ping");
+            tokio::time::timeout(Duration::from_secs(5), async {
+                while buffers::counts().1 != 0 {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .expect("the buffer given back once written");
+            assert!(buffers::counts().0 > taken, "the copy used a pooled buffer");
+            drop((client_peer, server_peer));
+        };
+        let (copied, ()) = tokio::join!(copying, exchange);
+        assert_eq!(copied.expect("copied to the end"), Ending::Finished);
+        assert_eq!(buffers::counts().1, 0);
     }
 }

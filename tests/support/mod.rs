@@ -10,6 +10,7 @@ mod daemon;
 mod echo;
 mod events;
 mod mariadb;
+mod metrics;
 mod process;
 mod redis;
 mod relay;
@@ -25,6 +26,7 @@ pub use mariadb::{
     CHECK_PASSWORD, CHECK_USER, MariaDb, MariaDbOptions, REPLICATION_PASSWORD, REPLICATION_USER,
     replication_pair,
 };
+pub use metrics::{sample, scrape};
 pub use process::ServerProcess;
 pub use redis::{Redis, RedisOptions};
 pub use relay::relay_config;

@@ -3,36 +3,42 @@
 //!
 //! Each direction reads up to [`BATCH_PACKETS`] packets' worth at once,
 //! seals or opens every whole packet in place, and writes the result with
-//! one call, so a bulk transfer costs two syscalls per 64 KiB and no
-//! allocation after the two buffers of the connection.
+//! one call, so a bulk transfer costs two syscalls per 64 KiB. The buffers
+//! come from the thread's pool once the socket is readable and go back once
+//! the batch is written: an idle connection holds none (only the bytes of
+//! an incomplete packet, if one is in flight).
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use nix::sys::socket::{MsgFlags, recv};
-use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::packet::{MAX_MESSAGE, PACKET_LEN};
 use super::{Opener, Sealer, Session};
-use crate::relay::forward::{Activity, Ending, Meter, shutdown_write, write_all};
+use crate::relay::buffers::PooledBuffer;
+use crate::relay::forward::{Activity, Ending, Meter, recv_draining, shutdown_write, write_all};
 
 /// Packets handled per read and write.
 const BATCH_PACKETS: usize = 64;
+/// Plaintext bytes read per batch.
+const PLAIN_BATCH: usize = BATCH_PACKETS * MAX_MESSAGE;
+/// Packet bytes read or written per batch.
+const SEALED_BATCH: usize = BATCH_PACKETS * PACKET_LEN;
 
 /// Relays between `plain` and the spiped connection `sealed` (established
 /// with `session`) until both directions end, either fails, or nothing
-/// moves for `idle_timeout`. Meters count plaintext bytes.
+/// moves for `idle_timeout`. Meters count plaintext bytes. The session
+/// stays boxed: its key schedules are kept once, on the heap, not in each
+/// direction's future.
 pub(crate) async fn forward(
     plain: &TcpStream,
     sealed: &TcpStream,
-    session: Session,
+    mut session: Box<Session>,
     idle_timeout: Duration,
     plain_to_sealed: Meter<'_>,
     sealed_to_plain: Meter<'_>,
 ) -> io::Result<Ending> {
-    let Session { sealer, opener } = session;
+    let Session { sealer, opener } = &mut *session;
     let activity = Activity::new();
     let both_ways = async {
         tokio::try_join!(
@@ -46,33 +52,14 @@ pub(crate) async fn forward(
     }
 }
 
-/// Reads as much as is available from `source` into `buffer`; 0 at EOF.
-///
-/// A read shorter than `buffer` proves the socket drained, so it also
-/// clears the socket's readiness: the next call waits for new data instead
-/// of spending a recv(2) that would only fail with EAGAIN (one syscall less
-/// per request on request/response traffic). Tokio clears readiness only if
-/// no new event arrived since it was observed, so no wakeup is lost.
-async fn read_some(source: &TcpStream, buffer: &mut [u8]) -> io::Result<usize> {
-    loop {
-        source.readable().await?;
-        let mut filled = 0;
-        let read = source.try_io(Interest::READABLE, || {
-            filled = recv(source.as_raw_fd(), buffer, MsgFlags::empty())?;
-            if filled > 0 && filled < buffer.len() {
-                Err(io::ErrorKind::WouldBlock.into())
-            } else {
-                Ok(filled)
-            }
-        });
-        match read {
-            Ok(filled) => return Ok(filled),
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock && filled > 0 => {
-                return Ok(filled);
-            }
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(error) => return Err(error),
-        }
+/// Reads what a readable `source` holds into `buffer` (see
+/// [`recv_draining`]): the bytes read, 0 at EOF, or None when its readiness
+/// was stale (nothing read: wait again).
+fn read_ready(source: &TcpStream, buffer: &mut [u8]) -> io::Result<Option<usize>> {
+    match recv_draining(source, buffer) {
+        Ok(read) => Ok(Some(read)),
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(error) => Err(error),
     }
 }
 
@@ -80,17 +67,19 @@ async fn read_some(source: &TcpStream, buffer: &mut [u8]) -> io::Result<usize> {
 async fn seal_one_way(
     source: &TcpStream,
     destination: &TcpStream,
-    mut sealer: Sealer,
+    sealer: &mut Sealer,
     meter: &Meter<'_>,
     activity: &Activity,
 ) -> io::Result<()> {
-    let mut input = vec![0u8; BATCH_PACKETS * MAX_MESSAGE];
-    let mut output = vec![0u8; BATCH_PACKETS * PACKET_LEN];
     loop {
-        let filled = read_some(source, &mut input).await?;
-        if filled == 0 {
-            break;
-        }
+        source.readable().await?;
+        let mut input = PooledBuffer::take(PLAIN_BATCH);
+        let filled = match read_ready(source, &mut input)? {
+            Some(0) => break,
+            Some(filled) => filled,
+            None => continue,
+        };
+        let mut output = PooledBuffer::take(SEALED_BATCH);
         let messages = input[..filled].chunks(MAX_MESSAGE);
         let packets = output.chunks_exact_mut(PACKET_LEN);
         let mut sealed_len = 0;
@@ -98,6 +87,7 @@ async fn seal_one_way(
             sealer.seal(message, packet.try_into().expect("packet length"));
             sealed_len += PACKET_LEN;
         }
+        drop(input);
         write_all(destination, &output[..sealed_len]).await?;
         meter.add(filled, activity);
     }
@@ -109,18 +99,22 @@ async fn seal_one_way(
 async fn open_one_way(
     source: &TcpStream,
     destination: &TcpStream,
-    mut opener: Opener,
+    opener: &mut Opener,
     meter: &Meter<'_>,
     activity: &Activity,
 ) -> io::Result<()> {
-    let mut buffer = vec![0u8; BATCH_PACKETS * PACKET_LEN];
-    // Bytes of an incomplete packet kept at the start of `buffer`.
-    let mut pending = 0;
+    // The bytes of an incomplete packet, kept between reads.
+    let mut partial: Vec<u8> = Vec::new();
     loop {
-        let filled = read_some(source, &mut buffer[pending..]).await?;
-        if filled == 0 {
-            break;
-        }
+        source.readable().await?;
+        let mut buffer = PooledBuffer::take(SEALED_BATCH);
+        let pending = partial.len();
+        buffer[..pending].copy_from_slice(&partial);
+        let filled = match read_ready(source, &mut buffer[pending..])? {
+            Some(0) => break,
+            Some(filled) => filled,
+            None => continue,
+        };
         let available = pending + filled;
         let whole = available / PACKET_LEN * PACKET_LEN;
         // Messages are compacted to the front; a message never overtakes
@@ -137,12 +131,89 @@ async fn open_one_way(
             buffer.copy_within(start..start + message_len, plain_len);
             plain_len += message_len;
         }
+        // Allocates only when a packet is incomplete.
+        partial = buffer[whole..available].to_vec();
         if plain_len > 0 {
             write_all(destination, &buffer[..plain_len]).await?;
             meter.add(plain_len, activity);
         }
-        buffer.copy_within(whole..available, 0);
-        pending = available - whole;
     }
     shutdown_write(destination)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::buffers;
+    use std::sync::atomic::AtomicU64;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    async fn connected_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let connecting = TcpStream::connect(listener.local_addr().expect("address"));
+        let (accepted, connected) = tokio::join!(listener.accept(), connecting);
+        (accepted.expect("accept").0, connected.expect("connect"))
+    }
+
+    /// Waits until the relay has taken pooled buffers since `before` takes
+    /// (a batch was handled) and given every one back.
+    async fn until_no_buffer_is_held(before: &mut usize) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while buffers::counts().0 == *before || buffers::counts().1 != 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("a batch handled with pooled buffers, all given back");
+        *before = buffers::counts().0;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_idle_connection_holds_no_buffer_between_batches() {
+        let (mut plain_peer, plain) = connected_pair().await;
+        let (mut sealed_peer, sealed) = connected_pair().await;
+        let (to_peer, from_peer) = ([1u8; 32], [2u8; 32]);
+        let session = Box::new(Session {
+            sealer: Sealer::new(&to_peer, &to_peer),
+            opener: Opener::new(&from_peer, &from_peer),
+        });
+        let counters: [AtomicU64; 4] = Default::default();
+        let meter = |index: usize| Meter {
+            relay: &counters[index],
+            server: &counters[index + 1],
+        };
+        let forwarding = forward(
+            &plain,
+            &sealed,
+            session,
+            Duration::from_secs(60),
+            meter(0),
+            meter(2),
+        );
+        let mut taken = buffers::counts().0;
+        let exchange = async {
+            // Plaintext in, one packet out.
+            plain_peer.write_all(b"ping").await.expect("send");
+            let mut packet = [0u8; PACKET_LEN];
+            sealed_peer.read_exact(&mut packet).await.expect("packet");
+            let mut opener = Opener::new(&to_peer, &to_peer);
+            assert_eq!(opener.open(&mut packet).expect("authentic"), b"ping");
+            until_no_buffer_is_held(&mut taken).await;
+            // Half a packet in: only those bytes are kept, no buffer.
+            let mut sealer = Sealer::new(&from_peer, &from_peer);
+            sealer.seal(b"pong", &mut packet);
+            sealed_peer.write_all(&packet[..500]).await.expect("send");
+            until_no_buffer_is_held(&mut taken).await;
+            sealed_peer.write_all(&packet[500..]).await.expect("send");
+            let mut reply = [0u8; 4];
+            plain_peer.read_exact(&mut reply).await.expect("reply");
+            assert_eq!(&reply, b"pong");
+            until_no_buffer_is_held(&mut taken).await;
+            drop((plain_peer, sealed_peer));
+        };
+        let (forwarded, ()) = tokio::join!(forwarding, exchange);
+        forwarded.expect("forwarded to the end");
+        assert_eq!(buffers::counts().1, 0);
+    }
 }

@@ -1,10 +1,16 @@
 //! TLS for relays (rustls with the ring provider, TLS 1.2 minimum):
 //! acceptors that terminate TLS from clients, optionally requiring a client
 //! certificate, and connectors that speak TLS to servers, verifying them
-//! against a CA file and a name, optionally with a client certificate.
-//! Sessions run over a [`TlsSocket`], which reads ahead in large chunks.
+//! against a CA file (or a pinned certificate or key, see [`verify`]) and a
+//! name, optionally with a client certificate. Handshake failures are told
+//! in words ([`explain`]). Sessions run over a [`TlsSocket`], which reads
+//! ahead in large chunks.
 
-use std::cell::RefCell;
+mod explain;
+mod verify;
+
+pub(crate) use explain::{Side, explain};
+
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
@@ -22,6 +28,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use super::buffers::PooledBuffer;
 use super::forward;
 
 /// Bytes a [`TlsSocket`] asks the kernel for per recv(2).
@@ -96,6 +103,9 @@ pub fn acceptor(mode: &TlsServerMode) -> io::Result<TlsAcceptor> {
 }
 
 /// A connector for a `tls_client` relay and the name servers must prove.
+/// Servers are trusted through `ca_file` (a chain to one of its CAs, or
+/// exactly one of its certificates) and, with `pin_sha256`, must have that
+/// key.
 pub fn connector(mode: &TlsClientMode) -> io::Result<(TlsConnector, ServerName<'static>)> {
     let server_name = ServerName::try_from(mode.server_name.clone()).map_err(|error| {
         io::Error::new(
@@ -103,13 +113,31 @@ pub fn connector(mode: &TlsClientMode) -> io::Result<(TlsConnector, ServerName<'
             format!("server name {:?}: {error}", mode.server_name),
         )
     })?;
-    let verifier = WebPkiServerVerifier::builder_with_provider(roots(&mode.ca_file)?, provider())
-        .build()
-        .map_err(|error| invalid(&mode.ca_file, "CA file", error))?;
+    let key_pin = mode.pin().map_err(|error| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("pin_sha256 {error}"))
+    })?;
+    let chain = match &mode.ca_file {
+        Some(ca_file) => {
+            let chain = WebPkiServerVerifier::builder_with_provider(roots(ca_file)?, provider())
+                .build()
+                .map_err(|error| invalid(ca_file, "CA file", error))?;
+            Some((chain, certificates(ca_file)?))
+        }
+        None if key_pin.is_some() => None,
+        None => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "tls_client needs ca_file or pin_sha256 to verify the server",
+            ));
+        }
+    };
+    let verifier =
+        verify::ServerVerifier::new(chain, key_pin, provider().signature_verification_algorithms);
     let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)
         .map_err(tls_error)?
-        .with_webpki_verifier(verifier);
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
     let config = match (&mode.cert_file, &mode.key_file) {
         (Some(cert_file), Some(key_file)) => builder
             .with_client_auth_cert(certificates(cert_file)?, private_key(key_file)?)
@@ -119,26 +147,16 @@ pub fn connector(mode: &TlsClientMode) -> io::Result<(TlsConnector, ServerName<'
     Ok((TlsConnector::from(Arc::new(config)), server_name))
 }
 
-thread_local! {
-    /// Read-ahead buffers given back by drained sockets, for the next
-    /// socket that needs one: no allocation per message, and idle
-    /// connections hold none.
-    static SPARE_BUFFERS: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Spare buffers kept per thread; more are freed.
-const SPARE_LIMIT: usize = 16;
-
 /// The TCP socket under a TLS session. rustls reads its transport at most
 /// 4 KiB at a time, so a 16 KiB record would cost four or five recv(2)
 /// calls; this socket reads up to [`READ_AHEAD`] bytes at once and hands
 /// them out from memory (a short read clears the socket's readiness, as
-/// the plaintext path does). It holds a buffer only while the socket has
-/// bytes to read: a connection waiting for data holds none. Writes go
-/// straight to the socket.
+/// the plaintext path does). It holds a buffer (from the thread's pool)
+/// only while the socket has bytes to read: a connection waiting for data
+/// holds none. Writes go straight to the socket.
 pub(crate) struct TlsSocket {
     stream: TcpStream,
-    buffer: Option<Box<[u8]>>,
+    buffer: Option<PooledBuffer>,
     /// Unread bytes are `buffer[start..end]`.
     start: usize,
     end: usize,
@@ -153,23 +171,6 @@ impl TlsSocket {
             start: 0,
             end: 0,
         }
-    }
-
-    /// Returns the (drained) buffer to this thread's spares.
-    fn release_buffer(&mut self) {
-        if let Some(buffer) = self.buffer.take() {
-            SPARE_BUFFERS.with_borrow_mut(|spares| {
-                if spares.len() < SPARE_LIMIT {
-                    spares.push(buffer);
-                }
-            });
-        }
-    }
-}
-
-impl Drop for TlsSocket {
-    fn drop(&mut self) {
-        self.release_buffer();
     }
 }
 
@@ -193,15 +194,14 @@ impl AsyncRead for TlsSocket {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                 Poll::Pending => {
-                    this.release_buffer();
+                    // Drained: the buffer goes back to the pool.
+                    this.buffer = None;
                     return Poll::Pending;
                 }
             }
-            let buffer = this.buffer.get_or_insert_with(|| {
-                SPARE_BUFFERS
-                    .with_borrow_mut(Vec::pop)
-                    .unwrap_or_else(|| vec![0; READ_AHEAD].into_boxed_slice())
-            });
+            let buffer = this
+                .buffer
+                .get_or_insert_with(|| PooledBuffer::take(READ_AHEAD));
             match forward::recv_draining(&this.stream, buffer) {
                 Ok(0) => return Poll::Ready(Ok(())),
                 Ok(read) => (this.start, this.end) = (0, read),
