@@ -690,3 +690,14 @@ impl Shared {
             .for_each(|backend| backend.disconnect(&self.name, "server not usable"));
     }
 }
+
+/// A connected pair of loopback TCP streams (accepted, connected), for unit tests.
+#[cfg(test)]
+pub(crate) async fn connected_pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let connecting = tokio::net::TcpStream::connect(listener.local_addr().expect("address"));
+    let (accepted, connected) = tokio::join!(listener.accept(), connecting);
+    (accepted.expect("accept").0, connected.expect("connect"))
+}

@@ -406,16 +406,9 @@ async fn copy_one_way(
 mod tests {
     use super::*;
     use crate::relay::buffers;
+    use crate::relay::connected_pair;
     use std::sync::atomic::AtomicU64;
     use tokio::io::AsyncReadExt;
-    use tokio::net::TcpListener;
-
-    async fn connected_pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let connecting = TcpStream::connect(listener.local_addr().expect("address"));
-        let (accepted, connected) = tokio::join!(listener.accept(), connecting);
-        (accepted.expect("accept").0, connected.expect("connect"))
-    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_copying_direction_waiting_for_data_holds_no_buffer() {

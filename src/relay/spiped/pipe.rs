@@ -145,16 +145,9 @@ async fn open_one_way(
 mod tests {
     use super::*;
     use crate::relay::buffers;
+    use crate::relay::connected_pair;
     use std::sync::atomic::AtomicU64;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
-    async fn connected_pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let connecting = TcpStream::connect(listener.local_addr().expect("address"));
-        let (accepted, connected) = tokio::join!(listener.accept(), connecting);
-        (accepted.expect("accept").0, connected.expect("connect"))
-    }
 
     /// Waits until the relay has taken pooled buffers since `before` takes
     /// (a batch was handled) and given every one back.

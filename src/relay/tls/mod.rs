@@ -246,16 +246,9 @@ impl AsyncWrite for TlsSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::relay::connected_pair;
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
-    async fn connected_pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let connecting = TcpStream::connect(listener.local_addr().expect("address"));
-        let (accepted, connected) = tokio::join!(listener.accept(), connecting);
-        (accepted.expect("accept").0, connected.expect("connect"))
-    }
 
     #[tokio::test]
     async fn small_reads_see_every_byte_and_a_drained_socket_holds_no_buffer() {
