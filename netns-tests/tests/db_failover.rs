@@ -449,6 +449,9 @@ fn a_second_writable_server_is_fenced_and_made_read_only_again() {
     );
     assert!(cluster.wait_for_topology(1, &[2, 3]));
     let status = cluster.status();
-    assert_eq!(status["replication"]["db"]["servers"][2]["fenced"], false, "{status}");
+    assert_eq!(
+        status["replication"]["db"]["servers"][2]["fenced"], false,
+        "{status}"
+    );
     assert!(!cluster.front_log().contains("promoted (n"));
 }
