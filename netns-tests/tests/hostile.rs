@@ -1,0 +1,275 @@
+//! VRRP under hostile traffic: a third host on the bridge floods valid adverts (TTL 255,
+//! good checksums) as fast as it can for 10 s while two hafront nodes share the VIP.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hafront_netns_tests::{
+    Hafront, Lab, VIP, enter_namespace, skip_unless_root, vrrp_section, wait_until,
+};
+use hafront_vrrp::machine::REPLIES_PER_INTERVAL;
+use hafront_vrrp::{Advert, Auth, Centiseconds, ChecksumForm, Version};
+use socket2::{Domain, Protocol, SockFilter, Socket, Type};
+
+/// The lab's advert interval, and the same in centiseconds for the forged adverts.
+const INTERVAL: Duration = Duration::from_millis(100);
+const VRID: u8 = 51;
+
+/// The node that floods (it runs no hafront).
+const FLOODER: usize = 3;
+
+/// How long the flood lasts at most, and how many packets it sends at most.
+const FLOOD_FOR: Duration = Duration::from_secs(10);
+const FLOOD_MAX_PACKETS: u64 = 10_000_000;
+
+/// Spoofed sources of the wrong address list: 10.213.0.10 to 10.213.0.109.
+const SPOOFED: u8 = 100;
+
+const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+const PROTOCOL_VRRP: i32 = 112;
+
+/// An IPv4 packet (TTL 255, protocol 112, to the VRRP group) carrying a v3 advert.
+fn forged(src: Ipv4Addr, vrid: u8, priority: u8, addresses: &[Ipv4Addr]) -> Vec<u8> {
+    let advert = Advert {
+        version: Version::V3,
+        vrid,
+        priority,
+        interval: Centiseconds(10),
+        auth: Auth::None,
+        addresses: addresses.iter().copied().map(IpAddr::V4).collect(),
+    };
+    let message = advert
+        .emit(src.into(), GROUP.into(), ChecksumForm::PseudoHeader)
+        .expect("a valid advert");
+    let total = u16::try_from(20 + message.len()).expect("small packet");
+    // The kernel fills in the identification and the header checksum (IP_HDRINCL).
+    let mut packet = vec![0x45, 0];
+    packet.extend(total.to_be_bytes());
+    packet.extend([0, 0, 0, 0, 255, 112, 0, 0]);
+    packet.extend(src.octets());
+    packet.extend(GROUP.octets());
+    packet.extend(message);
+    packet
+}
+
+/// The three kinds in turn: the lab's VRID at priority 1 from the flooder; the lab's VRID
+/// with a wrong address list from [`SPOOFED`] sources; other VRIDs.
+fn flood_packets() -> Vec<Vec<u8>> {
+    let own = Lab::address(FLOODER);
+    let wrong = [Ipv4Addr::new(10, 213, 0, 200)];
+    (0..SPOOFED)
+        .flat_map(|i| {
+            [
+                forged(own, VRID, 1, &[VIP]),
+                forged(Ipv4Addr::new(10, 213, 0, 10 + i), VRID, 100, &wrong),
+                forged(own, 1 + i % 50, 100, &wrong),
+            ]
+        })
+        .collect()
+}
+
+/// Floods from `namespace` until [`FLOOD_FOR`] passed or [`FLOOD_MAX_PACKETS`] went out;
+/// returns the packets sent and for how long.
+fn flood(namespace: String) -> JoinHandle<(u64, Duration)> {
+    std::thread::spawn(move || {
+        enter_namespace(&namespace);
+        let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(PROTOCOL_VRRP)))
+            .expect("raw socket");
+        socket.set_header_included_v4(true).expect("IP_HDRINCL");
+        socket.bind_device(Some(b"eth0")).expect("bind to eth0");
+        let packets = flood_packets();
+        let destination = SocketAddr::from((GROUP, 0)).into();
+        let start = Instant::now();
+        let mut sent = 0;
+        'flood: while sent < FLOOD_MAX_PACKETS {
+            for packet in &packets {
+                // A full queue (ENOBUFS) just means the link is saturated.
+                if socket.send_to(packet, &destination).is_ok() {
+                    sent += 1;
+                }
+            }
+            if start.elapsed() >= FLOOD_FOR {
+                break 'flood;
+            }
+        }
+        (sent, start.elapsed())
+    })
+}
+
+/// Records when adverts from `source` pass on the bridge (a kernel filter drops the rest
+/// of the flood before it reaches this thread) until `stop`.
+fn observe(namespace: String, source: Ipv4Addr, stop: Arc<AtomicBool>) -> JoinHandle<Vec<Instant>> {
+    std::thread::spawn(move || {
+        enter_namespace(&namespace);
+        let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(PROTOCOL_VRRP)))
+            .expect("raw socket");
+        // ld [12] (IPv4 source); accept when equal to `source`, else drop.
+        let filter = [
+            SockFilter::new(0x20, 0, 0, 12),
+            SockFilter::new(0x15, 0, 1, u32::from(source)),
+            SockFilter::new(0x06, 0, 0, 0xffff),
+            SockFilter::new(0x06, 0, 0, 0),
+        ];
+        socket.attach_filter(&filter).expect("attach the filter");
+        socket
+            .join_multicast_v4(&GROUP, &Ipv4Addr::new(10, 213, 0, 254))
+            .expect("join the VRRP group");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("read timeout");
+        let mut seen = Vec::new();
+        let mut buffer = [std::mem::MaybeUninit::<u8>::uninit(); 1500];
+        while !stop.load(Ordering::Relaxed) {
+            if socket.recv(&mut buffer).is_ok() {
+                seen.push(Instant::now());
+            }
+        }
+        seen
+    })
+}
+
+fn adverts_sent(node: &Hafront) -> u64 {
+    node.status()["vrrp"][0]["adverts_sent"]
+        .as_u64()
+        .expect("adverts_sent in hafront status --json")
+}
+
+fn log_lines(node: &Hafront) -> usize {
+    node.log().lines().count()
+}
+
+#[test]
+fn a_flood_of_valid_adverts_changes_nothing_and_gets_a_bounded_answer() {
+    if skip_unless_root("a_flood_of_valid_adverts_changes_nothing_and_gets_a_bounded_answer") {
+        return;
+    }
+    let lab = Lab::new("flood", 3);
+    // The flooder reaches the group on its link (no route leaves the namespace).
+    hafront_netns_tests::ip(&[
+        "-n",
+        lab.node(FLOODER),
+        "route",
+        "add",
+        "224.0.0.0/4",
+        "dev",
+        "eth0",
+    ]);
+    let _services = [lab.service(1), lab.service(2)];
+    let n1 = Hafront::start(&lab, 1, &vrrp_section(3, 200, "100ms", ""));
+    let n2 = Hafront::start(&lab, 2, &vrrp_section(3, 100, "100ms", ""));
+    assert!(
+        wait_until(Duration::from_secs(3), || lab.vip_holders() == [1]),
+        "n1 never became the only master"
+    );
+    // Counters and memory once settled.
+    assert!(wait_until(Duration::from_secs(2), || !n1
+        .status()
+        .is_null()));
+    let (sent_before, lines_before) = (adverts_sent(&n1), [log_lines(&n1), log_lines(&n2)]);
+    let rss_before = [n1.rss_kib(), n2.rss_kib()].map(|rss| rss.expect("running"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let observer = observe(lab.switch().to_owned(), Lab::address(1), Arc::clone(&stop));
+    let probe = lab.probe();
+    let watch = lab.watch_vip();
+
+    // A quiet second first: the gaps between adverts without the flood, for comparison.
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    let (packets, lasted) = flood(lab.node(FLOODER).to_owned())
+        .join()
+        .expect("flood thread");
+    let sent = adverts_sent(&n1) - sent_before;
+    let measured = started.elapsed();
+    std::thread::sleep(3 * INTERVAL);
+    stop.store(true, Ordering::Relaxed);
+    let seen = observer.join().expect("observer thread");
+    let answers = probe.finish();
+    let vips = watch.finish();
+    let rss_after = [n1.rss_kib(), n2.rss_kib()].map(|rss| rss.expect("running"));
+    let lines = [
+        log_lines(&n1) - lines_before[0],
+        log_lines(&n2) - lines_before[1],
+    ];
+    let status = n1.status();
+    let longest_advert_gap = seen
+        .windows(2)
+        .filter(|pair| pair[0] >= started && pair[1] <= started + lasted)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+        .expect("adverts observed during the flood");
+    let quiet_gap = seen
+        .windows(2)
+        .filter(|pair| pair[1] < started)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+        .unwrap_or_default();
+    let client_gap = answers.longest_gap_after(started);
+    eprintln!(
+        "flood: {packets} adverts in {lasted:?} ({:.0}/s); n1 sent {sent} adverts in {measured:?}, \
+         {} observed, longest gap {longest_advert_gap:?} (quiet: {quiet_gap:?}); log lines {lines:?}; RSS KiB {rss_before:?} -> {rss_after:?}; \
+         client gap {client_gap:?}; n1 dropped {}",
+        packets as f64 / lasted.as_secs_f64(),
+        seen.len(),
+        status["vrrp"][0]["dropped"]
+    );
+
+    assert!(packets > 100_000, "the flood sent only {packets} packets");
+    assert_eq!(lab.vip_holders(), [1], "n1 lost the VIP or n2 took it");
+    assert_eq!(
+        vips.longest_duplicate_after(started),
+        Duration::ZERO,
+        "both nodes held the VIP"
+    );
+    for ((node, name), before) in [(&n1, "n1"), (&n2, "n2")].into_iter().zip(lines_before) {
+        let log = node.log();
+        let during: Vec<&str> = log.lines().skip(before).collect();
+        assert!(
+            !during
+                .iter()
+                .any(|line| line.contains("VRRP instance changed state")),
+            "{name} changed state during the flood:\n{}",
+            during.join("\n")
+        );
+    }
+    // Its own rate, plus at most REPLIES_PER_INTERVAL answers per interval.
+    let intervals = measured.as_millis() / INTERVAL.as_millis() + 1;
+    let bound = (u128::from(REPLIES_PER_INTERVAL) + 1) * intervals;
+    assert!(
+        u128::from(sent) <= bound,
+        "n1 sent {sent} adverts in {measured:?}, bound {bound}"
+    );
+    assert!(
+        u128::from(sent) >= intervals * 9 / 10,
+        "n1 sent {sent} adverts in {measured:?}: timers starved"
+    );
+    assert!(
+        longest_advert_gap < 2 * INTERVAL,
+        "n1's adverts paused for {longest_advert_gap:?}"
+    );
+    assert!(
+        client_gap < Duration::from_millis(500),
+        "clients saw no answer for {client_gap:?}"
+    );
+    for (before, after) in rss_before.iter().zip(&rss_after) {
+        assert!(
+            after.saturating_sub(*before) < 8 * 1024,
+            "memory grew from {before} to {after} KiB"
+        );
+    }
+    for (count, name) in lines.iter().zip(["n1", "n2"]) {
+        assert!(*count < 300, "{name} logged {count} lines during the flood");
+    }
+    // The mismatch is reported, not drowned: once per spoofed peer at most, and summed up.
+    let log = n1.log();
+    let reports = log
+        .matches("peer advertises another virtual address list")
+        .count();
+    assert!((1..=64).contains(&reports), "{reports} mismatch reports");
+    assert!(
+        log.contains("VRRP adverts dropped in the last 10s"),
+        "no drop summary:\n{log}"
+    );
+}
