@@ -47,7 +47,7 @@ pub const GARP_CONTEST_HOLDOFF_INTERVALS: u32 = 10;
 
 /// Peer and address list pairs remembered as reported; mismatches of further pairs are
 /// still dropped but not reported until an entry expires.
-pub const MISMATCH_PEERS: usize = 64;
+pub const MISMATCH_PEERS: usize = 16;
 
 /// How often a lasting mismatch is reported again; an entry not seen for this long is
 /// forgotten when room is needed.
