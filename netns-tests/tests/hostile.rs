@@ -2,7 +2,9 @@
 //! good checksums) as fast as it can for 10 s while two hafront nodes share two VIPs, one
 //! with VRRPv3 at 100 ms and one with VRRPv2 at 1 s.
 
+use std::io::IoSliceMut;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -13,6 +15,8 @@ use hafront_netns_tests::{
 };
 use hafront_vrrp::machine::{MISMATCH_PEERS, REPLIES_PER_INTERVAL};
 use hafront_vrrp::{Advert, Auth, Centiseconds, ChecksumForm, Version};
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
+use nix::sys::time::TimeVal;
 use socket2::{Domain, Protocol, SockFilter, Socket, Type};
 
 /// The v3 instance's advert interval and VRID (the lab's VIP).
@@ -128,9 +132,13 @@ fn flood(namespace: String) -> JoinHandle<(u64, Duration)> {
     })
 }
 
-/// Records when v3 adverts from `source` pass on the bridge (a kernel filter drops the rest
-/// of the flood before it reaches this thread) until `stop`.
-fn observe(namespace: String, source: Ipv4Addr, stop: Arc<AtomicBool>) -> JoinHandle<Vec<Instant>> {
+/// A v3 advert seen on the bridge: when this thread read it, and when the kernel received
+/// it (wall clock, unaffected by this thread's scheduling).
+type Seen = (Instant, Duration);
+
+/// Records the v3 adverts from `source` that pass on the bridge (a kernel filter drops the
+/// rest of the flood before it reaches this thread) until `stop`.
+fn observe(namespace: String, source: Ipv4Addr, stop: Arc<AtomicBool>) -> JoinHandle<Vec<Seen>> {
     std::thread::spawn(move || {
         enter_namespace(&namespace);
         let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(PROTOCOL_VRRP)))
@@ -152,12 +160,30 @@ fn observe(namespace: String, source: Ipv4Addr, stop: Arc<AtomicBool>) -> JoinHa
         socket
             .set_read_timeout(Some(Duration::from_millis(20)))
             .expect("read timeout");
+        setsockopt(&socket, sockopt::ReceiveTimestamp, &true).expect("SO_TIMESTAMP");
         let mut seen = Vec::new();
-        let mut buffer = [std::mem::MaybeUninit::<u8>::uninit(); 1500];
+        let mut buffer = [0u8; 1500];
+        let mut control = nix::cmsg_space!(TimeVal);
         while !stop.load(Ordering::Relaxed) {
-            if socket.recv(&mut buffer).is_ok() {
-                seen.push(Instant::now());
-            }
+            let mut iov = [IoSliceMut::new(&mut buffer)];
+            let Ok(message) = recvmsg::<()>(
+                socket.as_raw_fd(),
+                &mut iov,
+                Some(&mut control),
+                MsgFlags::empty(),
+            ) else {
+                continue;
+            };
+            let stamp = message.cmsgs().ok().and_then(|mut cmsgs| {
+                cmsgs.find_map(|cmsg| match cmsg {
+                    ControlMessageOwned::ScmTimestamp(time) => Some(
+                        Duration::from_secs(time.tv_sec().unsigned_abs())
+                            + Duration::from_micros(time.tv_usec().unsigned_abs()),
+                    ),
+                    _ => None,
+                })
+            });
+            seen.push((Instant::now(), stamp.expect("a receive timestamp")));
         }
         seen
     })
@@ -242,18 +268,16 @@ fn a_flood_of_valid_adverts_changes_nothing_and_gets_a_bounded_answer() {
         log_lines(&n2) - lines_before[1],
     ];
     let status = instance_status(&n1, "vip");
-    let longest_advert_gap = seen
-        .windows(2)
-        .filter(|pair| pair[0] >= started && pair[1] <= started + lasted)
-        .map(|pair| pair[1] - pair[0])
-        .max()
-        .expect("adverts observed during the flood");
-    let quiet_gap = seen
-        .windows(2)
-        .filter(|pair| pair[1] < started)
-        .map(|pair| pair[1] - pair[0])
-        .max()
-        .unwrap_or_default();
+    let longest_gap = |during: &dyn Fn(Instant, Instant) -> bool| {
+        seen.windows(2)
+            .filter(|pair| during(pair[0].0, pair[1].0))
+            .map(|pair| pair[1].1.saturating_sub(pair[0].1))
+            .max()
+    };
+    let longest_advert_gap =
+        longest_gap(&|first, next| first >= started && next <= started + lasted)
+            .expect("adverts observed during the flood");
+    let quiet_gap = longest_gap(&|_, next| next < started).unwrap_or_default();
     let client_gap = answers.longest_gap_after(started);
     eprintln!(
         "flood: {packets} adverts in {lasted:?} ({:.0}/s); n1 sent {sent:?} adverts (v3, v2) in {measured:?}, \
@@ -301,11 +325,13 @@ fn a_flood_of_valid_adverts_changes_nothing_and_gets_a_bounded_answer() {
         );
     }
     assert!(
-        longest_advert_gap < 2 * INTERVAL,
+        longest_advert_gap < INTERVAL + INTERVAL / 2,
         "n1's adverts paused for {longest_advert_gap:?}"
     );
+    // The VIP checks above are the precise ones; a client connecting across the flooded
+    // bridge of a busy host may wait a while, but a takeover would show as seconds.
     assert!(
-        client_gap < Duration::from_millis(500),
+        client_gap < Duration::from_secs(1),
         "clients saw no answer for {client_gap:?}"
     );
     for (before, after) in rss_before.iter().zip(&rss_after) {

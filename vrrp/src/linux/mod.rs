@@ -29,7 +29,8 @@ use socket::AdvertSockets;
 /// (transitions wait for room instead).
 pub const EVENT_BACKLOG: usize = 64;
 
-/// Packets received in a row before due timers are handled, however busy the socket.
+/// Packets received in a row before the timers, commands and summary get their turn,
+/// however busy the socket.
 const PACKETS_PER_TURN: u32 = 64;
 
 /// Period of the summary of dropped adverts (logged only when some were dropped).
@@ -319,8 +320,8 @@ impl Driver {
 
     /// Runs until [`Control::Shutdown`] or until `control` is closed, then resigns and
     /// withdraws the VIPs. Commands queued before the call apply before the instance
-    /// starts (a faulty instance starts in FAULT). Due timers are handled at least every
-    /// 64 packets however fast they arrive, and dropped adverts are summed up in one log
+    /// starts (a faulty instance starts in FAULT). Timers and commands get a turn at least
+    /// every 64 packets however fast they arrive, and dropped adverts are summed up in one log
     /// line per 10 s with counts by reason. Errors sending adverts or changing addresses are logged and
     /// retried with the next event; only a failing receive socket ends the run early (after
     /// resigning and withdrawing the VIPs).
@@ -352,10 +353,11 @@ impl Driver {
             };
             tokio::select! {
                 // Received adverts first: one queued while the process was descheduled must
-                // not be mistaken for a dead master when the timer fires. Bounded, so a
-                // flood does not starve the timers (below).
+                // not be mistaken for a dead master when the timer fires. At most
+                // PACKETS_PER_TURN in a row, so a flood starves neither the timers nor
+                // the commands (the last branch ends the turn).
                 biased;
-                received = self.sockets.receive() => {
+                received = self.sockets.receive(), if packets_in_turn < PACKETS_PER_TURN => {
                     let received = match received {
                         Ok(received) => received,
                         Err(error) => {
@@ -388,10 +390,6 @@ impl Driver {
                         Err(reason) => self.counters.increment(reason),
                     }
                     packets_in_turn += 1;
-                    if packets_in_turn >= PACKETS_PER_TURN {
-                        packets_in_turn = 0;
-                        self.machine.handle_timeout(Instant::now());
-                    }
                 }
                 command = control.recv() => match command {
                     Some(Control::SetPriority(priority)) => self.machine.set_priority(Instant::now(), priority),
@@ -403,10 +401,7 @@ impl Driver {
                         return Ok(());
                     }
                 },
-                () = sleep => {
-                    packets_in_turn = 0;
-                    self.machine.handle_timeout(Instant::now());
-                }
+                () = sleep => self.machine.handle_timeout(Instant::now()),
                 _ = summary.tick() => {
                     let dropped = self.counters.since(&summarised);
                     let lost = self.events_lost - lost_summarised;
@@ -422,6 +417,10 @@ impl Driver {
                     }
                     summarised = self.counters.snapshot();
                     lost_summarised = self.events_lost;
+                }
+                // Nothing else was due: the socket's turn again.
+                () = std::future::ready(()), if packets_in_turn >= PACKETS_PER_TURN => {
+                    packets_in_turn = 0;
                 }
             }
         }
