@@ -305,7 +305,7 @@ impl Instance {
         master: watch::Sender<bool>,
     ) -> Result<Instance, VrrpError> {
         let driver_config = driver_config(name, config).await?;
-        let (events_tx, events) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::channel(linux::EVENT_BACKLOG);
         let driver = Driver::new(driver_config, events_tx)
             .await
             .map_err(|source| VrrpError::Driver {
@@ -682,17 +682,38 @@ async fn track(
     }
 }
 
-/// Publishes the driver's transitions as alerts and keeps the board's state current.
+/// Publishes the driver's transitions and address-list mismatches as alerts and keeps the
+/// board's state current.
 async fn report(
     instance: String,
-    mut events: mpsc::UnboundedReceiver<Event>,
+    mut events: mpsc::Receiver<Event>,
     board: Arc<Mutex<Board>>,
     alerts: Arc<Mutex<AlertSender>>,
     master: watch::Sender<bool>,
 ) {
+    let publish = |kind: EventKind| {
+        let sender = alerts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        sender.send(crate::alerts::Event {
+            at: SystemTime::now(),
+            kind,
+        })
+    };
     while let Some(event) = events.recv().await {
-        let Event::Transition { old, new, reason } = event else {
-            continue;
+        let (old, new, reason) = match event {
+            Event::Transition { old, new, reason } => (old, new, reason),
+            Event::AddressMismatch { peer, advertised } => {
+                if !publish(EventKind::VrrpAddressMismatch {
+                    instance: instance.clone(),
+                    peer,
+                    advertised,
+                }) {
+                    warn!(%instance, %peer, "alert queue full; VRRP address mismatch not reported");
+                }
+                continue;
+            }
         };
         master.send_replace(new == State::Master);
         let (priority, why) = {
@@ -715,15 +736,7 @@ async fn report(
             priority,
             reason: why,
         };
-        let event = crate::alerts::Event {
-            at: SystemTime::now(),
-            kind: EventKind::Vrrp(transition),
-        };
-        let sender = alerts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if !sender.send(event) {
+        if !publish(EventKind::Vrrp(transition)) {
             warn!(%instance, "alert queue full; VRRP state change not reported");
         }
     }

@@ -71,6 +71,11 @@ fn namespace_path(namespace: &str) -> PathBuf {
     PathBuf::from("/run/netns").join(namespace)
 }
 
+/// Moves the calling thread into the lab namespace `namespace` (for a test's own sockets).
+pub fn enter_namespace(namespace: &str) {
+    enter(&namespace_path(namespace));
+}
+
 /// Moves the calling thread into the network namespace at `path`.
 fn enter(path: &Path) {
     let file = File::open(path).expect("open namespace");
@@ -608,6 +613,18 @@ impl NodeProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its resident memory in KiB (`VmRSS`), `None` once it has ended.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -714,6 +731,25 @@ impl Hafront {
     /// What the daemon logged.
     pub fn log(&self) -> String {
         self.process.log()
+    }
+
+    /// The daemon's resident memory in KiB, `None` once it has ended.
+    pub fn rss_kib(&self) -> Option<u64> {
+        self.process.rss_kib()
+    }
+
+    /// `hafront status --json` of this daemon (through its control socket), `Null` when it
+    /// does not answer.
+    pub fn status(&self) -> serde_json::Value {
+        let output = Command::new(hafront_binary())
+            .args(["status", "--json", "-c"])
+            .arg(&self.config)
+            .output()
+            .expect("run hafront status");
+        if !output.status.success() {
+            return serde_json::Value::Null;
+        }
+        serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
     }
 }
 

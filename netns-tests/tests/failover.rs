@@ -364,21 +364,10 @@ fn failing_tracked_check_moves_the_vip_and_notifies() {
     );
 }
 
-/// `hafront status --json` of node `number`: its one VRRP instance.
-fn instance_status(lab: &Lab, daemon: &Hafront, number: usize) -> serde_json::Value {
-    let output = std::process::Command::new("ip")
-        .args(["netns", "exec", lab.node(number)])
-        .arg(hafront_netns_tests::hafront_binary())
-        .args(["status", "--json", "-c"])
-        .arg(daemon.config())
-        .output()
-        .expect("run hafront status");
-    assert!(
-        output.status.success(),
-        "status failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("status is JSON");
+/// `hafront status --json` of `daemon`: its one VRRP instance.
+fn instance_status(daemon: &Hafront) -> serde_json::Value {
+    let status = daemon.status();
+    assert!(!status.is_null(), "status failed:\n{}", daemon.log());
     status["vrrp"][0].clone()
 }
 
@@ -409,13 +398,13 @@ fn status_interface_tracking_weight_and_reload() {
         "n1 never became the only master"
     );
     std::thread::sleep(Duration::from_millis(300));
-    let master = instance_status(&lab, &n1, 1);
+    let master = instance_status(&n1);
     assert_eq!(master["name"], "vip");
     assert_eq!(master["state"], "master");
     assert_eq!(master["effective_priority"], 200);
     assert_eq!(master["master"], "10.213.0.1");
     assert!(master["adverts_sent"].as_u64().unwrap() > 0, "{master}");
-    let backup = instance_status(&lab, &n2, 2);
+    let backup = instance_status(&n2);
     assert_eq!(backup["state"], "backup");
     assert_eq!(backup["master"], "10.213.0.1");
     assert!(backup["adverts_received"].as_u64().unwrap() > 0, "{backup}");
@@ -435,7 +424,7 @@ fn status_interface_tracking_weight_and_reload() {
         "the carrier loss took {:?} to move the VIP",
         lost.elapsed()
     );
-    let lowered = instance_status(&lab, &n1, 1);
+    let lowered = instance_status(&n1);
     assert_eq!(lowered["effective_priority"], 50);
     assert_eq!(lowered["state"], "backup");
     assert_eq!(lowered["master"], "10.213.0.2");
@@ -469,7 +458,7 @@ fn status_interface_tracking_weight_and_reload() {
         "n2 did not preempt after its priority was raised: {:?}",
         lab.vip_holders()
     );
-    assert_eq!(instance_status(&lab, &n2, 2)["priority"], 250);
+    assert_eq!(instance_status(&n2)["priority"], 250);
 }
 
 #[test]
@@ -490,7 +479,7 @@ fn own_link_down_is_a_fault() {
         "n1 kept the VIP with its link down: {:?}",
         lab.vip_holders()
     );
-    assert_eq!(instance_status(&lab, &n1, 1)["state"], "fault");
+    assert_eq!(instance_status(&n1)["state"], "fault");
     hafront_netns_tests::ip(&["-n", lab.node(1), "link", "set", "eth0", "up"]);
     // Back as backup, then n1 (200) preempts n2 (100).
     assert!(
@@ -519,12 +508,7 @@ fn unicast_peers_elect_and_fail_over() {
         "n1 never became the only master over unicast"
     );
     std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        instance_status(&lab, &n2, 2)["adverts_received"]
-            .as_u64()
-            .unwrap()
-            > 0
-    );
+    assert!(instance_status(&n2)["adverts_received"].as_u64().unwrap() > 0);
     n1.terminate();
     assert!(
         wait_until(Duration::from_secs(1), || lab.vip_holders() == [2]),

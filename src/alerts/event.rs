@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -39,6 +39,17 @@ pub enum EventKind {
     },
     /// A VRRP instance changed state.
     Vrrp(VrrpTransition),
+    /// A VRRP peer advertises another virtual address list than this node's: its adverts
+    /// are dropped, so both may be master. Sent once per peer and list, then as a reminder
+    /// while it lasts.
+    VrrpAddressMismatch {
+        /// The instance.
+        instance: String,
+        /// The peer's address.
+        peer: IpAddr,
+        /// The addresses it advertises.
+        advertised: Vec<IpAddr>,
+    },
     /// A relay refused a client because it holds `max_connections` already.
     /// Relays send this once when they start refusing, not once per client.
     RelaySaturated {
@@ -148,6 +159,7 @@ impl Event {
             EventKind::PoolDown { .. } => "pool_down",
             EventKind::PoolRecovered { .. } => "pool_recovered",
             EventKind::Vrrp(_) => "vrrp",
+            EventKind::VrrpAddressMismatch { .. } => "vrrp_address_mismatch",
             EventKind::RelaySaturated { .. } => "relay_saturated",
             EventKind::Failover(f) => f.step.event_name(),
         }
@@ -161,7 +173,7 @@ impl Event {
             | EventKind::PoolRecovered { pool, .. }
             | EventKind::RelaySaturated { pool, .. } => Some(pool),
             EventKind::Failover(f) => Some(&f.pool),
-            EventKind::Vrrp(_) => None,
+            EventKind::Vrrp(_) | EventKind::VrrpAddressMismatch { .. } => None,
         }
     }
 
@@ -169,6 +181,7 @@ impl Event {
     pub fn instance(&self) -> Option<&str> {
         match &self.kind {
             EventKind::Vrrp(t) => Some(&t.instance),
+            EventKind::VrrpAddressMismatch { instance, .. } => Some(instance),
             _ => None,
         }
     }
@@ -195,6 +208,7 @@ impl Event {
             EventKind::Failover(f) if matches!(f.step, Step::Refused | Step::Problem) => 0,
             EventKind::Failover(f) if f.step.needs_attention() => 1,
             EventKind::Vrrp(t) if t.new == VrrpState::Fault || t.old == VrrpState::Master => 1,
+            EventKind::VrrpAddressMismatch { .. } => 1,
             EventKind::Server(t) if t.new == Status::Down => 2,
             EventKind::RelaySaturated { .. } => 3,
             EventKind::Vrrp(_) => 4,
@@ -242,6 +256,18 @@ impl fmt::Display for Event {
                     t.instance, t.old, t.new, t.priority
                 )?;
                 write_reason(f, &t.reason)
+            }
+            EventKind::VrrpAddressMismatch {
+                instance,
+                peer,
+                advertised,
+            } => {
+                let list: Vec<String> = advertised.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "VRRP instance {instance}: peer {peer} advertises other addresses ({}); its adverts are ignored, both may be master",
+                    list.join(", ")
+                )
             }
             EventKind::RelaySaturated {
                 relay,

@@ -84,6 +84,18 @@ pub fn event_environment(node: &str, event: &Event) -> Vec<(&'static str, String
             ("HAFRONT_PRIORITY", t.priority.to_string()),
             ("HAFRONT_REASON", t.reason.clone()),
         ]),
+        EventKind::VrrpAddressMismatch {
+            instance,
+            peer,
+            advertised,
+        } => {
+            let list: Vec<String> = advertised.iter().map(ToString::to_string).collect();
+            env.extend([
+                ("HAFRONT_INSTANCE", instance.clone()),
+                ("HAFRONT_PEER", peer.to_string()),
+                ("HAFRONT_ADDRESSES", list.join(" ")),
+            ]);
+        }
         EventKind::RelaySaturated {
             relay,
             pool,
@@ -451,5 +463,33 @@ mod tests {
         assert_eq!(get("HAFRONT_PRIORITY"), Some("150"));
         assert_eq!(get("HAFRONT_TIME"), Some("1970-01-01T00:00:00.000Z"));
         assert_eq!(get("HAFRONT_POOL"), None);
+    }
+
+    #[test]
+    fn address_mismatch_environment_names_the_peer_and_its_list() {
+        let event = Event {
+            at: SystemTime::UNIX_EPOCH,
+            kind: EventKind::VrrpAddressMismatch {
+                instance: "VI_1".into(),
+                peer: "10.213.0.9".parse().unwrap(),
+                advertised: vec![
+                    "10.213.0.200".parse().unwrap(),
+                    "10.213.0.201".parse().unwrap(),
+                ],
+            },
+        };
+        let env = event_environment("n1", &event);
+        let get = |key: &str| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str());
+        assert_eq!(get("HAFRONT_EVENT"), Some("vrrp_address_mismatch"));
+        assert_eq!(get("HAFRONT_INSTANCE"), Some("VI_1"));
+        assert_eq!(get("HAFRONT_PEER"), Some("10.213.0.9"));
+        assert_eq!(get("HAFRONT_ADDRESSES"), Some("10.213.0.200 10.213.0.201"));
+        assert!(script(Some("VI_1"), None).wants(&event));
+        assert!(
+            event
+                .to_string()
+                .contains("peer 10.213.0.9 advertises other addresses")
+        );
+        assert!(event.is_mail_worthy());
     }
 }

@@ -43,7 +43,7 @@
 //! [`Machine::handle_advert`], which applies the instance checks (own advert, version,
 //! VRID, auth, v2 interval, address list). It should drain pending packets before handling
 //! a timeout, so an advert queued while the process was descheduled is not mistaken for a
-//! dead master.
+//! dead master, but only a bounded number, so a flood does not starve the timers.
 //!
 //! - `linux` (Linux only): [`linux::Driver`] is that driver for one instance: raw protocol
 //!   112 sockets on the interface (multicast, or unicast peers), VIPs added over rtnetlink
@@ -64,7 +64,7 @@
 //!     unicast_peers: vec![],
 //!     checksum: hafront_vrrp::ChecksumForm::PseudoHeader,
 //! };
-//! let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+//! let (events_tx, mut events) = tokio::sync::mpsc::channel(hafront_vrrp::linux::EVENT_BACKLOG);
 //! let (control, control_rx) = tokio::sync::mpsc::channel(8);
 //! let driver = Driver::new(config, events_tx).await?;
 //! let drops = driver.drop_counters(); // per DropReason, for metrics

@@ -14,7 +14,13 @@
 //!   hears the contest even when the loser heard the winner first (backups treat it as an
 //!   ordinary advert);
 //! - optional periodic gratuitous ARP while master;
-//! - an address-list mismatch is reported once per peer and list, not on every advert;
+//! - an address-list mismatch is reported once per peer and list, not on every advert, with
+//!   a reminder every [`MISMATCH_REMINDER`] while it lasts; at most [`MISMATCH_PEERS`]
+//!   peer and list pairs are remembered, so a flood from spoofed sources uses bounded memory;
+//! - replies to peers are bounded: at most [`REPLIES_PER_INTERVAL`] immediate adverts per
+//!   advert interval answer losing or resigning adverts, and such adverts restart the
+//!   gratuitous ARP burst at most once per [`GARP_CONTEST_HOLDOFF_INTERVALS`] intervals, so
+//!   a flood of adverts cannot turn into a storm;
 //! - a FAULT state driven by tracking, entered with a priority 0 advert so the backup takes
 //!   over after skew time instead of the full master down interval.
 
@@ -31,6 +37,21 @@ use crate::wire::{Advert, Auth, Centiseconds, DropReason, Version};
 pub const OWNER_PRIORITY: u8 = 255;
 /// Priority a master sends when it resigns.
 pub const RESIGN_PRIORITY: u8 = 0;
+
+/// Immediate adverts a master sends per advert interval in answer to losing or resigning
+/// adverts, whoever sends them and however many.
+pub const REPLIES_PER_INTERVAL: u32 = 2;
+
+/// Advert intervals between two gratuitous ARP bursts restarted by losing adverts.
+pub const GARP_CONTEST_HOLDOFF_INTERVALS: u32 = 10;
+
+/// Peer and address list pairs remembered as reported; mismatches of further pairs are
+/// still dropped but not reported until an entry expires.
+pub const MISMATCH_PEERS: usize = 16;
+
+/// How often a lasting mismatch is reported again; an entry not seen for this long is
+/// forgotten when room is needed.
+pub const MISMATCH_REMINDER: Duration = Duration::from_secs(600);
 
 /// Gratuitous ARP / unsolicited neighbour advertisement schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,7 +261,8 @@ pub enum Action {
         reason: Reason,
     },
     /// A peer advertises another address list (a classic cause of two masters). Reported
-    /// once per peer and list; its adverts are dropped unless it is the owner.
+    /// once per peer and list, then every [`MISMATCH_REMINDER`] while it lasts; its adverts
+    /// are dropped unless it is the owner.
     AddressMismatch {
         /// The peer's primary address.
         peer: IpAddr,
@@ -267,8 +289,18 @@ pub struct Machine {
     garp_burst_remaining: u32,
     garp_burst_timer: Option<Instant>,
     garp_refresh_timer: Option<Instant>,
-    reported_mismatches: HashMap<IpAddr, Vec<IpAddr>>,
+    reported_mismatches: HashMap<(IpAddr, Vec<IpAddr>), Reported>,
+    reply_window: Option<Instant>,
+    replies_in_window: u32,
+    last_contest_garp: Option<Instant>,
     actions: VecDeque<Action>,
+}
+
+/// When a mismatch was last reported and last seen.
+#[derive(Debug, Clone, Copy)]
+struct Reported {
+    reported: Instant,
+    seen: Instant,
 }
 
 impl Machine {
@@ -296,6 +328,9 @@ impl Machine {
             garp_burst_timer: None,
             garp_refresh_timer: None,
             reported_mismatches: HashMap::new(),
+            reply_window: None,
+            replies_in_window: 0,
+            last_contest_garp: None,
             actions: VecDeque::new(),
             config,
         })
@@ -409,7 +444,7 @@ impl Machine {
         src: IpAddr,
         advert: &Advert,
     ) -> Result<(), DropReason> {
-        self.check(src, advert)?;
+        self.check(now, src, advert)?;
         match self.state {
             State::Initialize | State::Fault => {}
             State::Backup => {
@@ -424,7 +459,7 @@ impl Machine {
             }
             State::Master => {
                 if advert.priority == RESIGN_PRIORITY {
-                    self.send_advert(now);
+                    self.reply(now);
                 } else if advert.priority > self.priority
                     || (advert.priority == self.priority && src > self.config.primary_address)
                 {
@@ -440,9 +475,16 @@ impl Machine {
                     self.transition(State::Backup, Reason::HigherPriorityAdvert);
                 } else {
                     // Another router believes it is master: assert the role now and correct
-                    // the ARP caches it may have taken over.
-                    self.send_advert(now);
-                    if self.garp_burst_timer.is_none() {
+                    // the ARP caches it may have taken over. Both bounded: a flood of losing
+                    // adverts must not become a storm of ours.
+                    self.reply(now);
+                    let holdoff = GARP_CONTEST_HOLDOFF_INTERVALS * self.advert_interval;
+                    if self.garp_burst_timer.is_none()
+                        && self
+                            .last_contest_garp
+                            .is_none_or(|last| now >= last + holdoff)
+                    {
+                        self.last_contest_garp = Some(now);
                         self.start_garp_burst(now);
                     }
                 }
@@ -495,7 +537,7 @@ impl Machine {
     }
 
     /// The instance-specific receive checks of RFC 9568 section 7.1.
-    fn check(&mut self, src: IpAddr, advert: &Advert) -> Result<(), DropReason> {
+    fn check(&mut self, now: Instant, src: IpAddr, advert: &Advert) -> Result<(), DropReason> {
         if src == self.config.primary_address {
             return Err(DropReason::OwnAdvert);
         }
@@ -525,20 +567,69 @@ impl Machine {
         let mut advertised = advert.addresses.clone();
         advertised.sort_unstable();
         if advertised == self.configured_addresses {
-            self.reported_mismatches.remove(&src);
+            if !self.reported_mismatches.is_empty() {
+                self.reported_mismatches.retain(|(peer, _), _| *peer != src);
+            }
             return Ok(());
         }
-        if self.reported_mismatches.get(&src) != Some(&advertised) {
-            self.reported_mismatches.insert(src, advertised);
-            self.actions.push_back(Action::AddressMismatch {
-                peer: src,
-                advertised: advert.addresses.clone(),
-            });
-        }
+        self.note_mismatch(now, src, advertised, &advert.addresses);
         if advert.priority == OWNER_PRIORITY {
             Ok(())
         } else {
             Err(DropReason::AddressMismatch)
+        }
+    }
+
+    /// Reports a mismatch the first time a peer sends a list, then every
+    /// [`MISMATCH_REMINDER`]; remembers at most [`MISMATCH_PEERS`] pairs.
+    fn note_mismatch(&mut self, now: Instant, src: IpAddr, sorted: Vec<IpAddr>, sent: &[IpAddr]) {
+        let key = (src, sorted);
+        let report = match self.reported_mismatches.get_mut(&key) {
+            Some(entry) => {
+                entry.seen = now;
+                let due = now >= entry.reported + MISMATCH_REMINDER;
+                if due {
+                    entry.reported = now;
+                }
+                due
+            }
+            None => {
+                if self.reported_mismatches.len() >= MISMATCH_PEERS {
+                    self.reported_mismatches
+                        .retain(|_, entry| now < entry.seen + MISMATCH_REMINDER);
+                }
+                let room = self.reported_mismatches.len() < MISMATCH_PEERS;
+                if room {
+                    let entry = Reported {
+                        reported: now,
+                        seen: now,
+                    };
+                    self.reported_mismatches.insert(key, entry);
+                }
+                room
+            }
+        };
+        if report {
+            self.actions.push_back(Action::AddressMismatch {
+                peer: src,
+                advertised: sent.to_vec(),
+            });
+        }
+    }
+
+    /// Answers a peer's advert with one of ours at once, unless
+    /// [`REPLIES_PER_INTERVAL`] answers went out in this advert interval already.
+    fn reply(&mut self, now: Instant) {
+        if self
+            .reply_window
+            .is_none_or(|start| now >= start + self.advert_interval)
+        {
+            self.reply_window = Some(now);
+            self.replies_in_window = 0;
+        }
+        if self.replies_in_window < REPLIES_PER_INTERVAL {
+            self.replies_in_window += 1;
+            self.send_advert(now);
         }
     }
 
@@ -832,6 +923,138 @@ mod tests {
             }
         }
         assert_eq!((adverts, gratuitous), (29, 3));
+    }
+
+    /// Feeds `count` adverts from `advert` (one every `gap`, from `sources` in turn) to a
+    /// master, handling its timers as they fall due; returns the times of the adverts sent
+    /// and the number of gratuitous ARP actions.
+    fn flood(
+        machine: &mut Machine,
+        start: Instant,
+        advert: &Advert,
+        sources: &[IpAddr],
+        count: u32,
+        gap: Duration,
+    ) -> (Vec<Instant>, usize) {
+        let mut sent = Vec::new();
+        let mut gratuitous = 0;
+        for i in 0..count {
+            let now = start + gap * i;
+            while let Some(due) = machine.poll_timeout().filter(|&t| t <= now) {
+                machine.handle_timeout(due);
+                tally(machine, due, &mut sent, &mut gratuitous);
+            }
+            let src = sources[i as usize % sources.len()];
+            let _ = machine.handle_advert(now, src, advert);
+            tally(machine, now, &mut sent, &mut gratuitous);
+        }
+        (sent, gratuitous)
+    }
+
+    fn tally(machine: &mut Machine, now: Instant, sent: &mut Vec<Instant>, gratuitous: &mut usize) {
+        for action in drain(machine) {
+            match action {
+                Action::SendAdvert(_) => sent.push(now),
+                Action::SendGratuitous => *gratuitous += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// A v3 owner at 100 ms, master from its start, actions drained.
+    fn started_v3_owner() -> (Machine, Instant) {
+        let config = InstanceConfig {
+            version: Version::V3,
+            auth: Auth::None,
+            advert_interval: Duration::from_millis(100),
+            priority: OWNER_PRIORITY,
+            ..v2_config()
+        };
+        let mut machine = Machine::new(config).unwrap();
+        let now = Instant::now();
+        machine.start(now);
+        drain(&mut machine);
+        (machine, now)
+    }
+
+    #[test]
+    fn a_flood_of_losing_adverts_gets_a_bounded_answer_and_no_gap() {
+        let (mut machine, start) = started_v3_owner();
+        let losing = Advert {
+            priority: 1,
+            ..machine.advert(OWNER_PRIORITY)
+        };
+        let resigning = machine.advert(RESIGN_PRIORITY);
+        // 300,000 adverts a second for 5 s, losing and resigning from two peers.
+        let sources = [peer(), "10.213.0.3".parse().unwrap()];
+        let gap = Duration::from_nanos(3_333);
+        let (mut sent, mut gratuitous) =
+            flood(&mut machine, start, &losing, &sources, 750_000, gap);
+        let later = start + gap * 750_000;
+        let (more, more_gratuitous) =
+            flood(&mut machine, later, &resigning, &sources, 750_000, gap);
+        sent.extend(more);
+        gratuitous += more_gratuitous;
+        assert_eq!(machine.state(), State::Master);
+        // 50 intervals in 5 s: at most the timer's advert and the replies in each.
+        let bound = (REPLIES_PER_INTERVAL as usize + 1) * 51;
+        assert!(
+            sent.len() <= bound,
+            "{} adverts sent, bound {bound}",
+            sent.len()
+        );
+        assert!(sent.len() >= 50, "{} adverts sent", sent.len());
+        let longest = sent.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+        assert!(longest <= Duration::from_millis(100), "gap {longest:?}");
+        // One burst of 3 per 10 intervals (1 s), against one per advert unbounded.
+        assert!(gratuitous <= 3 * 5, "{gratuitous} gratuitous ARP actions");
+        assert!(gratuitous >= 3, "the first contest re-announces");
+    }
+
+    #[test]
+    fn mismatch_reports_are_bounded_and_remind_while_it_lasts() {
+        let (mut machine, start) = started_v3_owner();
+        let mut advert = Advert {
+            priority: 1,
+            ..machine.advert(OWNER_PRIORITY)
+        };
+        advert.addresses = vec!["10.213.0.200".parse().unwrap()];
+        let sources: Vec<IpAddr> = (0..1000u32)
+            .map(|i| IpAddr::from(std::net::Ipv4Addr::from(0x0ad5_1000 + i)))
+            .collect();
+        let mut reports = 0;
+        for round in 0..3u32 {
+            for (i, &src) in sources.iter().enumerate() {
+                let now = start + Duration::from_millis(u64::from(round) * 10 + i as u64 / 100);
+                assert_eq!(
+                    machine.handle_advert(now, src, &advert),
+                    Err(DropReason::AddressMismatch)
+                );
+                reports += drain(&mut machine)
+                    .iter()
+                    .filter(|a| matches!(a, Action::AddressMismatch { .. }))
+                    .count();
+            }
+        }
+        assert_eq!(reports, MISMATCH_PEERS);
+        assert_eq!(machine.reported_mismatches.len(), MISMATCH_PEERS);
+        // A lasting mismatch is reported again after the reminder period, once.
+        let later = start + MISMATCH_REMINDER + Duration::from_secs(1);
+        for _ in 0..5 {
+            let _ = machine.handle_advert(later, sources[0], &advert);
+        }
+        assert_eq!(drain(&mut machine).len(), 1, "one reminder");
+        // Stale entries make room for new peers.
+        let newcomer = "10.213.9.9".parse().unwrap();
+        let _ = machine.handle_advert(later, newcomer, &advert);
+        assert_eq!(
+            drain(&mut machine),
+            vec![Action::AddressMismatch {
+                peer: newcomer,
+                advertised: advert.addresses.clone()
+            }]
+        );
+        assert!(machine.reported_mismatches.len() <= MISMATCH_PEERS);
     }
 
     /// The address owner (priority 255), master from its start, actions drained.

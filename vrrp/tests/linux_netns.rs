@@ -133,7 +133,7 @@ fn driver_config(interface: &str, instance: InstanceConfig) -> DriverConfig {
 struct Node {
     control: mpsc::Sender<Control>,
     kill: Option<oneshot::Sender<()>>,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: mpsc::Receiver<Event>,
     drops: Option<std::sync::mpsc::Receiver<std::sync::Arc<hafront_vrrp::linux::DropCounters>>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -142,7 +142,7 @@ impl Node {
     fn spawn(namespace: &str, config: DriverConfig) -> Node {
         let (control, control_rx) = mpsc::channel(8);
         let (kill, kill_rx) = oneshot::channel();
-        let (events_tx, events) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::channel(hafront_vrrp::linux::EVENT_BACKLOG);
         let (drops_tx, drops) = std::sync::mpsc::channel();
         let netns = PathBuf::from("/run/netns").join(namespace);
         let thread = std::thread::spawn(move || {

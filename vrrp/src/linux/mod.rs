@@ -25,6 +25,17 @@ pub use links::LinkChanges;
 use netlink::Netlink;
 use socket::AdvertSockets;
 
+/// Events a driver queues for its reader before it drops address-mismatch reports
+/// (transitions wait for room instead).
+pub const EVENT_BACKLOG: usize = 64;
+
+/// Packets received in a row before the timers, commands and summary get their turn,
+/// however busy the socket.
+const PACKETS_PER_TURN: u32 = 64;
+
+/// Period of the summary of dropped adverts (logged only when some were dropped).
+const DROP_SUMMARY_PERIOD: Duration = Duration::from_secs(10);
+
 /// Everything the driver needs for one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DriverConfig {
@@ -82,7 +93,8 @@ pub enum Event {
         /// Why.
         reason: Reason,
     },
-    /// A peer advertises another address list (reported once per peer and list).
+    /// A peer advertises another address list (reported once per peer and list, then as a
+    /// reminder while it lasts).
     AddressMismatch {
         /// The peer.
         peer: IpAddr,
@@ -107,6 +119,24 @@ impl DropCounters {
 
     fn increment(&self, reason: DropReason) {
         self.counts[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> [u64; DropReason::ALL.len()] {
+        DropReason::ALL.map(|reason| self.get(reason))
+    }
+
+    /// The counts since `before` by reason, as `reason=count` words; empty when none.
+    fn since(&self, before: &[u64; DropReason::ALL.len()]) -> String {
+        let mut words = Vec::new();
+        for (reason, (now, then)) in DropReason::ALL
+            .iter()
+            .zip(self.snapshot().iter().zip(before))
+        {
+            if now > then {
+                words.push(format!("{}={}", reason.as_str(), now - then));
+            }
+        }
+        words.join(" ")
     }
 }
 
@@ -227,16 +257,19 @@ pub struct Driver {
     announcer: Announcer,
     counters: Arc<DropCounters>,
     activity: Arc<Activity>,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::Sender<Event>,
+    events_lost: u64,
     holds_vips: bool,
 }
 
 impl Driver {
     /// Opens the sockets and removes VIPs of this instance left on the interface by a
-    /// previous run. Reports to `events`. Must run inside a tokio runtime.
+    /// previous run. Reports to `events` (a channel of [`EVENT_BACKLOG`]: a full one delays
+    /// transitions and drops mismatch reports, counted in the drop summary). Must run inside
+    /// a tokio runtime.
     pub async fn new(
         config: DriverConfig,
-        events: mpsc::UnboundedSender<Event>,
+        events: mpsc::Sender<Event>,
     ) -> Result<Driver, DriverError> {
         let machine = Machine::new(config.instance.clone())?;
         let (netlink, link) = Netlink::connect(&config.interface).await?;
@@ -270,6 +303,7 @@ impl Driver {
             counters: Arc::default(),
             activity: Arc::default(),
             events,
+            events_lost: 0,
             holds_vips: false,
         })
     }
@@ -286,7 +320,9 @@ impl Driver {
 
     /// Runs until [`Control::Shutdown`] or until `control` is closed, then resigns and
     /// withdraws the VIPs. Commands queued before the call apply before the instance
-    /// starts (a faulty instance starts in FAULT). Errors sending adverts or changing addresses are logged and
+    /// starts (a faulty instance starts in FAULT). Timers and commands get a turn at least
+    /// every 64 packets however fast they arrive, and dropped adverts are summed up in one log
+    /// line per 10 s with counts by reason. Errors sending adverts or changing addresses are logged and
     /// retried with the next event; only a failing receive socket ends the run early (after
     /// resigning and withdrawing the VIPs).
     pub async fn run(mut self, mut control: mpsc::Receiver<Control>) -> Result<(), DriverError> {
@@ -301,6 +337,11 @@ impl Driver {
             }
         }
         self.machine.start(Instant::now());
+        let mut packets_in_turn = 0;
+        let mut summary = tokio::time::interval(DROP_SUMMARY_PERIOD);
+        summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut summarised = self.counters.snapshot();
+        let mut lost_summarised = 0;
         loop {
             self.carry_out_actions().await;
             let deadline = self.machine.poll_timeout();
@@ -312,9 +353,11 @@ impl Driver {
             };
             tokio::select! {
                 // Received adverts first: one queued while the process was descheduled must
-                // not be mistaken for a dead master when the timer fires.
+                // not be mistaken for a dead master when the timer fires. At most
+                // PACKETS_PER_TURN in a row, so a flood starves neither the timers nor
+                // the commands (the last branch ends the turn).
                 biased;
-                received = self.sockets.receive() => {
+                received = self.sockets.receive(), if packets_in_turn < PACKETS_PER_TURN => {
                     let received = match received {
                         Ok(received) => received,
                         Err(error) => {
@@ -342,11 +385,11 @@ impl Driver {
                                 self.activity.set_master(Some(src));
                             }
                         }
-                        Err(reason) => {
-                            self.counters.increment(reason);
-                            tracing::debug!(interface = %self.config.interface, reason = reason.as_str(), "advert dropped");
-                        }
+                        // Counted, and summed up in the periodic summary: a line per packet
+                        // would let any host on the segment fill the disk.
+                        Err(reason) => self.counters.increment(reason),
                     }
+                    packets_in_turn += 1;
                 }
                 command = control.recv() => match command {
                     Some(Control::SetPriority(priority)) => self.machine.set_priority(Instant::now(), priority),
@@ -359,6 +402,26 @@ impl Driver {
                     }
                 },
                 () = sleep => self.machine.handle_timeout(Instant::now()),
+                _ = summary.tick() => {
+                    let dropped = self.counters.since(&summarised);
+                    let lost = self.events_lost - lost_summarised;
+                    if !dropped.is_empty() || lost > 0 {
+                        tracing::warn!(
+                            interface = %self.config.interface,
+                            vrid = self.config.instance.vrid,
+                            %dropped,
+                            mismatch_reports_lost = lost,
+                            "VRRP adverts dropped in the last {}s",
+                            DROP_SUMMARY_PERIOD.as_secs()
+                        );
+                    }
+                    summarised = self.counters.snapshot();
+                    lost_summarised = self.events_lost;
+                }
+                // Nothing else was due: the socket's turn again.
+                () = std::future::ready(()), if packets_in_turn >= PACKETS_PER_TURN => {
+                    packets_in_turn = 0;
+                }
             }
         }
     }
@@ -414,7 +477,11 @@ impl Driver {
                         reason = reason.as_str(),
                         "VRRP state change"
                     );
-                    let _ = self.events.send(Event::Transition { old, new, reason });
+                    // Rare and driver-made: wait for room rather than lose one.
+                    let _ = self
+                        .events
+                        .send(Event::Transition { old, new, reason })
+                        .await;
                 }
                 Action::AddressMismatch { peer, advertised } => {
                     tracing::warn!(
@@ -425,9 +492,12 @@ impl Driver {
                         configured = ?self.config.instance.virtual_addresses,
                         "peer advertises another virtual address list; its adverts are dropped"
                     );
-                    let _ = self
+                    if let Err(mpsc::error::TrySendError::Full(_)) = self
                         .events
-                        .send(Event::AddressMismatch { peer, advertised });
+                        .try_send(Event::AddressMismatch { peer, advertised })
+                    {
+                        self.events_lost += 1;
+                    }
                 }
             }
         }
