@@ -23,6 +23,9 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest
 fi
 
+# A test that cannot run here (no root, a peer program missing) fails instead of skipping.
+export HAFRONT_REQUIRE_EVERY_TEST=1
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo nextest run --workspace --no-fail-fast ${1:+-E "test(/$1/)"}

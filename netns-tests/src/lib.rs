@@ -33,13 +33,28 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// Interface name of every node on the bridge.
 pub const NODE_INTERFACE: &str = "eth0";
 
-/// Whether the tests can run; prints why not otherwise.
-pub fn skip_unless_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return false;
-    }
-    eprintln!("skipping {test}: network namespaces need root (run the netns tests as root)");
+/// Set by `test.sh` (the README's test command, and so CI): a test that cannot run fails
+/// instead of skipping.
+pub const REQUIRE_EVERY_TEST: &str = "HAFRONT_REQUIRE_EVERY_TEST";
+
+/// Skips `test` for `why`, saying so; under [`REQUIRE_EVERY_TEST`] the skip is a failure.
+/// Returns true (the caller returns).
+pub fn skip(test: &str, why: &str) -> bool {
+    assert!(
+        std::env::var_os(REQUIRE_EVERY_TEST).is_none(),
+        "{test} cannot run: {why} ({REQUIRE_EVERY_TEST} is set, so this is a failure)"
+    );
+    eprintln!("skipping {test}: {why}");
     true
+}
+
+/// Whether the tests can run; skips (see [`skip`]) otherwise.
+pub fn skip_unless_root(test: &str) -> bool {
+    !nix::unistd::geteuid().is_root()
+        && skip(
+            test,
+            "network namespaces need root (run the netns tests as root)",
+        )
 }
 
 /// Runs `ip` with `args`, panicking with its stderr on failure.
@@ -828,3 +843,25 @@ impl Keepalived {
 pub mod cluster;
 pub mod mariadb;
 pub mod story;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skip_is_a_failure_when_every_test_is_required() {
+        // SAFETY: nextest runs each test in its own process; nothing else reads the
+        // environment here.
+        unsafe { std::env::set_var(REQUIRE_EVERY_TEST, "1") };
+        let skipped = std::panic::catch_unwind(|| skip("a test", "a peer program is missing"));
+        let message = skipped.expect_err("the skip must fail");
+        let message = message
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or_default();
+        assert!(
+            message.contains("a test cannot run: a peer program is missing"),
+            "{message}"
+        );
+    }
+}

@@ -67,11 +67,8 @@ impl Setup {
 }
 
 fn keepalived_missing(test: &str) -> bool {
-    if std::path::Path::new(KEEPALIVED).exists() {
-        return false;
-    }
-    eprintln!("skipping {test}: {KEEPALIVED} is not installed");
-    true
+    !std::path::Path::new(KEEPALIVED).exists()
+        && hafront_netns_tests::skip(test, &format!("{KEEPALIVED} is not installed"))
 }
 
 /// Holds `holders` steadily for `period` (polled every 10 ms): no second master appears.

@@ -31,6 +31,16 @@ pub use process::ServerProcess;
 pub use redis::{Redis, RedisOptions};
 pub use relay::relay_config;
 
+/// Skips (the rest of) the calling test for `why`; under `HAFRONT_REQUIRE_EVERY_TEST` (set
+/// by `test.sh`) the skip is a failure.
+pub fn skip(why: &str) {
+    assert!(
+        std::env::var_os("HAFRONT_REQUIRE_EVERY_TEST").is_none(),
+        "cannot run: {why} (HAFRONT_REQUIRE_EVERY_TEST is set, so this is a failure)"
+    );
+    eprintln!("skipped: {why}");
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago. Servers that cannot
 /// bind port 0 themselves use it; their start retries on a lost race.
 pub fn free_port() -> u16 {

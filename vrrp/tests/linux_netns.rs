@@ -237,10 +237,20 @@ fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Skips the calling test for `why`; under `HAFRONT_REQUIRE_EVERY_TEST` (set by `test.sh`)
+/// the skip is a failure.
+fn skip(why: &str) {
+    assert!(
+        std::env::var_os("HAFRONT_REQUIRE_EVERY_TEST").is_none(),
+        "cannot run: {why} (HAFRONT_REQUIRE_EVERY_TEST is set, so this is a failure)"
+    );
+    eprintln!("skipped: {why}");
+}
+
 macro_rules! require_root {
     () => {
         if !is_root() {
-            eprintln!("skipped: needs root to create network namespaces and raw sockets");
+            skip("needs root to create network namespaces and raw sockets");
             return;
         }
     };
@@ -443,7 +453,7 @@ impl Drop for Keepalived {
 fn interoperates_with_keepalived() {
     require_root!();
     if !std::path::Path::new("/usr/sbin/keepalived").exists() {
-        eprintln!("skipped: keepalived is not installed");
+        skip("keepalived is not installed");
         return;
     }
     let lan = Lan::new("ka");
@@ -626,7 +636,7 @@ fn primary_address_skips_vips() {
 fn interoperates_with_keepalived_v2_password_as_backup() {
     require_root!();
     if !std::path::Path::new("/usr/sbin/keepalived").exists() {
-        eprintln!("skipped: keepalived is not installed");
+        skip("keepalived is not installed");
         return;
     }
     let lan = Lan::new("ka2");
