@@ -13,7 +13,8 @@ use hafront_vrrp::linux::{
     self, Activity, Control, Driver, DriverConfig, DropCounters, Event, LinkChanges,
 };
 use hafront_vrrp::{
-    Auth, ChecksumForm, DropReason, GarpConfig, InstanceConfig, Password, Reason, State, Version,
+    Auth, ChecksumForm, DropReason, GarpConfig, InstanceConfig, Password, Reason, State, Tunables,
+    Version,
 };
 use ipnet::IpNet;
 use tokio::sync::broadcast::error::RecvError;
@@ -112,7 +113,14 @@ impl VrrpInstances {
         let mut old = std::mem::take(&mut self.instances);
         for (name, wanted) in &config.vrrp.instances {
             if let Some(mut running) = old.remove(name) {
-                if same_protocol(&running.config, wanted) {
+                if applies_live(&running.config, wanted) {
+                    if tunables(&running.config) != tunables(wanted) {
+                        info!(instance = %name, "VRRP preemption or gratuitous ARP settings changed; applied live");
+                        let _ = running
+                            .control
+                            .try_send(Control::SetTunables(tunables(wanted)));
+                    }
+                    // The new configured priority reaches the driver through tracking.
                     running.retrack(name, wanted, monitor);
                     self.instances.insert(name.clone(), running);
                     continue;
@@ -412,13 +420,38 @@ impl Instance {
     }
 }
 
-/// Protocol settings equal: only `track` may differ.
-fn same_protocol(running: &VrrpInstance, wanted: &VrrpInstance) -> bool {
+/// Whether `wanted` can be applied to the running instance without a restart: only
+/// `track`, the priority (not to or from the address owner's 255), preemption and
+/// gratuitous ARP may differ. Anything else (interface, VRID, version, addresses, interval,
+/// password, peers) restarts it.
+fn applies_live(running: &VrrpInstance, wanted: &VrrpInstance) -> bool {
+    let owner = |instance: &VrrpInstance| instance.priority == u8::MAX;
     let strip = |instance: &VrrpInstance| VrrpInstance {
         track: Vec::new(),
+        priority: 0,
+        preempt: false,
+        preempt_delay: Duration::ZERO,
+        garp: hafront_config::Garp::default(),
         ..instance.clone()
     };
-    strip(running) == strip(wanted)
+    owner(running) == owner(wanted) && strip(running) == strip(wanted)
+}
+
+/// The settings a reload changes live.
+fn tunables(config: &VrrpInstance) -> Tunables {
+    Tunables {
+        preempt: config.preempt,
+        preempt_delay: config.preempt_delay,
+        garp: garp(config),
+    }
+}
+
+fn garp(config: &VrrpInstance) -> GarpConfig {
+    GarpConfig {
+        repeat: config.garp.repeat,
+        interval: config.garp.interval,
+        refresh: config.garp.refresh,
+    }
 }
 
 /// Maps the configuration onto the driver's: version, password, checksum form, the
@@ -466,11 +499,7 @@ async fn driver_config(name: &str, config: &VrrpInstance) -> Result<DriverConfig
         preempt: config.preempt,
         preempt_delay: config.preempt_delay,
         auth,
-        garp: GarpConfig {
-            repeat: config.garp.repeat,
-            interval: config.garp.interval,
-            refresh: config.garp.refresh,
-        },
+        garp: garp(config),
     };
     Ok(DriverConfig {
         interface: config.interface.clone(),
@@ -756,7 +785,6 @@ fn alert_state(state: State, reason: Reason) -> VrrpState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hafront_config::Track;
     use hafront_health::Status;
 
     fn server(name: &str, status: Status) -> Arc<ServerHealth> {
@@ -793,6 +821,55 @@ mod tests {
             "vrrp mysql: FAULT since 2027-01-15T08:00:00Z, priority 0 of 150, \
              VIPs 10.213.0.100/24, down: server local/mysqld\n"
         );
+    }
+
+    /// The instance `vip` of a configuration: `keys` (YAML flow mapping entries) over
+    /// defaults for the required ones.
+    fn instance(keys: &str) -> VrrpInstance {
+        let defaults = [
+            ("interface", "eth0"),
+            ("vrid", "7"),
+            ("priority", "100"),
+            ("virtual_addresses", "[10.213.0.100/24]"),
+        ];
+        let mut entries: Vec<String> = defaults
+            .iter()
+            .filter(|(key, _)| {
+                !keys.starts_with(&format!("{key}:")) && !keys.contains(&format!(", {key}:"))
+            })
+            .map(|(key, value)| format!("{key}: {value}"))
+            .collect();
+        entries.push(keys.to_owned());
+        let yaml = format!(
+            "vrrp:\n  instances:\n    vip: {{ {} }}\n",
+            entries.join(", ")
+        );
+        let config = hafront_config::parse(&yaml, "test.yaml").expect("valid");
+        config.vrrp.instances["vip"].clone()
+    }
+
+    #[test]
+    fn a_reload_restarts_an_instance_only_for_what_cannot_change_live() {
+        let running = instance("preempt: true");
+        for live in [
+            "preempt: false",
+            "priority: 120",
+            "preempt_delay: 5s",
+            "garp: { repeat: 1, refresh: 10s }",
+            "track: [{ interface: lo }]",
+        ] {
+            assert!(applies_live(&running, &instance(live)), "{live}");
+        }
+        for restart in [
+            "interface: eth1",
+            "vrid: 8",
+            "version: 2, advert_interval: 1s",
+            "virtual_addresses: [10.213.0.101/24]",
+            "priority: 255",
+        ] {
+            assert!(!applies_live(&running, &instance(restart)), "{restart}");
+        }
+        assert_ne!(tunables(&running), tunables(&instance("preempt: false")));
     }
 
     fn tracked(target: Target, weight: Option<u8>) -> Tracked {
@@ -889,28 +966,5 @@ mod tests {
             alert_state(State::Fault, Reason::FaultRaised),
             VrrpState::Fault
         );
-    }
-
-    #[test]
-    fn only_track_changes_keep_an_instance_running() {
-        let instance: VrrpInstance = serde_saphyr::from_str(
-            "interface: eth0\nvrid: 51\nvirtual_addresses: [10.0.0.100/24]\n",
-        )
-        .unwrap();
-        let retracked = VrrpInstance {
-            track: vec![Track {
-                server: None,
-                pool: None,
-                interface: Some("eth1".to_owned()),
-                weight: Some(10),
-            }],
-            ..instance.clone()
-        };
-        assert!(same_protocol(&instance, &retracked));
-        let reprioritised = VrrpInstance {
-            priority: 200,
-            ..instance.clone()
-        };
-        assert!(!same_protocol(&instance, &reprioritised));
     }
 }

@@ -515,3 +515,57 @@ fn unicast_peers_elect_and_fail_over() {
         "n2 did not take over from the stopped master"
     );
 }
+
+#[test]
+fn a_reload_of_priority_preemption_and_garp_keeps_the_master_and_its_vip() {
+    if skip_unless_root("a_reload_of_priority_preemption_and_garp_keeps_the_master_and_its_vip") {
+        return;
+    }
+    let lab = Lab::new("relive", 2);
+    let n1 = node(&lab, 1, 200, "");
+    let _n2 = node(&lab, 2, 100, "");
+    assert!(
+        wait_until(SETTLE, || lab.vip_holders() == [1]),
+        "n1 never became the only master"
+    );
+    let since = n1.status()["vrrp"][0]["since"].clone();
+    let watch = lab.watch_vip();
+    let from = Instant::now();
+    let config = std::fs::read_to_string(n1.config()).expect("read the configuration");
+    let changed = config.replace("priority: 200", "priority: 150").replace(
+        "advert_interval:",
+        "preempt: false\n      preempt_delay: 2s\n      garp: { repeat: 1, refresh: 5s }\n      advert_interval:",
+    );
+    assert_ne!(changed, config);
+    std::fs::write(n1.config(), changed).expect("write the configuration");
+    let output = std::process::Command::new(hafront_netns_tests::hafront_binary())
+        .args(["reload", "-c"])
+        .arg(n1.config())
+        .output()
+        .expect("run hafront reload");
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        wait_until(
+            Duration::from_secs(5),
+            || n1.status()["vrrp"][0]["effective_priority"] == 150
+        ),
+        "the new priority was not applied: {}",
+        n1.status()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let vips = watch.finish();
+    let status = n1.status();
+    assert_eq!(status["vrrp"][0]["state"], "master", "{status}");
+    assert_eq!(
+        status["vrrp"][0]["since"], since,
+        "the instance restarted: {status}"
+    );
+    assert_eq!(vips.released_by(1, from), None, "n1 gave the VIP up");
+    assert!(
+        vips.polls.iter().all(|poll| poll.nodes == [1]),
+        "the VIP moved"
+    );
+    let log = n1.log();
+    assert!(log.contains("applied live"), "{log}");
+    assert!(!log.contains("restarting it"), "{log}");
+}

@@ -82,7 +82,9 @@ pub mod linux;
 pub mod machine;
 pub mod wire;
 
-pub use machine::{Action, ConfigError, GarpConfig, InstanceConfig, Machine, Reason, State};
+pub use machine::{
+    Action, ConfigError, GarpConfig, InstanceConfig, Machine, Reason, State, Tunables,
+};
 pub use wire::{
     Advert, Auth, Centiseconds, ChecksumForm, DropReason, EncodeError, Password, Version,
 };

@@ -100,6 +100,18 @@ pub struct InstanceConfig {
     pub garp: GarpConfig,
 }
 
+/// The settings of an instance that change without restarting it: a reload applies them
+/// live, so the master keeps its role and addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tunables {
+    /// [`InstanceConfig::preempt`].
+    pub preempt: bool,
+    /// [`InstanceConfig::preempt_delay`].
+    pub preempt_delay: Duration,
+    /// [`InstanceConfig::garp`].
+    pub garp: GarpConfig,
+}
+
 /// Why an [`InstanceConfig`] is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -390,6 +402,17 @@ impl Machine {
         }
         self.leave_current(true);
         self.transition(State::Initialize, Reason::Shutdown);
+    }
+
+    /// Applies new preemption and gratuitous ARP settings at once, in any state; a preempt
+    /// delay already running keeps its end. A master reschedules its periodic announcement.
+    pub fn set_tunables(&mut self, now: Instant, tunables: Tunables) {
+        self.config.preempt = tunables.preempt;
+        self.config.preempt_delay = tunables.preempt_delay;
+        self.config.garp = tunables.garp;
+        if self.state == State::Master {
+            self.garp_refresh_timer = self.config.garp.refresh.map(|period| now + period);
+        }
     }
 
     /// Hands the master role over: a master resigns with a priority 0 advert, withdraws
@@ -1068,6 +1091,34 @@ mod tests {
         machine.start(now);
         drain(&mut machine);
         (machine, now)
+    }
+
+    #[test]
+    fn tunables_apply_live_without_a_transition() {
+        let (mut machine, now) = started_owner();
+        let tunables = Tunables {
+            preempt: false,
+            preempt_delay: Duration::from_secs(7),
+            garp: GarpConfig {
+                repeat: 1,
+                interval: Duration::from_millis(5),
+                refresh: Some(Duration::from_secs(2)),
+            },
+        };
+        machine.set_tunables(now, tunables.clone());
+        assert!(drain(&mut machine).is_empty(), "no transition, no advert");
+        assert_eq!(machine.state(), State::Master);
+        assert_eq!(
+            (
+                machine.config().preempt,
+                machine.config().preempt_delay,
+                &machine.config().garp
+            ),
+            (tunables.preempt, tunables.preempt_delay, &tunables.garp)
+        );
+        // The new refresh period is the next announcement's.
+        machine.handle_timeout(now + Duration::from_secs(2));
+        assert!(drain(&mut machine).contains(&Action::SendGratuitous));
     }
 
     #[test]

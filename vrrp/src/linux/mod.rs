@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use tokio::sync::mpsc;
 
-use crate::machine::{Action, ConfigError, InstanceConfig, Machine, Reason, State};
+use crate::machine::{Action, ConfigError, InstanceConfig, Machine, Reason, State, Tunables};
 use crate::wire::{self, Advert, ChecksumForm, DropReason};
 use announce::Announcer;
 pub use links::LinkChanges;
@@ -69,7 +69,7 @@ impl DriverConfig {
 }
 
 /// Commands to a running driver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
     /// New effective priority (tracking weights applied).
     SetPriority(u8),
@@ -79,6 +79,8 @@ pub enum Control {
     Shutdown,
     /// Hand the master role over (priority 0 advert) and go on as backup.
     Resign,
+    /// New preemption and gratuitous ARP settings (a reload), applied without a transition.
+    SetTunables(Tunables),
 }
 
 /// What the driver reports.
@@ -333,6 +335,9 @@ impl Driver {
                 }
                 Control::SetFault(fault) => self.machine.set_fault(Instant::now(), fault),
                 Control::Resign => {}
+                Control::SetTunables(tunables) => {
+                    self.machine.set_tunables(Instant::now(), tunables)
+                }
                 Control::Shutdown => return Ok(()),
             }
         }
@@ -395,6 +400,7 @@ impl Driver {
                     Some(Control::SetPriority(priority)) => self.machine.set_priority(Instant::now(), priority),
                     Some(Control::SetFault(fault)) => self.machine.set_fault(Instant::now(), fault),
                     Some(Control::Resign) => self.machine.resign(Instant::now()),
+                    Some(Control::SetTunables(tunables)) => self.machine.set_tunables(Instant::now(), tunables),
                     Some(Control::Shutdown) | None => {
                         self.machine.shutdown(Instant::now());
                         self.carry_out_actions().await;
