@@ -569,3 +569,42 @@ fn a_reload_of_priority_preemption_and_garp_keeps_the_master_and_its_vip() {
     assert!(log.contains("applied live"), "{log}");
     assert!(!log.contains("restarting it"), "{log}");
 }
+
+#[test]
+fn kill_9_with_one_second_v2_adverts_leaves_no_moment_without_the_vip() {
+    if skip_unless_root("kill_9_with_one_second_v2_adverts_leaves_no_moment_without_the_vip") {
+        return;
+    }
+    let lab = Lab::new("kill2", 2);
+    let mut n1 = Hafront::start(&lab, 1, &vrrp_section(2, 200, "1s", ""));
+    let _n2 = Hafront::start(&lab, 2, &vrrp_section(2, 100, "1s", ""));
+    assert!(
+        wait_until(Duration::from_secs(6), || lab.vip_holders() == [1]),
+        "n1 never became the only master"
+    );
+    let watch = lab.watch_vip();
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = Instant::now();
+    n1.kill();
+    // The backup takes over after 3 x 1 s + (256 - 100) / 256 s; n1's VIP outlives that.
+    assert!(
+        wait_until(Duration::from_secs(10), || lab.vip_holders() == [2]),
+        "n2 never held the VIP alone: {:?}",
+        lab.vip_holders()
+    );
+    let vips = watch.finish();
+    let nobody = vips
+        .polls
+        .iter()
+        .filter(|poll| poll.at >= killed && poll.nodes.is_empty())
+        .count();
+    let duplicate = vips.longest_duplicate_after(killed);
+    eprintln!(
+        "kill -9 with 1 s v2 adverts: {nobody} polls without the VIP, duplicate for {duplicate:?}"
+    );
+    assert_eq!(nobody, 0, "a moment without the VIP after the kill");
+    assert!(
+        duplicate <= Duration::from_millis(2500),
+        "duplicate VIP for {duplicate:?} (at most one second plus one interval, plus polling)"
+    );
+}

@@ -55,15 +55,16 @@ pub struct DriverConfig {
 }
 
 impl DriverConfig {
-    /// Two advert intervals rounded up to whole seconds (the kernel's unit), at least 1 s:
-    /// a late advert timer does not drop the VIPs, and with intervals of 1 s or more they
-    /// are gone before a backup takes over (three intervals plus skew). The kernel expires
-    /// addresses up to a second late, so with sub-second intervals a killed master's VIP
-    /// can outlive the takeover by up to ~2 s; the new master's gratuitous ARP should span
-    /// that (`GarpConfig::repeat` x `GarpConfig::interval`).
+    /// Four advert intervals rounded up to whole seconds (the kernel's unit), at least 1 s:
+    /// the longest master down interval of any backup (three intervals plus a skew time of
+    /// at most one), so a killed or frozen master's VIPs last until a backup has taken over
+    /// (no moment without them) and are gone soon after. The kernel expires addresses up
+    /// to a second late, so the duplicate lasts at most about one second plus one interval;
+    /// the new master's gratuitous ARP should span that (`GarpConfig::repeat` x
+    /// `GarpConfig::interval`).
     pub fn default_vip_lifetime(advert_interval: Duration) -> Duration {
-        let doubled = 2 * advert_interval;
-        let seconds = doubled.as_secs() + u64::from(doubled.subsec_nanos() > 0);
+        let down = 4 * advert_interval;
+        let seconds = down.as_secs() + u64::from(down.subsec_nanos() > 0);
         Duration::from_secs(seconds.max(1))
     }
 }
@@ -544,11 +545,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_vip_lifetime_is_two_intervals_in_whole_seconds() {
+    fn default_vip_lifetime_outlasts_any_backups_master_down_interval() {
         let lifetime = |millis| DriverConfig::default_vip_lifetime(Duration::from_millis(millis));
         assert_eq!(lifetime(100), Duration::from_secs(1));
-        assert_eq!(lifetime(1000), Duration::from_secs(2));
-        assert_eq!(lifetime(1250), Duration::from_secs(3));
+        assert_eq!(lifetime(300), Duration::from_secs(2));
+        assert_eq!(lifetime(1000), Duration::from_secs(4));
+        assert_eq!(lifetime(1250), Duration::from_secs(5));
     }
 
     #[test]
