@@ -565,6 +565,20 @@ impl Daemon {
         for relay in self.relays.values_mut() {
             relay.stop().await;
         }
+        // Open connections may finish within the grace, one deadline for all relays.
+        let deadline = Instant::now() + self.config.global.stop_grace;
+        let mut left = 0;
+        for relay in self.relays.values() {
+            left += relay
+                .drain(deadline.saturating_duration_since(Instant::now()))
+                .await;
+        }
+        if left > 0 {
+            info!(
+                connections = left,
+                "closing the connections still open after the stop grace"
+            );
+        }
         self.monitor.stop();
         self.forwarder.abort();
         self.alerts.shutdown().await;

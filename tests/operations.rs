@@ -1063,3 +1063,87 @@ async fn a_drained_server_keeps_its_connections_takes_no_new_ones_across_reload_
         "{output:?}"
     );
 }
+
+/// Waits up to `within` for the daemon to exit; its exit code, or `None` while it runs.
+fn exit_code_within(daemon: &mut Daemon, within: Duration) -> Option<i32> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = daemon.process.try_wait() {
+            return status.code();
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_lets_open_connections_finish_within_the_grace_and_no_longer() {
+    let redis = Redis::start().await;
+    for (grace, client_leaves) in [("10s", true), ("1s", false)] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let front = localhost();
+        let config = write(
+            &dir,
+            &config_text(
+                &dir,
+                &format!("  stop_grace: {grace}\n"),
+                "200ms",
+                &[("one", redis.address())],
+                &[("front", front)],
+            ),
+        );
+        let mut daemon = Daemon::start(&dir, &config);
+        daemon.wait_until(Duration::from_secs(10), "server up", || {
+            server(&daemon.status(), "one")["status"] == "up"
+        });
+        let mut open = TcpStream::connect(front).expect("connect");
+        open.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("read timeout");
+        ping(&mut open);
+        let stopping = Instant::now();
+        daemon.signal(Signal::SIGTERM);
+        // New clients are turned away at once; the open one is still served.
+        daemon.wait_until(Duration::from_secs(5), "listener closed", || {
+            TcpStream::connect(front).is_err()
+        });
+        ping(&mut open);
+        assert_eq!(
+            exit_code_within(&mut daemon, Duration::from_millis(300)),
+            None
+        );
+        if client_leaves {
+            drop(open);
+            assert_eq!(
+                exit_code_within(&mut daemon, Duration::from_secs(3)),
+                Some(0),
+                "the daemon did not stop once its last connection finished"
+            );
+            assert!(
+                stopping.elapsed() < Duration::from_secs(5),
+                "it waited out the grace"
+            );
+        } else {
+            assert_eq!(
+                exit_code_within(&mut daemon, Duration::from_secs(5)),
+                Some(0),
+                "the daemon did not stop at the end of the grace"
+            );
+            assert!(
+                stopping.elapsed() >= Duration::from_millis(900),
+                "no grace given"
+            );
+            let mut byte = [0u8; 1];
+            assert!(
+                matches!(open.read(&mut byte), Ok(0) | Err(_)),
+                "the connection outlived the grace"
+            );
+            assert!(
+                daemon
+                    .log()
+                    .contains("closing the connections still open after the stop grace")
+            );
+        }
+    }
+}

@@ -109,6 +109,9 @@ pub struct Global {
     /// Optional address of the Prometheus metrics listener.
     #[serde(default, deserialize_with = "value::optional_socket_address")]
     pub metrics: Option<SocketAddr>,
+    /// On stop, how long relays' open connections may finish before they are closed.
+    #[serde(default = "default_stop_grace", deserialize_with = "value::duration")]
+    pub stop_grace: Duration,
 }
 
 impl Default for Global {
@@ -119,8 +122,13 @@ impl Default for Global {
             log: Log::default(),
             control_socket: default_control_socket(),
             metrics: None,
+            stop_grace: default_stop_grace(),
         }
     }
+}
+
+fn default_stop_grace() -> Duration {
+    Duration::from_secs(5)
 }
 
 fn default_state_dir() -> PathBuf {

@@ -18,6 +18,9 @@ use crate::schema::{
     VrrpInstance,
 };
 
+/// The longest `global.stop_grace`.
+const MAX_STOP_GRACE: Duration = Duration::from_secs(300);
+
 /// Spiped derives its keys from the key file with SHA-256; shorter files
 /// hold less entropy than the derived key.
 const SPIPED_MIN_KEY_BYTES: u64 = 32;
@@ -61,6 +64,12 @@ pub(crate) fn validate(
         &root.key("global").key("state_dir"),
         &config.global.state_dir,
     );
+    if config.global.stop_grace > MAX_STOP_GRACE {
+        validator.report(
+            &root.key("global").key("stop_grace"),
+            "at most 5m: systemd and operators wait for a stop",
+        );
+    }
     for (name, check) in &config.checks {
         validator.check(&root.key("checks").key(name), check);
     }

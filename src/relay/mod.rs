@@ -41,6 +41,7 @@ use hafront_health::{HealthEvent, ServerHealth, Status};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 use transport::Transport;
 
@@ -80,6 +81,8 @@ struct Shared {
     counters: RelayCounters,
     /// Limits the warnings about clients failing their handshake.
     handshake_warnings: Throttle,
+    /// Every connection's task, so a stop can wait for them.
+    connections: TaskTracker,
 }
 
 /// The parts of the relay configuration used after start.
@@ -183,6 +186,7 @@ impl Relay {
             transport,
             counters: RelayCounters::default(),
             handshake_warnings: Throttle::new(HANDSHAKE_WARNING_INTERVAL),
+            connections: TaskTracker::new(),
         });
         let acceptors = listeners
             .into_iter()
@@ -242,6 +246,15 @@ impl Relay {
             let _ = acceptor.await;
         }
         info!(relay = %self.shared.name, "relay stopped accepting");
+    }
+
+    /// Waits up to `grace` for the open connections to finish (call after
+    /// [`Relay::stop`]); returns how many were still open then.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        let connections = &self.shared.connections;
+        connections.close();
+        let _ = tokio::time::timeout(grace, connections.wait()).await;
+        connections.len()
     }
 }
 
@@ -336,7 +349,9 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((client, peer)) => {
-                tokio::spawn(serve(Arc::clone(&shared), client, peer));
+                shared
+                    .connections
+                    .spawn(serve(Arc::clone(&shared), client, peer));
             }
             Err(error) if is_resource_exhaustion(&error) => {
                 warn!(relay = %shared.name, %error, "accept failed; backing off");
