@@ -239,28 +239,36 @@ impl Endpoint {
         // value, and spends no exponentiation on a peer that has not yet
         // proved it holds the key.
         let mut peer_message = [0u8; DH_MESSAGE_LEN];
+        // Each exponentiation runs off the runtime's workers (see `off_the_workers`).
+        let own_message = |exponent: Option<dh::PrivateExponent>| {
+            let key = own_dh_key.clone();
+            off_the_workers(move || {
+                let message = dh_message(&key, exponent.as_ref());
+                (exponent, message)
+            })
+        };
         let (exponent, peer_value) = match role {
             Role::Client => {
-                let exponent = self.ephemeral_exponent()?;
-                let own_message = dh_message(&own_dh_key, exponent.as_ref());
-                stream.write_all(&own_message).await?;
+                let (exponent, message) = own_message(self.ephemeral_exponent()?).await?;
+                stream.write_all(&message).await?;
                 stream.read_exact(&mut peer_message).await?;
                 (exponent, verify_dh_message(peer_dh_key, &peer_message)?)
             }
             Role::Server => {
                 stream.read_exact(&mut peer_message).await?;
                 let value = verify_dh_message(peer_dh_key, &peer_message)?;
-                let exponent = self.ephemeral_exponent()?;
-                stream
-                    .write_all(&dh_message(&own_dh_key, exponent.as_ref()))
-                    .await?;
+                let (exponent, message) = own_message(self.ephemeral_exponent()?).await?;
+                stream.write_all(&message).await?;
                 (exponent, value)
             }
         };
         let shared = Zeroizing::new(
-            exponent
-                .as_ref()
-                .map_or(dh::ONE, |exponent| exponent.shared(&peer_value.0)),
+            off_the_workers(move || {
+                exponent
+                    .as_ref()
+                    .map_or(dh::ONE, |exponent| exponent.shared(&peer_value.0))
+            })
+            .await?,
         );
 
         let mut packet_keys = Zeroizing::new([0u8; 128]);
@@ -308,6 +316,22 @@ impl Endpoint {
 
 /// This side's Diffie-Hellman message: 2^x mod p (or 1 without an
 /// exponent) and its HMAC under `mac_key`.
+/// Runs `work` (a 2048-bit modular exponentiation) on the blocking pool, on all cores but
+/// one at a time (at least one): a burst of handshakes then queues here instead of holding
+/// up the runtime's workers, and so plain relays, health checks and VRRP adverts.
+async fn off_the_workers<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<T> {
+    static CORES: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))
+    });
+    let _core = CORES.acquire().await.map_err(io::Error::other)?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(io::Error::other)
+}
+
 fn dh_message(mac_key: &hmac::Key, exponent: Option<&dh::PrivateExponent>) -> [u8; DH_MESSAGE_LEN] {
     let value = exponent.map_or(dh::ONE, dh::PrivateExponent::public);
     let mut message = [0u8; DH_MESSAGE_LEN];
@@ -334,4 +358,55 @@ pub fn verify_dh_message(
     dh::parse_element(value)
         .map(PeerValue)
         .ok_or(HandshakeError::BadValue)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::connected_pair;
+    use std::time::Instant;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn handshakes_leave_the_runtime_free_for_timers() {
+        let endpoint = || {
+            Endpoint::new(
+                SharedKey::from_key_material(b"a test key of at least thirty-two bytes"),
+                true,
+                Duration::from_secs(30),
+            )
+        };
+        // A ticker on the same single-threaded runtime as 24 handshakes (96 exponentiations).
+        let ticker = tokio::spawn(async {
+            let mut latest = Duration::ZERO;
+            for _ in 0..50 {
+                let asked = Instant::now();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                latest = latest.max(asked.elapsed().saturating_sub(Duration::from_millis(10)));
+            }
+            latest
+        });
+        let mut handshakes = Vec::new();
+        for _ in 0..24 {
+            let (mut server_stream, mut client_stream) = connected_pair().await;
+            let (server, client) = (endpoint(), endpoint());
+            handshakes.push(tokio::spawn(async move {
+                let (server, client) = tokio::join!(
+                    server.handshake(&mut server_stream, Role::Server),
+                    client.handshake(&mut client_stream, Role::Client)
+                );
+                server.is_ok() && client.is_ok()
+            }));
+        }
+        for handshake in handshakes {
+            assert!(
+                handshake.await.expect("handshake task"),
+                "a handshake failed"
+            );
+        }
+        let late = ticker.await.expect("ticker");
+        assert!(
+            late < Duration::from_millis(20),
+            "a 10 ms timer fired {late:?} late"
+        );
+    }
 }
