@@ -36,9 +36,10 @@ impl Daemon {
         self.0.log()
     }
 
-    /// Sends SIGTERM and returns the exit code.
+    /// Sends SIGTERM and returns the exit code (open connections get the default 5 s
+    /// `stop_grace`, so up to 10 s).
     fn stop(self) -> Option<i32> {
-        self.0.stop(Duration::from_secs(5))
+        self.0.stop(Duration::from_secs(10))
     }
 }
 
