@@ -923,7 +923,16 @@ impl Validator<'_> {
                 None
             }
             Err(error) => {
-                self.report(path, format!("cannot use {}: {error}", file.display()));
+                let hint = if error.kind() == std::io::ErrorKind::NotFound {
+                    "; create it, or correct the path (a relative path is read from the \
+                     configuration file's directory)"
+                } else {
+                    ""
+                };
+                self.report(
+                    path,
+                    format!("cannot use {}: {error}{hint}", file.display()),
+                );
                 None
             }
         }

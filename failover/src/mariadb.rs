@@ -166,7 +166,7 @@ impl Session {
         let conn = tokio::time::timeout(connect, Conn::new(opts))
             .await
             .map_err(|_| format!("no answer within {}", humantime::format_duration(connect)))?
-            .map_err(|error| format!("cannot log in: {error}"))?;
+            .map_err(|error| format!("cannot log in: {}", hafront_health::mysql_error(&error)))?;
         Ok(Session { conn, timeout })
     }
 

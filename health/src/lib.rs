@@ -25,6 +25,6 @@ mod rise_fall;
 mod state;
 
 pub use monitor::{Monitor, MonitorError};
-pub use probe::probe;
+pub use probe::{mysql_error, probe};
 pub use rise_fall::{RiseFall, Transition, Verdict};
 pub use state::{HealthEvent, ProbeResult, ServerHealth, Status};

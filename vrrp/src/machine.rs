@@ -986,13 +986,17 @@ mod tests {
 
     /// A v3 owner at 100 ms, master from its start, actions drained.
     fn started_v3_owner() -> (Machine, Instant) {
-        let config = InstanceConfig {
+        started(InstanceConfig {
             version: Version::V3,
             auth: Auth::None,
             advert_interval: Duration::from_millis(100),
             priority: OWNER_PRIORITY,
             ..v2_config()
-        };
+        })
+    }
+
+    /// A machine with `config`, started, actions drained.
+    fn started(config: InstanceConfig) -> (Machine, Instant) {
         let mut machine = Machine::new(config).unwrap();
         let now = Instant::now();
         machine.start(now);
@@ -1082,15 +1086,10 @@ mod tests {
 
     /// The address owner (priority 255), master from its start, actions drained.
     fn started_owner() -> (Machine, Instant) {
-        let config = InstanceConfig {
+        started(InstanceConfig {
             priority: OWNER_PRIORITY,
             ..v2_config()
-        };
-        let mut machine = Machine::new(config).unwrap();
-        let now = Instant::now();
-        machine.start(now);
-        drain(&mut machine);
-        (machine, now)
+        })
     }
 
     #[test]

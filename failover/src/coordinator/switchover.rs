@@ -86,7 +86,13 @@ impl State {
                 .filter_map(|index| eligible(index).ok().map(|lag| (lag, index)))
                 .min()
                 .map(|(_, index)| index)
-                .ok_or_else(|| "no replica is fit to take over".to_owned()),
+                .ok_or_else(|| {
+                    format!(
+                        "no replica is fit to take over: each must replicate from {} with both \
+                         threads running and lag at most max_lag; see `hafront status`",
+                        self.name(primary)
+                    )
+                }),
         }
     }
 
@@ -96,9 +102,11 @@ impl State {
     pub(super) async fn switch_over(&mut self, to: Option<usize>) -> Result<String, String> {
         let started = Instant::now();
         let config = self.settings.config.clone();
-        let primary = self
-            .primary
-            .ok_or_else(|| "no primary is known in this pool".to_owned())?;
+        let primary = self.primary.ok_or_else(|| {
+            "no primary is known in this pool: hafront follows the one writable server \
+                 that replicates from nothing; see the REPLICATION table of `hafront status`"
+                .to_owned()
+        })?;
         let looked = self.look_at_all().await;
         let target = self.switchover_target(primary, to, &looked)?;
         self.emit(

@@ -7,6 +7,8 @@ mod mysql;
 mod redis;
 mod tcp;
 
+pub use mysql::mysql_error;
+
 use std::time::{Duration, Instant, SystemTime};
 
 use hafront_config::{CheckKind, Role, Secret};

@@ -14,6 +14,24 @@ use super::{Pass, reveal};
 /// answer `SHOW REPLICA STATUS` with it).
 const ER_PARSE_ERROR: u16 = 1064;
 
+/// A MySQL client error in words: its cause once (the driver nests "Input/output error"
+/// wrappers), with what to check when nothing listens or the login is refused.
+pub fn mysql_error(error: &mysql_async::Error) -> String {
+    let mut text = error.to_string();
+    while let Some(cause) = text.strip_prefix("Input/output error: ") {
+        text = cause.to_owned();
+    }
+    let lower = text.to_lowercase();
+    let hint = if lower.contains("connection refused") {
+        "; nothing listens there: is the server running, and is the address right?"
+    } else if lower.contains("access denied") {
+        "; check the user, its password and the hosts it may connect from"
+    } else {
+        ""
+    };
+    format!("{text}{hint}")
+}
+
 /// Logs in over TCP, pings, and inspects role and replication as configured.
 /// One connection per probe, closed with COM_QUIT.
 pub(super) async fn probe(check: &MysqlCheck, address: SocketAddr) -> Result<Pass, String> {
@@ -30,7 +48,7 @@ pub(super) async fn probe(check: &MysqlCheck, address: SocketAddr) -> Result<Pas
         .stmt_cache_size(0);
     let mut conn = Conn::new(opts)
         .await
-        .map_err(|error| format!("connect: {error}"))?;
+        .map_err(|error| format!("connect: {}", mysql_error(&error)))?;
     let verdict = inspect(&mut conn, check).await;
     // COM_QUIT, so the server does not log an aborted connection. A failure
     // here does not change what the probe learned.
@@ -158,5 +176,22 @@ impl ReplicaStatus {
             last_io_error: text(&["Last_IO_Error"]),
             last_sql_error: text(&["Last_SQL_Error"]),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_connection_is_said_once_with_what_to_check() {
+        let refused = std::io::Error::from_raw_os_error(nix::libc::ECONNREFUSED);
+        let error = mysql_async::Error::Io(mysql_async::IoError::Io(refused));
+        let text = mysql_error(&error);
+        assert!(!text.contains("Input/output error"), "{text}");
+        assert!(
+            text.ends_with("is the server running, and is the address right?"),
+            "{text}"
+        );
     }
 }
