@@ -509,31 +509,14 @@ impl Daemon {
             info!(relay = %name, "relay removed; open connections drain");
         }
 
-        if new.alerts != self.config.alerts
-            || new.notify != self.config.notify
-            || new.global != self.config.global
-        {
-            match Alerts::start(
-                self.node.clone(),
-                &new,
-                state_summary(Arc::clone(&self.board)),
-            ) {
-                Ok(alerts) => {
-                    alerts.set_current(current_statuses(&self.monitor));
-                    let previous = std::mem::replace(&mut self.alerts, alerts);
-                    previous.shutdown().await;
-                }
-                Err(err) => {
-                    // The running alerts stay, with the settings they run.
-                    error!("alerts: {err}; the running alerts stay");
-                    problems.push(format!("alerts: {err}"));
-                    new.alerts = self.config.alerts.clone();
-                    new.notify = self.config.notify.clone();
-                }
-            }
+        // Alerts keep their state (servers down, pending mail, the mail
+        // queue's one delivery task); only changed settings are swapped.
+        if let Err(err) = self.alerts.reconfigure(&new).await {
+            error!("alerts: {err}; the running alerts stay");
+            problems.push(format!("alerts: {err}"));
+            new.alerts = self.config.alerts.clone();
+            new.notify = self.config.notify.clone();
         }
-        self.forwarder.abort();
-        self.forwarder = forward_health_events(&self.monitor, &self.alerts);
         problems.extend(
             self.vrrp
                 .reload(&new, &self.monitor, self.alerts.sender())
@@ -614,19 +597,6 @@ fn start_relay(
         .pool(&config.pool)
         .unwrap_or_else(|| Arc::from(Vec::new()));
     Relay::start(name, config, pool, monitor.subscribe())
-}
-
-/// Every pool's servers with their status now, for alerts started late.
-fn current_statuses(monitor: &Monitor) -> BTreeMap<String, Vec<(String, hafront_health::Status)>> {
-    monitor
-        .pools()
-        .map(|(pool, servers)| {
-            let servers = servers
-                .iter()
-                .map(|server| (server.name.clone(), server.status()));
-            (pool.to_owned(), servers.collect())
-        })
-        .collect()
 }
 
 fn monitor_pools(monitor: &Monitor) -> BTreeMap<String, Arc<[Arc<ServerHealth>]>> {
