@@ -461,7 +461,14 @@ async fn reloads_under_load_drop_no_connection() {
     daemon.wait_until(Duration::from_secs(5), "the SIGHUP reload", || {
         daemon.log().matches("configuration reloaded").count() == 2
     });
-    std::thread::sleep(Duration::from_millis(500));
+    // Two probes of server one after the reload: the state below is what the
+    // changed check found, not what was left from before.
+    for _ in 0..2 {
+        let probed = server(&daemon.status(), "one")["last_check"]["at"].clone();
+        daemon.wait_until(Duration::from_secs(5), "a probe after the reload", || {
+            server(&daemon.status(), "one")["last_check"]["at"] != probed
+        });
+    }
 
     let status = daemon.status();
     assert_eq!(
@@ -606,7 +613,10 @@ async fn reload_changes_the_log_filter() {
     let quiet = config_text(&dir, "  log: { level: warn }\n", "200ms", &servers, &[]);
     let config = write(&dir, &quiet);
     let daemon = Daemon::start(&dir, &config);
-    std::thread::sleep(Duration::from_millis(600));
+    // Probed up (rise probes) at warn: any debug line of theirs would be in the log.
+    daemon.wait_until(Duration::from_secs(5), "server one up", || {
+        server(&daemon.status(), "one")["status"] == "up"
+    });
     assert!(!daemon.log().contains("probe"), "no debug lines at warn");
 
     write(

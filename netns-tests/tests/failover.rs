@@ -214,9 +214,14 @@ fn nopreempt_keeps_the_running_master() {
         wait_until(SETTLE, || lab.has_vip(2)),
         "n2 never became master"
     );
-    let _n1 = node(&lab, 1, 200, "      preempt: false\n");
-    // Well past n1's startup down timer (3 x 100 ms + skew): it stays backup.
-    std::thread::sleep(Duration::from_millis(1500));
+    let n1 = node(&lab, 1, 200, "      preempt: false\n");
+    // Ten adverts of n2 heard by n1 (a second, past its startup down timer of
+    // 3 x 100 ms + skew): it stays backup.
+    assert!(
+        n1.wait_backup_hearing(Lab::address(2), 10, SETTLE),
+        "n1 never settled as backup under n2: {}",
+        n1.status()
+    );
     assert_eq!(
         lab.vip_holders(),
         [2],
@@ -237,8 +242,8 @@ fn partition_of_three_heals_to_one_master() {
     let lab = Lab::new("partition", 3);
     let _services = [lab.service(1), lab.service(2), lab.service(3)];
     let _n1 = node(&lab, 1, 200, "");
-    let _n2 = node(&lab, 2, 150, "");
-    let _n3 = node(&lab, 3, 100, "");
+    let n2 = node(&lab, 2, 150, "");
+    let n3 = node(&lab, 3, 100, "");
     assert!(
         wait_until(SETTLE, || lab.vip_holders() == [1]),
         "n1 never became the only master"
@@ -252,7 +257,11 @@ fn partition_of_three_heals_to_one_master() {
         "no master on the majority side: {:?}",
         lab.vip_holders()
     );
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        n3.wait_backup_hearing(Lab::address(2), 5, SETTLE),
+        "n3 is not backup under n2: {}",
+        n3.status()
+    );
     assert_eq!(lab.vip_holders(), [1, 2], "n3 must stay backup under n2");
     let healed = Instant::now();
     lab.rejoin(1);
@@ -261,7 +270,13 @@ fn partition_of_three_heals_to_one_master() {
         "two masters after the heal: {:?}",
         lab.vip_holders()
     );
-    std::thread::sleep(Duration::from_millis(500));
+    for backup in [&n2, &n3] {
+        assert!(
+            backup.wait_backup_hearing(Lab::address(1), 5, SETTLE),
+            "not backup under n1 after the heal: {}",
+            backup.status()
+        );
+    }
     assert_eq!(
         lab.vip_holders(),
         [1],
@@ -507,8 +522,12 @@ fn unicast_peers_elect_and_fail_over() {
         wait_until(SETTLE, || lab.vip_holders() == [1]),
         "n1 never became the only master over unicast"
     );
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(instance_status(&n2)["adverts_received"].as_u64().unwrap() > 0);
+    assert!(
+        wait_until(SETTLE, || instance_status(&n2)["adverts_received"]
+            .as_u64()
+            .is_some_and(|received| received > 0)),
+        "n2 heard no unicast advert"
+    );
     n1.terminate();
     assert!(
         wait_until(Duration::from_secs(1), || lab.vip_holders() == [2]),
@@ -523,7 +542,7 @@ fn a_reload_of_priority_preemption_and_garp_keeps_the_master_and_its_vip() {
     }
     let lab = Lab::new("relive", 2);
     let n1 = node(&lab, 1, 200, "");
-    let _n2 = node(&lab, 2, 100, "");
+    let n2 = node(&lab, 2, 100, "");
     assert!(
         wait_until(SETTLE, || lab.vip_holders() == [1]),
         "n1 never became the only master"
@@ -552,7 +571,12 @@ fn a_reload_of_priority_preemption_and_garp_keeps_the_master_and_its_vip() {
         "the new priority was not applied: {}",
         n1.status()
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // n2 keeps hearing n1 as its master after the change.
+    assert!(
+        n2.wait_backup_hearing(Lab::address(1), 5, SETTLE),
+        "n2 is not backup under n1: {}",
+        n2.status()
+    );
     let vips = watch.finish();
     let status = n1.status();
     assert_eq!(status["vrrp"][0]["state"], "master", "{status}");
