@@ -47,10 +47,11 @@ pub enum DaemonError {
     /// The control socket or the metrics listener could not start.
     #[error("{0}")]
     Operations(std::io::Error),
-    /// A VRRP instance could not start.
+    /// A VRRP instance could not start (located in the configuration file).
     #[error("{0}")]
-    Vrrp(#[from] crate::vrrp::VrrpError),
-    /// A pool's failover could not start (its secrets unreadable, say).
+    Vrrp(String),
+    /// A pool's failover could not start (its secrets unreadable, say; located in the
+    /// configuration file).
     #[error("{0}")]
     Failover(String),
 }
@@ -291,15 +292,21 @@ impl Daemon {
             })?;
             relays.insert(name.clone(), relay);
         }
-        let mut vrrp = VrrpInstances::start(&config, &monitor, alerts.sender()).await?;
+        let mut vrrp = VrrpInstances::start(&config, &monitor, alerts.sender())
+            .await
+            .map_err(|err| DaemonError::Vrrp(located(path, err.key(), err.to_string())))?;
         board.write().unwrap_or_else(PoisonError::into_inner).vrrp = vrrp.view();
         let drains = Drains::load(&config.global.state_dir);
         drains.apply(&monitor);
         let mut failovers = Failovers::default();
         let problems = failovers.follow(&config, &monitor, &mut vrrp, &alerts.sender());
-        if let Some(problem) = problems.into_iter().next() {
+        if let Some((pool, problem)) = problems.into_iter().next() {
             vrrp.stop().await;
-            return Err(DaemonError::Failover(problem));
+            return Err(DaemonError::Failover(located(
+                path,
+                failover_key(&pool),
+                problem,
+            )));
         }
         Ok(Daemon {
             node,
@@ -517,11 +524,15 @@ impl Daemon {
             new.alerts = self.config.alerts.clone();
             new.notify = self.config.notify.clone();
         }
-        problems.extend(
-            self.vrrp
-                .reload(&new, &self.monitor, self.alerts.sender())
-                .await,
-        );
+        // An instance that could not start does not run: the next reload starts it again.
+        for err in self
+            .vrrp
+            .reload(&new, &self.monitor, self.alerts.sender())
+            .await
+        {
+            new.vrrp.instances.remove(err.instance());
+            problems.push(located(path, err.key(), err.to_string()));
+        }
         self.board
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -530,12 +541,13 @@ impl Daemon {
             self.drains = Drains::load(&new.global.state_dir);
         }
         self.drains.apply(&self.monitor);
-        problems.extend(self.failovers.follow(
-            &new,
-            &self.monitor,
-            &mut self.vrrp,
-            &self.alerts.sender(),
-        ));
+        // A coordinator that could not start is tried again by the next reload.
+        for (pool, problem) in
+            self.failovers
+                .follow(&new, &self.monitor, &mut self.vrrp, &self.alerts.sender())
+        {
+            problems.push(located(path, failover_key(&pool), problem));
+        }
         self.config = new;
         info!("configuration reloaded");
         Ok(problems)
@@ -573,6 +585,11 @@ impl Daemon {
 fn located(path: &Path, key: KeyPath, message: String) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     crate::startup::located(&path.display().to_string(), &text, key, message).to_string()
+}
+
+/// The `failover` block of pool `pool`.
+fn failover_key(pool: &str) -> KeyPath {
+    KeyPath::root().key("pools").key(pool).key("failover")
 }
 
 /// Relay `name`'s failure to start, `err`, located in the file at `path`.

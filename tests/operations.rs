@@ -1157,3 +1157,55 @@ async fn a_stop_lets_open_connections_finish_within_the_grace_and_no_longer() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vrrp_instance_that_cannot_start_is_located_and_not_counted_as_running() {
+    let redis = Redis::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = config_text(&dir, "", "200ms", &[("one", redis.address())], &[]);
+    // No such interface here: the instance fails before it opens a socket.
+    let vrrp = "vrrp:\n  instances:\n    vip:\n      interface: hft-missing0\n      vrid: 51\n      \
+                priority: 100\n      virtual_addresses: [10.213.0.100/24]\n";
+    let with_vrrp = format!("{base}{vrrp}");
+    let line = with_vrrp
+        .lines()
+        .position(|line| line.contains("hft-missing0"))
+        .expect("the interface line")
+        + 1;
+    let config = write(&dir, &with_vrrp);
+    let location = format!("{}:{line}:", config.display());
+
+    // At start: refused, at the interface's line.
+    let output = Command::new(HAFRONT)
+        .args(["run", "-c"])
+        .arg(&config)
+        .output()
+        .expect("run hafront");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&location) && stderr.contains("vrrp.instances.vip.interface"),
+        "not located at {location}: {stderr}"
+    );
+
+    // At reload: the rest applies, the instance is reported at its line and not kept as
+    // running, so the next dry run still lists it as to be added.
+    write(&dir, &base);
+    let daemon = Daemon::start(&dir, &config);
+    write(&dir, &with_vrrp);
+    let output = daemon.hafront(&["reload"]);
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{printed}");
+    assert!(
+        printed.contains(&location) && printed.contains("vrrp.instances.vip.interface"),
+        "not located at {location}: {printed}"
+    );
+    let output = daemon.hafront(&["reload", "--dry-run"]);
+    let changes = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(changes.trim(), "+ instance vip", "{output:?}");
+    assert_eq!(daemon.stop(), Some(0));
+}
