@@ -1,0 +1,973 @@
+//! HAProxy sections to hafront sections: each `backend` (or `listen`) with
+//! servers becomes a check and a pool, each `frontend` (or `listen`) with
+//! binds becomes a relay to its pool. `defaults` sections are inherited as
+//! HAProxy does: the last one before a proxy, or the one named by `from`.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use super::parse::{Directive, Section};
+use crate::SECRETS_DIR;
+use crate::source::{Comment, Line, listeners_overlap};
+use crate::yaml::{Document, Entry, Item, Value, duration, string, strings};
+
+/// HAProxy's default `inter`, `rise` and `fall`.
+const DEFAULT_INTER: Duration = Duration::from_secs(2);
+const DEFAULT_RISE: u32 = 2;
+const DEFAULT_FALL: u32 = 3;
+
+/// Server and bind parameters that take a value (the others are flags).
+const PARAMETERS_WITH_VALUE: &[&str] = &[
+    "inter", "fastinter", "downinter", "rise", "fall", "weight", "port", "addr", "maxconn",
+    "minconn", "maxqueue", "cookie", "verify", "sni", "ca-file", "crt", "crl-file", "resolvers",
+    "resolve-prefer", "resolve-net", "init-addr", "slowstart", "on-error", "on-marked-down",
+    "on-marked-up", "error-limit", "observe", "agent-port", "agent-inter", "agent-addr",
+    "agent-send", "track", "id", "redir", "source", "proto", "alpn", "npn", "check-sni",
+    "check-alpn", "check-proto", "namespace", "pool-max-conn", "pool-purge-delay",
+    "pool-low-conn", "max-reuse", "tcp-ut", "ciphers", "ciphersuites", "ssl-min-ver",
+    "ssl-max-ver", "curves", "sigalgs", "client-sigalgs", "name", "mode", "user", "group",
+    "uid", "gid", "level", "severity-output", "process", "thread", "interface", "mss", "nice",
+    "backlog", "maxconn", "accept-netscaler-cip", "ca-ignore-err", "crt-ignore-err",
+    "crt-list", "ecdhe", "expose-fd", "shards", "label", "set-proxy-v2-tlv-fmt", "ws",
+    "log-proto", "hash-key",
+];
+
+/// Translates the sections of an HAProxy configuration read from `file`.
+pub(crate) fn translate(file: &str, sections: &[Section]) -> Document {
+    let mut document = Document::default();
+    document.header.push(Comment::Text(format!(
+        "hafront configuration translated by `hafront import haproxy` from {file}."
+    )));
+    document.header.push(Comment::Text(
+        "Lines marked \"not translated\" have no hafront equivalent (docs/import.md); \
+         check the result with `hafront check -c FILE`."
+            .to_owned(),
+    ));
+    let mut translator = Translator {
+        document,
+        pools: Vec::new(),
+        listeners: Vec::new(),
+    };
+    // Each proxy with the defaults it inherits.
+    let mut proxies = Vec::new();
+    let mut last_defaults: Option<&Section> = None;
+    for section in sections {
+        match section.kind.as_str() {
+            "global" | "" => {
+                for directive in &section.directives {
+                    let why = global_reason(directive.keyword());
+                    translator.document.header.push(directive.line.untranslated(why));
+                }
+            }
+            "defaults" => {
+                for directive in &section.directives {
+                    if let Some(why) = never_translated(directive) {
+                        translator.document.header.push(directive.line.untranslated(why));
+                    }
+                }
+                last_defaults = Some(section);
+            }
+            "listen" | "frontend" | "backend" => {
+                let defaults = match from_name(section) {
+                    Some(name) => sections.iter().rev().find(|candidate| {
+                        candidate.kind == "defaults"
+                            && candidate.name.as_deref() == Some(name)
+                            && candidate.line.number < section.line.number
+                    }),
+                    None => last_defaults,
+                };
+                proxies.push((section, defaults));
+            }
+            kind => translator.document.header.push(untranslated_section(
+                section,
+                &format!("hafront has no {kind} sections"),
+            )),
+        }
+    }
+    for (section, defaults) in &proxies {
+        if section.kind != "frontend" {
+            translator.backend(section, *defaults);
+        }
+    }
+    for (section, defaults) in &proxies {
+        if section.kind != "backend" {
+            let backend = match section.kind.as_str() {
+                "listen" => Some((*section, *defaults)),
+                _ => default_backend(section, *defaults).and_then(|name| {
+                    proxies
+                        .iter()
+                        .find(|(candidate, _)| {
+                            candidate.kind != "frontend" && candidate.name.as_deref() == Some(name)
+                        })
+                        .map(|(candidate, defaults)| (*candidate, *defaults))
+                }),
+            };
+            translator.frontend(section, *defaults, backend);
+        }
+    }
+    translator.document
+}
+
+/// The defaults section a proxy names with `from NAME`.
+fn from_name(section: &Section) -> Option<&str> {
+    match section.args.as_slice() {
+        [from, name, ..] if from == "from" => Some(name.as_str()),
+        _ => None,
+    }
+}
+
+/// The `default_backend` of a frontend (its own, else its defaults').
+fn default_backend<'a>(section: &'a Section, defaults: Option<&'a Section>) -> Option<&'a str> {
+    effective(section, defaults)
+        .into_iter()
+        .rev()
+        .find(|(directive, _)| directive.keyword() == "default_backend")
+        .and_then(|(directive, _)| directive.arg(0))
+}
+
+/// A proxy's directives: those of its defaults (marked inherited), then its own.
+fn effective<'a>(section: &'a Section, defaults: Option<&'a Section>) -> Vec<(&'a Directive, bool)> {
+    defaults
+        .into_iter()
+        .flat_map(|defaults| defaults.directives.iter().map(|d| (d, true)))
+        .chain(section.directives.iter().map(|d| (d, false)))
+        .collect()
+}
+
+/// One comment for a section and all its lines.
+fn untranslated_section(section: &Section, why: &str) -> Comment {
+    match section.directives.last() {
+        Some(last) => section.line.untranslated(format!(
+            "{why} (the whole section, to line {})",
+            last.line.number
+        )),
+        None => section.line.untranslated(why),
+    }
+}
+
+/// Why a `global` directive is not translated.
+fn global_reason(keyword: &str) -> &'static str {
+    match keyword {
+        "log" | "log-send-hostname" | "log-tag" => {
+            "hafront logs to stderr or journald (global.log in hafront's configuration)"
+        }
+        "daemon" | "user" | "group" | "uid" | "gid" | "chroot" | "pidfile" | "nbthread"
+        | "nbproc" | "master-worker" | "cpu-map" => {
+            "a process setting: hafront runs in the foreground under systemd (dist/hafront.service)"
+        }
+        "stats" => "`hafront status` and global.metrics report hafront's state",
+        "maxconn" => "each relay has its own max_connections (10000 by default)",
+        keyword if keyword.starts_with("ssl-") || keyword.ends_with("-base") => {
+            "hafront's TLS settings are per relay (mode: tls_server or tls_client)"
+        }
+        _ => "no hafront equivalent",
+    }
+}
+
+/// Why a directive has no hafront equivalent in any proxy, or `None` when
+/// it is (or may be) translated.
+fn never_translated(directive: &Directive) -> Option<&'static str> {
+    let keyword = directive.keyword();
+    let translated = matches!(
+        keyword,
+        "mode"
+            | "balance"
+            | "timeout"
+            | "retries"
+            | "maxconn"
+            | "default-server"
+            | "tcp-check"
+            | "http-check"
+            | "default_backend"
+            | "bind"
+            | "server"
+    );
+    if translated {
+        return match (keyword, directive.arg(0)) {
+            ("mode", Some("http")) => Some(
+                "hafront relays TCP: the bytes are forwarded as they come, with no HTTP \
+                 processing (headers, rules, redirects)",
+            ),
+            ("timeout", Some("connect" | "client" | "server" | "tunnel" | "check")) => None,
+            ("timeout", _) => Some("hafront's relays have a connect and an idle timeout only"),
+            _ => None,
+        };
+    }
+    Some(match (keyword, directive.arg(0)) {
+        (
+            "option",
+            Some(
+                "tcp-check" | "mysql-check" | "redis-check" | "httpchk" | "redispatch"
+                | "dontlognull",
+            ),
+        ) => return None,
+        ("option", Some("tcplog" | "httplog" | "logasap" | "log-health-checks")) | ("log", _) => {
+            "hafront logs to stderr or journald (global.log in hafront's configuration)"
+        }
+        ("option", Some("tcpka" | "clitcpka" | "srvtcpka")) => "hafront sets no TCP keep-alive",
+        (
+            "option",
+            Some("ssl-hello-chk" | "smtpchk" | "ldap-check" | "pgsql-check" | "spop-check"),
+        )
+        | ("option", Some("external-check")) => {
+            "hafront has no such check: a TCP connect check is used instead"
+        }
+        ("option", Some(option))
+            if option.starts_with("http") || option == "forwardfor" || option == "abortonclose" =>
+        {
+            "hafront relays TCP and does no HTTP processing"
+        }
+        ("option", _) | ("no", _) => "no hafront equivalent",
+        ("errorfile" | "errorloc" | "errorloc302" | "errorloc303" | "errorfiles", _) => {
+            "hafront relays TCP and writes no HTTP error pages"
+        }
+        ("stats", _) => "`hafront status` and global.metrics report hafront's state",
+        ("use_backend" | "use-server", _) => {
+            "hafront relays have one pool; make one relay per pool on its own address"
+        }
+        ("acl", _) => "hafront has no ACLs",
+        (keyword, _)
+            if keyword.starts_with("http-")
+                || keyword == "cookie"
+                || keyword == "compression"
+                || keyword == "capture"
+                || keyword == "redirect"
+                || keyword == "unique-id-format"
+                || keyword == "monitor-uri" =>
+        {
+            "hafront relays TCP and does no HTTP processing"
+        }
+        ("tcp-request" | "tcp-response", _) => "hafront relays have no content rules",
+        ("stick-table" | "stick" | "hash-type" | "hash-balance-factor", _) => {
+            "hafront has no persistence: each connection picks a server"
+        }
+        _ => "no hafront equivalent",
+    })
+}
+
+/// A backend's pool, as the frontends need it.
+struct PoolInfo {
+    name: String,
+    /// `role:` the relays to it take, from a role-checking tcp-check.
+    role: Option<&'static str>,
+}
+
+struct Translator {
+    document: Document,
+    pools: Vec<PoolInfo>,
+    /// Relay listen addresses taken so far, with the relay.
+    listeners: Vec<(SocketAddr, String)>,
+}
+
+/// The health check of a backend, from its options and check rules.
+struct CheckPlan {
+    entry: Entry,
+    role: Option<&'static str>,
+}
+
+impl Translator {
+    /// A backend or listen section's servers as a pool, with its check.
+    fn backend(&mut self, section: &Section, defaults: Option<&Section>) {
+        let name = section.name.clone().unwrap_or_default();
+        let directives = effective(section, defaults);
+        let mut pool = Entry::default();
+        // default-server parameters, then each server's.
+        let mut default_params: Vec<String> = Vec::new();
+        let mut servers = Vec::new();
+        for (directive, inherited) in &directives {
+            match directive.keyword() {
+                "default-server" => default_params.extend(directive.words[1..].iter().cloned()),
+                "server" => servers.push(*directive),
+                _ if *inherited || section.kind != "backend" => {}
+                _ => {
+                    if let Some(why) = never_translated(directive) {
+                        pool.comments.push(directive.line.untranslated(why));
+                    }
+                }
+            }
+        }
+        if servers.is_empty() {
+            if section.kind == "backend" {
+                self.document.header.push(untranslated_section(
+                    section,
+                    "a backend without servers has no hafront pool",
+                ));
+            }
+            return;
+        }
+        let mut items = Vec::new();
+        let mut names = BTreeSet::new();
+        let mut addresses = BTreeSet::new();
+        let mut timing: Option<(Duration, u32, u32, &Line)> = None;
+        let mut checked = 0;
+        for server in &servers {
+            let line = &server.line;
+            let (Some(server_name), Some(address)) = (server.arg(0), server.arg(1)) else {
+                pool.comments.push(line.untranslated("needs a name and an address"));
+                continue;
+            };
+            let address = match server_address(address) {
+                Ok(address) => address,
+                Err(why) => {
+                    pool.comments.push(line.untranslated(why));
+                    continue;
+                }
+            };
+            let server_name = server_name.replace('/', "_");
+            if !names.insert(server_name.clone()) || !addresses.insert(address) {
+                pool.comments.push(line.untranslated(
+                    "the name or address is already used in this pool",
+                ));
+                continue;
+            }
+            let params: Vec<String> = default_params
+                .iter()
+                .chain(&server.words[3..])
+                .cloned()
+                .collect();
+            let mut item = Item::default();
+            item.fields.push(("name".to_owned(), string(&server_name)));
+            item.fields
+                .push(("address".to_owned(), string(&address.to_string())));
+            let mut inter = DEFAULT_INTER;
+            let mut rise = DEFAULT_RISE;
+            let mut fall = DEFAULT_FALL;
+            let mut check = false;
+            let mut dropped = Vec::new();
+            let mut params = params.iter();
+            while let Some(param) = params.next() {
+                let value = if PARAMETERS_WITH_VALUE.contains(&param.as_str()) {
+                    params.next().map(String::as_str)
+                } else {
+                    None
+                };
+                match (param.as_str(), value) {
+                    ("check", _) => check = true,
+                    ("no-check", _) => check = false,
+                    ("backup", _) => item.fields.push(("backup".to_owned(), "true".to_owned())),
+                    ("weight", Some(weight)) => match weight.parse::<u32>() {
+                        Ok(0) => item.comments.push(line.untranslated(
+                            "weight 0: hafront weights are at least 1; run `hafront drain POOL/SERVER` \
+                             to give this server no new clients",
+                        )),
+                        Ok(1) => {}
+                        Ok(weight) => item.fields.push(("weight".to_owned(), weight.to_string())),
+                        Err(_) => dropped.push(format!("weight {weight}")),
+                    },
+                    ("inter", Some(value)) => match haproxy_duration(value) {
+                        Some(value) if !value.is_zero() => inter = value,
+                        _ => dropped.push(format!("inter {value}")),
+                    },
+                    ("rise", Some(value)) => match value.parse::<u32>() {
+                        Ok(value) if value > 0 => rise = value,
+                        _ => dropped.push(format!("rise {value}")),
+                    },
+                    ("fall", Some(value)) => match value.parse::<u32>() {
+                        Ok(value) if value > 0 => fall = value,
+                        _ => dropped.push(format!("fall {value}")),
+                    },
+                    ("disabled", _) => item.comments.push(line.untranslated(
+                        "disabled: run `hafront drain POOL/SERVER` after start to give it no clients",
+                    )),
+                    ("enabled", _) => {}
+                    (param, Some(value)) => dropped.push(format!("{param} {value}")),
+                    (param, None) => dropped.push(param.to_owned()),
+                }
+            }
+            if !dropped.is_empty() {
+                item.comments.push(line.untranslated(format!(
+                    "the server is translated, not these parameters: {}",
+                    dropped.join(", ")
+                )));
+            }
+            if check {
+                checked += 1;
+                match timing {
+                    None => timing = Some((inter, rise, fall, line)),
+                    Some((pool_inter, pool_rise, pool_fall, first))
+                        if (pool_inter, pool_rise, pool_fall) != (inter, rise, fall) =>
+                    {
+                        item.comments.push(line.untranslated(format!(
+                            "hafront checks a pool's servers alike: inter, rise and fall are those of line {}",
+                            first.number
+                        )))
+                    }
+                    Some(_) => {}
+                }
+            }
+            items.push(item);
+        }
+        if items.is_empty() {
+            self.document.header.extend(pool.comments);
+            self.document.header.push(untranslated_section(
+                section,
+                "no server hafront can reach (an IP address and port each)",
+            ));
+            return;
+        }
+        if checked > 0 && checked < items.len() {
+            pool.comments.push(section.line.note(
+                "hafront checks every server of a pool, also those without `check`",
+            ));
+        }
+        let (inter, rise, fall) = timing.map_or((DEFAULT_INTER, DEFAULT_RISE, DEFAULT_FALL), |(i, r, f, _)| (i, r, f));
+        let plan = check_plan(&name, section, &directives, checked > 0, inter, rise, fall, &mut self.document);
+        self.document.checks.push((name.clone(), plan.entry));
+        pool.scalar("check", string(&name));
+        pool.set("servers", Value::Items(items));
+        self.document.pools.push((name.clone(), pool));
+        self.pools.push(PoolInfo {
+            name,
+            role: plan.role,
+        });
+    }
+
+    /// A frontend or listen section as a relay to `backend`'s pool.
+    fn frontend(
+        &mut self,
+        section: &Section,
+        defaults: Option<&Section>,
+        backend: Option<(&Section, Option<&Section>)>,
+    ) {
+        let name = section.name.clone().unwrap_or_default();
+        let directives = effective(section, defaults);
+        let mut relay = Entry::default();
+        let mut listen: Vec<SocketAddr> = Vec::new();
+        let mut maxconn = None;
+        let mut client_timeout = None;
+        let mut tunnel_timeout = None;
+        // The listen section's own address (`listen NAME ADDRESS`).
+        if section.kind == "listen"
+            && let Some(address) = section.args.first().filter(|arg| *arg != "from")
+        {
+            self.bind_addresses(address, &section.line, &name, &mut listen, &mut relay);
+        }
+        for (directive, inherited) in &directives {
+            let line = &directive.line;
+            match (directive.keyword(), directive.arg(0)) {
+                ("bind", Some(addresses)) => {
+                    let params = &directive.words[2..];
+                    if params.iter().any(|p| p == "ssl" || p == "accept-proxy") {
+                        relay.comment(line.untranslated(
+                            "TLS or PROXY protocol on the listener: a plain relay would forward \
+                             it to the servers unchanged (see mode: tls_server in README)",
+                        ));
+                        continue;
+                    }
+                    let before = relay.comments.len();
+                    self.bind_addresses(addresses, line, &name, &mut listen, &mut relay);
+                    let mut dropped = Vec::new();
+                    let mut params = params.iter();
+                    while let Some(param) = params.next() {
+                        if PARAMETERS_WITH_VALUE.contains(&param.as_str()) {
+                            dropped.push(format!("{param} {}", params.next().map_or("", |v| v)));
+                        } else if param != "v4v6" && param != "transparent" {
+                            dropped.push(param.clone());
+                        }
+                    }
+                    if !dropped.is_empty() && relay.comments.len() == before {
+                        relay.comment(line.untranslated(format!(
+                            "the address is translated, not these parameters: {}",
+                            dropped.join(", ")
+                        )));
+                    }
+                }
+                ("maxconn", Some(value)) => match value.parse::<usize>() {
+                    Ok(value) if value > 0 => maxconn = Some(value),
+                    _ => {
+                        if !inherited {
+                            relay.comment(line.untranslated("not a positive count"))
+                        }
+                    }
+                },
+                ("timeout", Some("client")) => client_timeout = directive.arg(1).and_then(haproxy_duration),
+                ("timeout", Some("tunnel")) => tunnel_timeout = directive.arg(1).and_then(haproxy_duration),
+                _ => {
+                    // Backend directives of a listen section are the backend's business.
+                    let backend_keyword = matches!(
+                        directive.keyword(),
+                        "server" | "default-server" | "balance" | "tcp-check" | "http-check"
+                    ) || matches!(
+                        (directive.keyword(), directive.arg(0)),
+                        ("option", Some("tcp-check" | "mysql-check" | "redis-check" | "httpchk" | "redispatch"))
+                            | ("timeout", Some("connect" | "server" | "check"))
+                            | ("retries", _)
+                    );
+                    if !inherited && !(backend_keyword && section.kind == "listen") {
+                        if let Some(why) = never_translated(directive) {
+                            relay.comment(line.untranslated(why));
+                        } else if section.kind == "frontend" && backend_keyword {
+                            relay.comment(line.untranslated("a backend setting in a frontend"));
+                        }
+                    }
+                }
+            }
+        }
+        let Some((backend, backend_defaults)) = backend else {
+            self.document.header.extend(relay.comments);
+            self.document.header.push(untranslated_section(
+                section,
+                "no default_backend with servers: hafront relays forward to one pool",
+            ));
+            return;
+        };
+        let pool_name = backend.name.clone().unwrap_or_default();
+        let Some(pool) = self.pools.iter().find(|pool| pool.name == pool_name) else {
+            self.document.header.extend(relay.comments);
+            self.document.header.push(untranslated_section(
+                section,
+                &format!("its backend {pool_name} has no server hafront can reach"),
+            ));
+            return;
+        };
+        let role = pool.role;
+        if listen.is_empty() {
+            self.document.header.extend(relay.comments);
+            self.document.header.push(untranslated_section(
+                section,
+                "no address hafront can listen on (an IP address and port)",
+            ));
+            return;
+        }
+        relay.set("listen", Value::List(strings(&listen.iter().map(|a| a.to_string()).collect::<Vec<_>>())));
+        relay.scalar("pool", string(&pool_name));
+        // Backend-side settings: balance, connect and server timeouts, retries.
+        let backend_directives = effective(backend, backend_defaults);
+        let mut policy = None;
+        let mut connect_timeout = None;
+        let mut server_timeout = None;
+        let mut retries = None;
+        let mut redispatch = false;
+        for (directive, inherited) in &backend_directives {
+            let line = &directive.line;
+            match (directive.keyword(), directive.arg(0)) {
+                ("balance", Some(algorithm)) => {
+                    policy = match algorithm {
+                        "roundrobin" | "static-rr" => Some("round_robin"),
+                        "leastconn" => Some("least_connections"),
+                        "first" => Some("first"),
+                        _ => {
+                            if !inherited {
+                                relay.comment(line.untranslated(
+                                    "hafront balances round_robin, least_connections or first; round_robin is used",
+                                ));
+                            }
+                            None
+                        }
+                    }
+                }
+                ("timeout", Some("connect")) => connect_timeout = directive.arg(1).and_then(haproxy_duration),
+                ("timeout", Some("server")) => server_timeout = directive.arg(1).and_then(haproxy_duration),
+                ("timeout", Some("tunnel")) => tunnel_timeout = directive.arg(1).and_then(haproxy_duration),
+                ("retries", Some(count)) => retries = count.parse::<u32>().ok(),
+                ("option", Some("redispatch")) => redispatch = true,
+                _ => {}
+            }
+        }
+        if let Some(policy) = policy.filter(|policy| *policy != "round_robin") {
+            relay.scalar("policy", policy);
+        }
+        if let Some(role) = role {
+            relay.comment(backend.line.note(format!(
+                "the backend's tcp-check lets only {role}s pass; hafront checks the role and relays to {role}s"
+            )));
+            relay.scalar("role", role);
+        }
+        if let Some(timeout) = connect_timeout.filter(|t| !t.is_zero()) {
+            relay.scalar("connect_timeout", duration(timeout));
+        }
+        let idle = tunnel_timeout.or(match (client_timeout, server_timeout) {
+            (Some(client), Some(server)) => Some(client.max(server)),
+            (one, other) => one.or(other),
+        });
+        if let Some(idle) = idle.filter(|t| !t.is_zero()) {
+            relay.scalar("idle_timeout", duration(idle));
+        }
+        if let Some(maxconn) = maxconn {
+            relay.scalar("max_connections", maxconn.to_string());
+        }
+        if let Some(retries) = retries {
+            if !redispatch {
+                relay.comment(section.line.note(
+                    "hafront tries another server on each attempt, as HAProxy's option redispatch",
+                ));
+            }
+            relay.scalar("connect_attempts", retries.saturating_add(1).to_string());
+        }
+        self.document.relays.push((name, relay));
+    }
+
+    /// Adds the addresses of a bind (`ADDRESS[,ADDRESS...]`) to `listen`,
+    /// with a comment for each one hafront cannot listen on.
+    fn bind_addresses(
+        &mut self,
+        addresses: &str,
+        line: &Line,
+        relay: &str,
+        listen: &mut Vec<SocketAddr>,
+        entry: &mut Entry,
+    ) {
+        for address in addresses.split(',') {
+            match bind_address(address) {
+                Ok(address) => {
+                    if let Some((_, other)) = self
+                        .listeners
+                        .iter()
+                        .find(|(taken, _)| listeners_overlap(*taken, address))
+                    {
+                        entry.comment(line.untranslated(format!(
+                            "{address} overlaps an address of relay {other}"
+                        )));
+                    } else {
+                        self.listeners.push((address, relay.to_owned()));
+                        listen.push(address);
+                    }
+                }
+                Err(why) => entry.comment(line.untranslated(why)),
+            }
+        }
+    }
+}
+
+/// The check of a backend, from its check options and rules.
+#[allow(clippy::too_many_arguments)]
+fn check_plan(
+    pool: &str,
+    section: &Section,
+    directives: &[(&Directive, bool)],
+    any_checked: bool,
+    inter: Duration,
+    rise: u32,
+    fall: u32,
+    document: &mut Document,
+) -> CheckPlan {
+    let mut entry = Entry::default();
+    let mut role = None;
+    let mut check_timeout = None;
+    let mut option: Option<&Directive> = None;
+    let mut tcp_rules = Vec::new();
+    let mut http_rules = Vec::new();
+    for (directive, inherited) in directives {
+        match (directive.keyword(), directive.arg(0)) {
+            ("option", Some("tcp-check" | "mysql-check" | "redis-check" | "httpchk")) => {
+                option = Some(directive)
+            }
+            ("option", Some("ssl-hello-chk" | "smtpchk" | "ldap-check" | "pgsql-check" | "spop-check" | "external-check")) => {
+                option = Some(directive)
+            }
+            ("tcp-check", _) => tcp_rules.push((*directive, *inherited)),
+            ("http-check", _) => http_rules.push((*directive, *inherited)),
+            ("timeout", Some("check")) => check_timeout = directive.arg(1).and_then(haproxy_duration),
+            _ => {}
+        }
+    }
+    let own_comment = |entry: &mut Entry, inherited: bool, comment: Comment| {
+        if !inherited {
+            entry.comments.push(comment);
+        }
+    };
+    if !any_checked {
+        entry.comments.push(section.line.note(
+            "no server has `check` (HAProxy never checks them): a TCP connect check, the lightest",
+        ));
+        entry.scalar("kind", "tcp");
+    } else {
+        match option.map(|o| (o, o.arg(0).unwrap_or(""))) {
+            None => entry.scalar("kind", "tcp"),
+            Some((directive, "mysql-check")) => match (directive.arg(1), directive.arg(2)) {
+                (Some("user"), Some(user)) => {
+                    entry.comments.push(directive.line.note(
+                        "hafront's mysql check logs in as this user (no password, as HAProxy's) and pings",
+                    ));
+                    entry.scalar("kind", "mysql");
+                    entry.scalar("user", string(user));
+                }
+                _ => {
+                    entry.comments.push(directive.line.untranslated(
+                        "without a user hafront's mysql check cannot log in: a TCP connect check is \
+                         used; add `user:` and kind: mysql",
+                    ));
+                    entry.scalar("kind", "tcp");
+                }
+            },
+            Some((_, "redis-check")) => entry.scalar("kind", "redis"),
+            Some((directive, "httpchk")) => {
+                let mut path = match directive.words.len() {
+                    3 => directive.arg(1),
+                    n if n >= 4 => directive.arg(2),
+                    _ => None,
+                }
+                .unwrap_or("/")
+                .to_owned();
+                let mut host = None;
+                let mut status = None;
+                for (rule, inherited) in &http_rules {
+                    let words = &rule.words[1..];
+                    match words.first().map(String::as_str) {
+                        Some("send") => {
+                            let mut parts = words[1..].iter();
+                            while let Some(part) = parts.next() {
+                                match (part.as_str(), parts.next()) {
+                                    ("uri", Some(uri)) => path = uri.clone(),
+                                    ("hdr", Some(header)) if header.eq_ignore_ascii_case("host") => {
+                                        host = parts.next().cloned()
+                                    }
+                                    ("hdr", Some(_)) => {
+                                        parts.next();
+                                    }
+                                    ("meth" | "ver", _) => {}
+                                    _ => own_comment(&mut entry, *inherited, rule.line.untranslated(
+                                        "only the uri and the Host header are translated",
+                                    )),
+                                }
+                            }
+                        }
+                        Some("expect") if words.get(1).map(String::as_str) == Some("status") => {
+                            match words.get(2) {
+                                Some(code) if code.parse::<u16>().is_ok_and(|c| (100..=599).contains(&c)) => {
+                                    status = Some(code.clone())
+                                }
+                                _ => own_comment(&mut entry, *inherited, rule.line.untranslated(
+                                    "hafront accepts one status code or range",
+                                )),
+                            }
+                        }
+                        _ => own_comment(&mut entry, *inherited, rule.line.untranslated(
+                            "hafront's http check looks at the status code only",
+                        )),
+                    }
+                }
+                entry.scalar("kind", "http");
+                if !path.starts_with('/') {
+                    entry.comments.push(directive.line.untranslated(format!(
+                        "{path} is not a path starting with /: / is used"
+                    )));
+                    path = "/".to_owned();
+                }
+                entry.scalar("path", string(&path));
+                if let Some(host) = host {
+                    entry.scalar("host", string(&host));
+                }
+                if let Some(status) = status {
+                    entry.scalar("expect_status", string(&status));
+                }
+            }
+            Some((_, "tcp-check")) => {
+                role = tcp_check(pool, &tcp_rules, &mut entry, document);
+            }
+            // The option itself is commented as never translated.
+            Some(_) => entry.scalar("kind", "tcp"),
+        }
+    }
+    entry.scalar("interval", duration(inter));
+    let timeout = check_timeout.filter(|t| !t.is_zero() && *t < inter).unwrap_or(inter);
+    entry.scalar("timeout", duration(timeout));
+    entry.scalar("rise", rise.to_string());
+    entry.scalar("fall", fall.to_string());
+    CheckPlan { entry, role }
+}
+
+/// Translates `tcp-check` rules: a Redis conversation (PING, AUTH, INFO
+/// replication with `role:master`/`role:slave`, QUIT) becomes a redis check;
+/// anything else a TCP connect check with a comment per rule. Returns the
+/// role relays to this pool take.
+fn tcp_check(
+    pool: &str,
+    rules: &[(&Directive, bool)],
+    entry: &mut Entry,
+    document: &mut Document,
+) -> Option<&'static str> {
+    let mut redis = false;
+    let mut role = None;
+    let mut password = None;
+    let mut username = None;
+    let mut unknown = Vec::new();
+    for (rule, inherited) in rules {
+        let words: Vec<&str> = rule.words[1..].iter().map(String::as_str).collect();
+        let payload = |index: usize| words[index..].join(" ").trim_end_matches(['\r', '\n']).to_owned();
+        match words.first().copied() {
+            Some("comment") => {}
+            Some("connect") if words.len() == 1 => {}
+            Some("send" | "send-lf") if words.len() > 1 => {
+                let sent = payload(1);
+                let upper = sent.to_ascii_uppercase();
+                let mut parts = sent.split_whitespace();
+                if upper == "PING" || upper == "QUIT" || upper == "INFO REPLICATION" {
+                    redis = true;
+                } else if upper.starts_with("AUTH ") {
+                    redis = true;
+                    parts.next();
+                    match (parts.next(), parts.next()) {
+                        (Some(user), Some(_)) => {
+                            username = Some(user.to_owned());
+                            password = Some(rule.line.clone());
+                        }
+                        (Some(_), None) => password = Some(rule.line.clone()),
+                        _ => unknown.push((*rule, *inherited)),
+                    }
+                } else {
+                    unknown.push((*rule, *inherited));
+                }
+            }
+            Some("expect") if words.len() > 2 && words[1] == "string" => {
+                match payload(2).as_str() {
+                    "+PONG" | "+OK" => redis = true,
+                    "role:master" => {
+                        redis = true;
+                        role = Some("primary");
+                    }
+                    "role:slave" | "role:replica" => {
+                        redis = true;
+                        role = Some("replica");
+                    }
+                    _ => unknown.push((*rule, *inherited)),
+                }
+            }
+            _ => unknown.push((*rule, *inherited)),
+        }
+    }
+    // Password lines are never printed: their text holds the secret.
+    let redacted = |line: &Line| Line {
+        text: "tcp-check send AUTH ... (password not copied)".to_owned(),
+        ..line.clone()
+    };
+    for (rule, inherited) in &unknown {
+        if !inherited {
+            let line = if rule.words.iter().any(|w| w.to_ascii_uppercase().starts_with("AUTH")) {
+                redacted(&rule.line)
+            } else {
+                rule.line.clone()
+            };
+            let why = if redis {
+                "hafront's redis check sends PING (and ROLE with `role: true`), not custom commands"
+            } else {
+                "hafront has no scripted TCP check: a TCP connect check is used instead"
+            };
+            entry.comments.push(line.untranslated(why));
+        }
+    }
+    if !redis {
+        entry.scalar("kind", "tcp");
+        return None;
+    }
+    entry.scalar("kind", "redis");
+    if let Some(username) = username {
+        entry.scalar("username", string(&username));
+    }
+    if let Some(line) = password {
+        let file = format!("{SECRETS_DIR}/redis-{}.pass", pool.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_', "_"));
+        entry.comments.push(redacted(&line).note(format!(
+            "the password is not copied here: write it to {file}, readable by root only: \
+             install -d -m 700 {SECRETS_DIR} && printf '%s\\n' 'PASSWORD' | install -m 600 /dev/stdin {file}"
+        )));
+        entry.set("password", Value::Map(vec![("file".to_owned(), string(&file))]));
+        document.secret_files.push(file);
+    }
+    if role.is_some() {
+        entry.scalar("role", "true");
+    }
+    role
+}
+
+/// A server address: `IP:PORT` (`ipv4@`/`ipv6@` prefixes allowed, IPv6 in
+/// brackets or with the port after the last colon).
+fn server_address(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim_start_matches("ipv4@").trim_start_matches("ipv6@");
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    if let Some((ip, port)) = text.rsplit_once(':')
+        && let (Ok(ip), Ok(port)) = (ip.parse::<IpAddr>(), port.parse::<u16>())
+    {
+        if port == 0 {
+            return Err("port 0 is not a port hafront can connect to".to_owned());
+        }
+        return Ok(SocketAddr::new(ip, port));
+    }
+    if text.parse::<IpAddr>().is_ok() {
+        return Err(
+            "no port: HAProxy uses the client's destination port, hafront needs one".to_owned(),
+        );
+    }
+    Err(format!(
+        "{text} is not an IP address and port: hafront does not resolve names; write the address"
+    ))
+}
+
+/// A bind address: `:PORT`, `*:PORT`, `IP:PORT`, `[IPv6]:PORT`, `:::PORT`
+/// (`ipv4@`/`ipv6@` prefixes allowed).
+fn bind_address(text: &str) -> Result<SocketAddr, String> {
+    let (text, ipv6) = match text.strip_prefix("ipv6@") {
+        Some(rest) => (rest, true),
+        None => (text.strip_prefix("ipv4@").unwrap_or(text), false),
+    };
+    if text.starts_with('/') || text.contains("@") {
+        return Err("hafront listens on TCP addresses only (not Unix sockets or file descriptors)".to_owned());
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err("no port".to_owned());
+    };
+    let Ok(port) = port.parse::<u16>() else {
+        return Err("hafront listens on single ports, not ranges".to_owned());
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = match host {
+        "" | "*" | "0.0.0.0" if !ipv6 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        "" | "*" | "::" => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        host => host.parse::<IpAddr>().map_err(|_| {
+            format!("{host} is not an IP address: hafront does not resolve names")
+        })?,
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// An HAProxy time: a number with an optional unit (`us`, `ms`, `s`, `m`,
+/// `h`, `d`), milliseconds when none is given.
+fn haproxy_duration(text: &str) -> Option<Duration> {
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let value: u64 = text[..digits].parse().ok()?;
+    Some(match &text[digits..] {
+        "" | "ms" => Duration::from_millis(value),
+        "us" => Duration::from_micros(value),
+        "s" => Duration::from_secs(value),
+        "m" => Duration::from_secs(value.checked_mul(60)?),
+        "h" => Duration::from_secs(value.checked_mul(3600)?),
+        "d" => Duration::from_secs(value.checked_mul(86_400)?),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_addresses() {
+        assert_eq!(bind_address(":80").unwrap(), "0.0.0.0:80".parse().unwrap());
+        assert_eq!(bind_address("*:3306").unwrap(), "0.0.0.0:3306".parse().unwrap());
+        assert_eq!(bind_address("127.0.0.1:6379").unwrap(), "127.0.0.1:6379".parse().unwrap());
+        assert_eq!(bind_address(":::80").unwrap(), "[::]:80".parse().unwrap());
+        assert_eq!(bind_address("ipv6@:80").unwrap(), "[::]:80".parse().unwrap());
+        assert!(bind_address("/run/x.sock").is_err());
+        assert!(bind_address(":8000-8010").is_err());
+        assert!(bind_address("example.com:80").is_err());
+    }
+
+    #[test]
+    fn server_addresses() {
+        assert_eq!(server_address("10.0.0.1:3306").unwrap(), "10.0.0.1:3306".parse().unwrap());
+        assert_eq!(server_address("[::1]:80").unwrap(), "[::1]:80".parse().unwrap());
+        assert_eq!(server_address("ipv6@::1:80").unwrap(), "[::1]:80".parse().unwrap());
+        assert!(server_address("10.0.0.1").unwrap_err().contains("no port"));
+        assert!(server_address("db.example.com:3306").unwrap_err().contains("resolve"));
+    }
+
+    #[test]
+    fn durations_default_to_milliseconds() {
+        assert_eq!(haproxy_duration("5000"), Some(Duration::from_secs(5)));
+        assert_eq!(haproxy_duration("1m"), Some(Duration::from_secs(60)));
+        assert_eq!(haproxy_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(haproxy_duration("1x"), None);
+    }
+}

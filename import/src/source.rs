@@ -1,0 +1,140 @@
+//! Where a directive came from, and the comments the output carries about
+//! source lines.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// One line of an input file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// The file, as named on the command line or by an include.
+    pub file: String,
+    /// 1-based line number.
+    pub number: usize,
+    /// The line as written, without surrounding white space.
+    pub text: String,
+}
+
+impl Line {
+    /// A comment saying this line is not translated, and why.
+    pub(crate) fn untranslated(&self, why: impl AsRef<str>) -> Comment {
+        Comment::Untranslated(format!(
+            "hafront import: {}:{}: {} — not translated: {}",
+            self.file,
+            self.number,
+            self.text,
+            why.as_ref()
+        ))
+    }
+
+    /// A comment explaining how this line was translated.
+    pub(crate) fn note(&self, explanation: impl AsRef<str>) -> Comment {
+        Comment::Note(format!(
+            "hafront import: {}:{}: {} — {}",
+            self.file,
+            self.number,
+            self.text,
+            explanation.as_ref()
+        ))
+    }
+}
+
+/// A comment in the output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Comment {
+    /// A source line (or part of it) that has no hafront equivalent.
+    Untranslated(String),
+    /// How a source line was translated, or what the user must do.
+    Note(String),
+    /// Free text (the header).
+    Text(String),
+}
+
+impl Comment {
+    /// The comment's text, without the `#`.
+    pub fn text(&self) -> &str {
+        match self {
+            Comment::Untranslated(text) | Comment::Note(text) | Comment::Text(text) => text,
+        }
+    }
+}
+
+/// Splits a command line into argv the way keepalived does for its scripts
+/// (no shell): words separated by blanks, `"..."` and `'...'` quoting,
+/// backslash escaping the next character.
+pub(crate) fn split_command(command: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quote = None;
+    let mut chars = command.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (Some(open), c) if c == open => quote = None,
+            (Some('\''), c) => word.push(c),
+            (_, '\\') => {
+                word.extend(chars.next());
+                in_word = true;
+            }
+            (_, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+/// A time given in (possibly fractional) seconds, as keepalived writes
+/// them (`advert_int 0.5`, `delay_loop 6`).
+pub(crate) fn seconds(text: &str) -> Option<Duration> {
+    let value: f64 = text.parse().ok()?;
+    (value.is_finite() && value >= 0.0 && value < 1e9).then(|| Duration::from_secs_f64(value))
+}
+
+/// Whether two listen addresses clash as hafront's validation sees it: the
+/// same port and family, and the same address or a wildcard.
+pub(crate) fn listeners_overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.is_ipv4() == b.is_ipv4()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_split_like_keepalived_scripts() {
+        assert_eq!(
+            split_command("/usr/local/bin/vrrp.sh  MASTER  VI_1"),
+            ["/usr/local/bin/vrrp.sh", "MASTER", "VI_1"]
+        );
+        assert_eq!(
+            split_command(r#"/bin/check "a b" 'c d' e\ f"#),
+            ["/bin/check", "a b", "c d", "e f"]
+        );
+        assert_eq!(split_command("  "), Vec::<String>::new());
+    }
+
+    #[test]
+    fn seconds_may_be_fractional() {
+        assert_eq!(seconds("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(seconds("6"), Some(Duration::from_secs(6)));
+        assert_eq!(seconds("-1"), None);
+        assert_eq!(seconds("x"), None);
+    }
+}
