@@ -59,6 +59,33 @@ impl Comment {
     }
 }
 
+/// The text of a source line for comments: as written, but cut after a
+/// word that introduces a secret (`auth_pass`, `AUTH`, `password`, ...),
+/// so that no password is ever copied into the output.
+pub(crate) fn redact(raw: &str, words: &[String]) -> String {
+    const SECRET_WORDS: &[&str] = &[
+        "auth_pass",
+        "auth",
+        "password",
+        "insecure-password",
+        "authorization",
+        "requirepass",
+        "masterauth",
+    ];
+    let secret = words.iter().position(|word| {
+        let first = word.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+        SECRET_WORDS.contains(&first.trim_end_matches(':'))
+    });
+    match secret {
+        Some(index) if index + 1 < words.len() || words[index].contains(char::is_whitespace) => {
+            let mut kept: Vec<&str> = words[..index].iter().map(String::as_str).collect();
+            kept.push(words[index].split_whitespace().next().unwrap_or(""));
+            format!("{} ...", kept.join(" "))
+        }
+        _ => raw.trim().to_owned(),
+    }
+}
+
 /// Splits a command line into argv the way keepalived does for its scripts
 /// (no shell): words separated by blanks, `"..."` and `'...'` quoting,
 /// backslash escaping the next character.
@@ -128,6 +155,19 @@ mod tests {
             ["/bin/check", "a b", "c d", "e f"]
         );
         assert_eq!(split_command("  "), Vec::<String>::new());
+    }
+
+    #[test]
+    fn secrets_are_cut_from_comments() {
+        let words = |text: &str| text.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(redact("auth_pass 1111", &words("auth_pass 1111")), "auth_pass ...");
+        assert_eq!(
+            redact("stats auth admin:pw", &words("stats auth admin:pw")),
+            "stats auth ..."
+        );
+        let auth = vec!["tcp-check".to_owned(), "send".to_owned(), "AUTH pw\r\n".to_owned()];
+        assert_eq!(redact("", &auth), "tcp-check send AUTH ...");
+        assert_eq!(redact(" auth_type PASS ", &words("auth_type PASS")), "auth_type PASS");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! separated by blanks, `#` comments, `"..."`/`'...'` quoting and backslash
 //! escapes.
 
-use crate::source::Line;
+use crate::source::{Line, redact};
 
 /// Keywords that start a section.
 const SECTION_KEYWORDS: &[&str] = &[
@@ -73,7 +73,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Vec<Section> {
         let line = Line {
             file: file.to_owned(),
             number: index + 1,
-            text: raw.trim().to_owned(),
+            text: redact(raw, &words),
         };
         if SECTION_KEYWORDS.contains(&keyword.as_str()) {
             let name = if keyword == "global" || (keyword == "defaults" && words.len() < 2) {

@@ -570,7 +570,8 @@ impl Translator {
         }
         if let Some(role) = role {
             relay.comment(backend.line.note(format!(
-                "the backend's tcp-check lets only {role}s pass; hafront checks the role and relays to {role}s"
+                "the backend's tcp-check lets only Redis {} pass; hafront asks ROLE and relays to the {role}",
+                if role == "primary" { "masters" } else { "replicas" }
             )));
             relay.scalar("role", role);
         }
@@ -827,24 +828,14 @@ fn tcp_check(
             _ => unknown.push((*rule, *inherited)),
         }
     }
-    // Password lines are never printed: their text holds the secret.
-    let redacted = |line: &Line| Line {
-        text: "tcp-check send AUTH ... (password not copied)".to_owned(),
-        ..line.clone()
-    };
     for (rule, inherited) in &unknown {
         if !inherited {
-            let line = if rule.words.iter().any(|w| w.to_ascii_uppercase().starts_with("AUTH")) {
-                redacted(&rule.line)
-            } else {
-                rule.line.clone()
-            };
             let why = if redis {
                 "hafront's redis check sends PING (and ROLE with `role: true`), not custom commands"
             } else {
                 "hafront has no scripted TCP check: a TCP connect check is used instead"
             };
-            entry.comments.push(line.untranslated(why));
+            entry.comments.push(rule.line.untranslated(why));
         }
     }
     if !redis {
@@ -857,7 +848,7 @@ fn tcp_check(
     }
     if let Some(line) = password {
         let file = format!("{SECRETS_DIR}/redis-{}.pass", pool.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_', "_"));
-        entry.comments.push(redacted(&line).note(format!(
+        entry.comments.push(line.note(format!(
             "the password is not copied here: write it to {file}, readable by root only: \
              install -d -m 700 {SECRETS_DIR} && printf '%s\\n' 'PASSWORD' | install -m 600 /dev/stdin {file}"
         )));

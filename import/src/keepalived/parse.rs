@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::ImportError;
-use crate::source::Line;
+use crate::source::{Line, redact};
 
 /// Includes nested deeper than this are refused (an include loop).
 const MAX_INCLUDE_DEPTH: usize = 8;
@@ -73,16 +73,17 @@ fn read_lines(
         error,
     })?;
     for (index, raw) in text.lines().enumerate() {
-        let line = Line {
-            file: name.to_owned(),
-            number: index + 1,
-            text: raw.trim().to_owned(),
-        };
         let tokens = tokenize(raw).map_err(|message| ImportError::Syntax {
             file: name.to_owned(),
             line: index + 1,
             message,
         })?;
+        let words: Vec<String> = tokens.iter().map(|token| token.text.clone()).collect();
+        let line = Line {
+            file: name.to_owned(),
+            number: index + 1,
+            text: redact(raw, &words),
+        };
         if tokens.first().is_some_and(|t| t.text == "include" && !t.quoted) {
             let Some(pattern) = tokens.get(1) else {
                 return Err(ImportError::Syntax {
