@@ -214,7 +214,9 @@ fn import(from: &ImportFrom) -> ExitCode {
         file.display()
     );
     for secret in &translation.secret_files {
-        eprintln!("hafront import: create {secret} (mode 600) with the password, as its comment says");
+        eprintln!(
+            "hafront import: create {secret} (mode 600) with the password, as its comment says"
+        );
     }
     if translation.configures_something {
         ExitCode::SUCCESS

@@ -44,7 +44,9 @@ fn import_prints_what_hafront_check_accepts_and_a_summary() {
     let file = sample("keepalived/keepalived.conf.vrrp");
     let stderr = import_and_check("keepalived", &file);
     assert!(
-        stderr.contains(&format!("hafront import: 11 line(s) of {file} not translated")),
+        stderr.contains(&format!(
+            "hafront import: 11 line(s) of {file} not translated"
+        )),
         "{stderr}"
     );
     assert!(
@@ -54,7 +56,9 @@ fn import_prints_what_hafront_check_accepts_and_a_summary() {
     let file = sample("haproxy/configuration-txt-checks.cfg");
     let stderr = import_and_check("haproxy", &file);
     assert!(
-        stderr.contains(&format!("hafront import: 0 line(s) of {file} not translated")),
+        stderr.contains(&format!(
+            "hafront import: 0 line(s) of {file} not translated"
+        )),
         "{stderr}"
     );
 }

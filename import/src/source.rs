@@ -73,7 +73,11 @@ pub(crate) fn redact(raw: &str, words: &[String]) -> String {
         "masterauth",
     ];
     let secret = words.iter().position(|word| {
-        let first = word.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+        let first = word
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
         SECRET_WORDS.contains(&first.trim_end_matches(':'))
     });
     match secret {
@@ -129,7 +133,9 @@ pub(crate) fn split_command(command: &str) -> Vec<String> {
 /// them (`advert_int 0.5`, `delay_loop 6`).
 pub(crate) fn seconds(text: &str) -> Option<Duration> {
     let value: f64 = text.parse().ok()?;
-    (value.is_finite() && value >= 0.0 && value < 1e9).then(|| Duration::from_secs_f64(value))
+    (0.0..1e9)
+        .contains(&value)
+        .then(|| Duration::from_secs_f64(value))
 }
 
 /// Whether two listen addresses clash as hafront's validation sees it: the
@@ -160,14 +166,24 @@ mod tests {
     #[test]
     fn secrets_are_cut_from_comments() {
         let words = |text: &str| text.split(' ').map(str::to_owned).collect::<Vec<_>>();
-        assert_eq!(redact("auth_pass 1111", &words("auth_pass 1111")), "auth_pass ...");
+        assert_eq!(
+            redact("auth_pass 1111", &words("auth_pass 1111")),
+            "auth_pass ..."
+        );
         assert_eq!(
             redact("stats auth admin:pw", &words("stats auth admin:pw")),
             "stats auth ..."
         );
-        let auth = vec!["tcp-check".to_owned(), "send".to_owned(), "AUTH pw\r\n".to_owned()];
+        let auth = vec![
+            "tcp-check".to_owned(),
+            "send".to_owned(),
+            "AUTH pw\r\n".to_owned(),
+        ];
         assert_eq!(redact("", &auth), "tcp-check send AUTH ...");
-        assert_eq!(redact(" auth_type PASS ", &words("auth_type PASS")), "auth_type PASS");
+        assert_eq!(
+            redact(" auth_type PASS ", &words("auth_type PASS")),
+            "auth_type PASS"
+        );
     }
 
     #[test]

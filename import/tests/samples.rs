@@ -10,7 +10,9 @@ use hafront_import::Translation;
 
 /// The samples copied into this repository.
 fn repository_samples(kind: &str) -> Vec<PathBuf> {
-    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/samples").join(kind);
+    let directory = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/samples")
+        .join(kind);
     files_in(&directory, |_| true)
 }
 
@@ -129,7 +131,9 @@ fn the_samples_debian_installs_translate_into_valid_configurations() {
             .map(|path| path.to_path_buf()),
     );
     if keepalived.is_empty() || haproxy.len() < 2 {
-        skip("the keepalived and haproxy packages' samples are not installed (test.sh installs them)");
+        skip(
+            "the keepalived and haproxy packages' samples are not installed (test.sh installs them)",
+        );
         return;
     }
     for sample in &keepalived {

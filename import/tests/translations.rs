@@ -89,9 +89,15 @@ fn a_vrrp_instance_keeps_its_priority_interval_preemption_addresses_and_peers() 
     assert_eq!(instance.advert_interval, Duration::from_secs(2));
     assert!(!instance.preempt);
     assert_eq!(instance.preempt_delay, Duration::from_secs(30));
-    let addresses: Vec<String> = instance.virtual_addresses.iter().map(|a| a.to_string()).collect();
+    let addresses: Vec<String> = instance
+        .virtual_addresses
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
     assert_eq!(addresses, ["192.0.2.100/24", "192.0.2.101/32"]);
-    let peers: Vec<IpAddr> = ["192.0.2.2", "192.0.2.3"].map(|p| p.parse().unwrap()).to_vec();
+    let peers: Vec<IpAddr> = ["192.0.2.2", "192.0.2.3"]
+        .map(|p| p.parse().unwrap())
+        .to_vec();
     assert_eq!(instance.unicast_peers, peers);
     assert!(instance.track.is_empty());
 }
@@ -129,12 +135,20 @@ fn auth_pass_becomes_a_secret_file_and_the_password_is_not_printed() {
         config.vrrp.instances["VI_1"].auth_pass,
         Some(Secret::File(PathBuf::from(file)))
     );
-    assert!(!translation.yaml.contains("s3cr3tpw"), "{}", translation.yaml);
+    assert!(
+        !translation.yaml.contains("s3cr3tpw"),
+        "{}",
+        translation.yaml
+    );
     assert_eq!(translation.secret_files, [file]);
-    assert!(translation.yaml.contains(&format!(
-        "{}auth_pass ... — the password is not copied here",
-        input.at(6)
-    )), "{}", translation.yaml);
+    assert!(
+        translation.yaml.contains(&format!(
+            "{}auth_pass ... — the password is not copied here",
+            input.at(6)
+        )),
+        "{}",
+        translation.yaml
+    );
 }
 
 #[test]
@@ -153,7 +167,11 @@ fn track_script_and_track_interface_weights_become_tracking() {
     match &check.kind {
         CheckKind::Exec(exec) => assert_eq!(
             exec.command,
-            ["/usr/local/bin/check-mysql", "--socket", "/run/mysqld/mysqld.sock"]
+            [
+                "/usr/local/bin/check-mysql",
+                "--socket",
+                "/run/mysqld/mysqld.sock"
+            ]
         ),
         other => panic!("not an exec check: {other:?}"),
     }
@@ -190,7 +208,10 @@ fn notify_scripts_become_argv_and_per_state_scripts_are_comments() {
          \x20 notify_master /usr/local/bin/became-master\n}\n",
     );
     assert_eq!(config.notify.len(), 1);
-    assert_eq!(config.notify[0].command, ["/usr/local/bin/vrrp-event", "--syslog"]);
+    assert_eq!(
+        config.notify[0].command,
+        ["/usr/local/bin/vrrp-event", "--syslog"]
+    );
     assert_eq!(config.notify[0].instance.as_deref(), Some("VI_1"));
     assert!(translation.yaml.contains(&format!(
         "{}notify_master /usr/local/bin/became-master — not translated: hafront runs notify scripts on every state change",
@@ -221,14 +242,20 @@ fn virtual_servers_become_relays_with_their_checks() {
     assert_eq!(relay.policy, Policy::LeastConnections);
     let servers = &config.pools[web].servers;
     assert_eq!(servers.len(), 3);
-    assert_eq!((servers[0].address, servers[0].weight), (address("192.0.2.11:80"), 3));
+    assert_eq!(
+        (servers[0].address, servers[0].weight),
+        (address("192.0.2.11:80"), 3)
+    );
     assert_eq!(servers[1].address, address("192.0.2.12:80"));
     assert!(servers[2].backup, "the sorry server is a backup");
     let check = &config.checks[web];
     match &check.kind {
         CheckKind::Http(http) => {
             assert_eq!(http.path, "/health");
-            assert_eq!((http.expect_status.low, http.expect_status.high), (200, 200));
+            assert_eq!(
+                (http.expect_status.low, http.expect_status.high),
+                (200, 200)
+            );
         }
         other => panic!("not an http check: {other:?}"),
     }
@@ -238,13 +265,21 @@ fn virtual_servers_become_relays_with_their_checks() {
     let db = "vs-192.0.2.100-3306";
     assert_eq!(config.relays[db].policy, Policy::RoundRobin);
     match &config.checks[db].kind {
-        CheckKind::Exec(exec) => assert_eq!(exec.command, ["/usr/local/bin/check-db", "192.0.2.11"]),
+        CheckKind::Exec(exec) => {
+            assert_eq!(exec.command, ["/usr/local/bin/check-db", "192.0.2.11"])
+        }
         other => panic!("not an exec check: {other:?}"),
     }
-    assert_eq!(config.checks[db].interval, Duration::from_secs(60), "keepalived's delay_loop");
+    assert_eq!(
+        config.checks[db].interval,
+        Duration::from_secs(60),
+        "keepalived's delay_loop"
+    );
     assert_eq!(config.checks[db].timeout, Duration::from_secs(4));
     assert!(
-        translation.yaml.contains("TCP_CHECK { — not translated: hafront runs one check per pool"),
+        translation
+            .yaml
+            .contains("TCP_CHECK { — not translated: hafront runs one check per pool"),
         "{}",
         translation.yaml
     );
@@ -265,10 +300,14 @@ fn an_unknown_keepalived_directive_is_a_comment_naming_its_line() {
          \x20 virtual_ipaddress {\n    192.0.2.100/24\n  }\n}\nno_such_block {\n  a b\n}\n",
     );
     assert_eq!(config.vrrp.instances.len(), 1);
-    assert!(translation.yaml.contains(&format!(
-        "{}frobnicate 7 — not translated: no hafront equivalent",
-        input.at(4)
-    )), "{}", translation.yaml);
+    assert!(
+        translation.yaml.contains(&format!(
+            "{}frobnicate 7 — not translated: no hafront equivalent",
+            input.at(4)
+        )),
+        "{}",
+        translation.yaml
+    );
     assert!(translation.yaml.contains(&format!(
         "{}no_such_block {{ — not translated: no hafront equivalent (the whole block, to line 11)",
         input.at(9)
@@ -278,11 +317,19 @@ fn an_unknown_keepalived_directive_is_a_comment_naming_its_line() {
 
 #[test]
 fn broken_keepalived_syntax_is_an_error_with_its_line() {
-    let input = Input::new("keepalived.conf", "vrrp_instance VI_1 {\n  interface eth0\n");
-    let error = hafront_import::keepalived(&input.path).unwrap_err().to_string();
+    let input = Input::new(
+        "keepalived.conf",
+        "vrrp_instance VI_1 {\n  interface eth0\n",
+    );
+    let error = hafront_import::keepalived(&input.path)
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         error,
-        format!("{}:1: this block is never closed with `}}`", input.path.display())
+        format!(
+            "{}:1: this block is never closed with `}}`",
+            input.path.display()
+        )
     );
 }
 
@@ -339,7 +386,9 @@ fn haproxy_balance_algorithms_become_policies() {
         assert_eq!(config.relays["app"].listen, [address("0.0.0.0:6000")]);
         assert_eq!(config.relays["app"].pool, "servers");
         assert_eq!(
-            translation.yaml.contains(&format!("balance {balance} — not translated")),
+            translation
+                .yaml
+                .contains(&format!("balance {balance} — not translated")),
             untranslated,
             "{}",
             translation.yaml
@@ -370,10 +419,18 @@ fn a_redis_tcp_check_for_the_master_becomes_a_redis_role_check() {
         other => panic!("not a redis check: {other:?}"),
     }
     assert_eq!(translation.secret_files, [file]);
-    assert!(!translation.yaml.contains("hunter2"), "{}", translation.yaml);
+    assert!(
+        !translation.yaml.contains("hunter2"),
+        "{}",
+        translation.yaml
+    );
     let relay = &config.relays["ft_redis"];
     assert_eq!(relay.role, Some(Role::Primary));
-    assert_eq!(relay.idle_timeout, Duration::from_secs(6), "inherited from the named defaults");
+    assert_eq!(
+        relay.idle_timeout,
+        Duration::from_secs(6),
+        "inherited from the named defaults"
+    );
     assert!(translation.yaml.contains(&format!(
         "{}bind *:6379 name redis — not translated: the address is translated, not these parameters: name redis",
         input.at(9)
@@ -388,11 +445,16 @@ fn an_unknown_haproxy_directive_is_a_comment_naming_its_line() {
     );
     assert!(matches!(config.checks["pg"].kind, CheckKind::Tcp));
     for (line, text) in [
-        (4, "option pgsql-check user postgres — not translated: hafront has no such check: a TCP connect check is used instead"),
+        (
+            4,
+            "option pgsql-check user postgres — not translated: hafront has no such check: a TCP connect check is used instead",
+        ),
         (5, "frobnicate on — not translated: no hafront equivalent"),
     ] {
         assert!(
-            translation.yaml.contains(&format!("{}{text}", input.at(line))),
+            translation
+                .yaml
+                .contains(&format!("{}{text}", input.at(line))),
             "line {line}:\n{}",
             translation.yaml
         );

@@ -172,7 +172,10 @@ mod tests {
         assert_eq!(sections[1].name.as_deref(), Some("tcp"));
         assert_eq!(sections[1].directives[0].words, ["mode", "tcp"]);
         assert_eq!(sections[2].args, ["from", "tcp"]);
-        assert_eq!(sections[2].directives[1].words, ["tcp-check", "send", "PING\r\n"]);
+        assert_eq!(
+            sections[2].directives[1].words,
+            ["tcp-check", "send", "PING\r\n"]
+        );
         assert_eq!(sections[2].directives[1].line.number, 8);
     }
 

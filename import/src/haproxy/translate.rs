@@ -12,25 +12,108 @@ use crate::SECRETS_DIR;
 use crate::source::{Comment, Line, listeners_overlap};
 use crate::yaml::{Document, Entry, Item, Value, duration, string, strings};
 
-/// HAProxy's default `inter`, `rise` and `fall`.
-const DEFAULT_INTER: Duration = Duration::from_secs(2);
-const DEFAULT_RISE: u32 = 2;
-const DEFAULT_FALL: u32 = 3;
+/// A server's check timing: `inter`, `rise` and `fall`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Timing {
+    inter: Duration,
+    rise: u32,
+    fall: u32,
+}
+
+impl Default for Timing {
+    /// HAProxy's defaults.
+    fn default() -> Self {
+        Timing {
+            inter: Duration::from_secs(2),
+            rise: 2,
+            fall: 3,
+        }
+    }
+}
 
 /// Server and bind parameters that take a value (the others are flags).
 const PARAMETERS_WITH_VALUE: &[&str] = &[
-    "inter", "fastinter", "downinter", "rise", "fall", "weight", "port", "addr", "maxconn",
-    "minconn", "maxqueue", "cookie", "verify", "sni", "ca-file", "crt", "crl-file", "resolvers",
-    "resolve-prefer", "resolve-net", "init-addr", "slowstart", "on-error", "on-marked-down",
-    "on-marked-up", "error-limit", "observe", "agent-port", "agent-inter", "agent-addr",
-    "agent-send", "track", "id", "redir", "source", "proto", "alpn", "npn", "check-sni",
-    "check-alpn", "check-proto", "namespace", "pool-max-conn", "pool-purge-delay",
-    "pool-low-conn", "max-reuse", "tcp-ut", "ciphers", "ciphersuites", "ssl-min-ver",
-    "ssl-max-ver", "curves", "sigalgs", "client-sigalgs", "name", "mode", "user", "group",
-    "uid", "gid", "level", "severity-output", "process", "thread", "interface", "mss", "nice",
-    "backlog", "maxconn", "accept-netscaler-cip", "ca-ignore-err", "crt-ignore-err",
-    "crt-list", "ecdhe", "expose-fd", "shards", "label", "set-proxy-v2-tlv-fmt", "ws",
-    "log-proto", "hash-key",
+    "inter",
+    "fastinter",
+    "downinter",
+    "rise",
+    "fall",
+    "weight",
+    "port",
+    "addr",
+    "maxconn",
+    "minconn",
+    "maxqueue",
+    "cookie",
+    "verify",
+    "sni",
+    "ca-file",
+    "crt",
+    "crl-file",
+    "resolvers",
+    "resolve-prefer",
+    "resolve-net",
+    "init-addr",
+    "slowstart",
+    "on-error",
+    "on-marked-down",
+    "on-marked-up",
+    "error-limit",
+    "observe",
+    "agent-port",
+    "agent-inter",
+    "agent-addr",
+    "agent-send",
+    "track",
+    "id",
+    "redir",
+    "source",
+    "proto",
+    "alpn",
+    "npn",
+    "check-sni",
+    "check-alpn",
+    "check-proto",
+    "namespace",
+    "pool-max-conn",
+    "pool-purge-delay",
+    "pool-low-conn",
+    "max-reuse",
+    "tcp-ut",
+    "ciphers",
+    "ciphersuites",
+    "ssl-min-ver",
+    "ssl-max-ver",
+    "curves",
+    "sigalgs",
+    "client-sigalgs",
+    "name",
+    "mode",
+    "user",
+    "group",
+    "uid",
+    "gid",
+    "level",
+    "severity-output",
+    "process",
+    "thread",
+    "interface",
+    "mss",
+    "nice",
+    "backlog",
+    "maxconn",
+    "accept-netscaler-cip",
+    "ca-ignore-err",
+    "crt-ignore-err",
+    "crt-list",
+    "ecdhe",
+    "expose-fd",
+    "shards",
+    "label",
+    "set-proxy-v2-tlv-fmt",
+    "ws",
+    "log-proto",
+    "hash-key",
 ];
 
 /// Translates the sections of an HAProxy configuration read from `file`.
@@ -57,13 +140,19 @@ pub(crate) fn translate(file: &str, sections: &[Section]) -> Document {
             "global" | "" => {
                 for directive in &section.directives {
                     let why = global_reason(directive.keyword());
-                    translator.document.header.push(directive.line.untranslated(why));
+                    translator
+                        .document
+                        .header
+                        .push(directive.line.untranslated(why));
                 }
             }
             "defaults" => {
                 for directive in &section.directives {
                     if let Some(why) = never_translated(directive) {
-                        translator.document.header.push(directive.line.untranslated(why));
+                        translator
+                            .document
+                            .header
+                            .push(directive.line.untranslated(why));
                     }
                 }
                 last_defaults = Some(section);
@@ -127,7 +216,10 @@ fn default_backend<'a>(section: &'a Section, defaults: Option<&'a Section>) -> O
 }
 
 /// A proxy's directives: those of its defaults (marked inherited), then its own.
-fn effective<'a>(section: &'a Section, defaults: Option<&'a Section>) -> Vec<(&'a Directive, bool)> {
+fn effective<'a>(
+    section: &'a Section,
+    defaults: Option<&'a Section>,
+) -> Vec<(&'a Directive, bool)> {
     defaults
         .into_iter()
         .flat_map(|defaults| defaults.directives.iter().map(|d| (d, true)))
@@ -299,12 +391,14 @@ impl Translator {
         let mut items = Vec::new();
         let mut names = BTreeSet::new();
         let mut addresses = BTreeSet::new();
-        let mut timing: Option<(Duration, u32, u32, &Line)> = None;
+        // The check timing of the first server with `check`, and its line.
+        let mut timing: Option<(Timing, usize)> = None;
         let mut checked = 0;
         for server in &servers {
             let line = &server.line;
             let (Some(server_name), Some(address)) = (server.arg(0), server.arg(1)) else {
-                pool.comments.push(line.untranslated("needs a name and an address"));
+                pool.comments
+                    .push(line.untranslated("needs a name and an address"));
                 continue;
             };
             let address = match server_address(address) {
@@ -316,9 +410,8 @@ impl Translator {
             };
             let server_name = server_name.replace('/', "_");
             if !names.insert(server_name.clone()) || !addresses.insert(address) {
-                pool.comments.push(line.untranslated(
-                    "the name or address is already used in this pool",
-                ));
+                pool.comments
+                    .push(line.untranslated("the name or address is already used in this pool"));
                 continue;
             }
             let params: Vec<String> = default_params
@@ -330,9 +423,7 @@ impl Translator {
             item.fields.push(("name".to_owned(), string(&server_name)));
             item.fields
                 .push(("address".to_owned(), string(&address.to_string())));
-            let mut inter = DEFAULT_INTER;
-            let mut rise = DEFAULT_RISE;
-            let mut fall = DEFAULT_FALL;
+            let mut own_timing = Timing::default();
             let mut check = false;
             let mut dropped = Vec::new();
             let mut params = params.iter();
@@ -356,15 +447,15 @@ impl Translator {
                         Err(_) => dropped.push(format!("weight {weight}")),
                     },
                     ("inter", Some(value)) => match haproxy_duration(value) {
-                        Some(value) if !value.is_zero() => inter = value,
+                        Some(value) if !value.is_zero() => own_timing.inter = value,
                         _ => dropped.push(format!("inter {value}")),
                     },
                     ("rise", Some(value)) => match value.parse::<u32>() {
-                        Ok(value) if value > 0 => rise = value,
+                        Ok(value) if value > 0 => own_timing.rise = value,
                         _ => dropped.push(format!("rise {value}")),
                     },
                     ("fall", Some(value)) => match value.parse::<u32>() {
-                        Ok(value) if value > 0 => fall = value,
+                        Ok(value) if value > 0 => own_timing.fall = value,
                         _ => dropped.push(format!("fall {value}")),
                     },
                     ("disabled", _) => item.comments.push(line.untranslated(
@@ -384,13 +475,10 @@ impl Translator {
             if check {
                 checked += 1;
                 match timing {
-                    None => timing = Some((inter, rise, fall, line)),
-                    Some((pool_inter, pool_rise, pool_fall, first))
-                        if (pool_inter, pool_rise, pool_fall) != (inter, rise, fall) =>
-                    {
+                    None => timing = Some((own_timing, line.number)),
+                    Some((first, first_line)) if first != own_timing => {
                         item.comments.push(line.untranslated(format!(
-                            "hafront checks a pool's servers alike: inter, rise and fall are those of line {}",
-                            first.number
+                            "hafront checks a pool's servers alike: inter, rise and fall are those of line {first_line}"
                         )))
                     }
                     Some(_) => {}
@@ -407,12 +495,19 @@ impl Translator {
             return;
         }
         if checked > 0 && checked < items.len() {
-            pool.comments.push(section.line.note(
-                "hafront checks every server of a pool, also those without `check`",
-            ));
+            pool.comments.push(
+                section
+                    .line
+                    .note("hafront checks every server of a pool, also those without `check`"),
+            );
         }
-        let (inter, rise, fall) = timing.map_or((DEFAULT_INTER, DEFAULT_RISE, DEFAULT_FALL), |(i, r, f, _)| (i, r, f));
-        let plan = check_plan(&name, section, &directives, checked > 0, inter, rise, fall, &mut self.document);
+        let plan = check_plan(
+            &name,
+            section,
+            &directives,
+            timing.map(|(timing, _)| timing),
+            &mut self.document,
+        );
         self.document.checks.push((name.clone(), plan.entry));
         pool.scalar("check", string(&name));
         pool.set("servers", Value::Items(items));
@@ -481,8 +576,12 @@ impl Translator {
                         }
                     }
                 },
-                ("timeout", Some("client")) => client_timeout = directive.arg(1).and_then(haproxy_duration),
-                ("timeout", Some("tunnel")) => tunnel_timeout = directive.arg(1).and_then(haproxy_duration),
+                ("timeout", Some("client")) => {
+                    client_timeout = directive.arg(1).and_then(haproxy_duration)
+                }
+                ("timeout", Some("tunnel")) => {
+                    tunnel_timeout = directive.arg(1).and_then(haproxy_duration)
+                }
                 _ => {
                     // Backend directives of a listen section are the backend's business.
                     let backend_keyword = matches!(
@@ -490,11 +589,20 @@ impl Translator {
                         "server" | "default-server" | "balance" | "tcp-check" | "http-check"
                     ) || matches!(
                         (directive.keyword(), directive.arg(0)),
-                        ("option", Some("tcp-check" | "mysql-check" | "redis-check" | "httpchk" | "redispatch"))
-                            | ("timeout", Some("connect" | "server" | "check"))
+                        (
+                            "option",
+                            Some(
+                                "tcp-check"
+                                    | "mysql-check"
+                                    | "redis-check"
+                                    | "httpchk"
+                                    | "redispatch"
+                            )
+                        ) | ("timeout", Some("connect" | "server" | "check"))
                             | ("retries", _)
                     );
-                    if !inherited && !(backend_keyword && section.kind == "listen") {
+                    let listen_backend = backend_keyword && section.kind == "listen";
+                    if !inherited && !listen_backend {
                         if let Some(why) = never_translated(directive) {
                             relay.comment(line.untranslated(why));
                         } else if section.kind == "frontend" && backend_keyword {
@@ -530,7 +638,12 @@ impl Translator {
             ));
             return;
         }
-        relay.set("listen", Value::List(strings(&listen.iter().map(|a| a.to_string()).collect::<Vec<_>>())));
+        relay.set(
+            "listen",
+            Value::List(strings(
+                &listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            )),
+        );
         relay.scalar("pool", string(&pool_name));
         // Backend-side settings: balance, connect and server timeouts, retries.
         let backend_directives = effective(backend, backend_defaults);
@@ -557,9 +670,15 @@ impl Translator {
                         }
                     }
                 }
-                ("timeout", Some("connect")) => connect_timeout = directive.arg(1).and_then(haproxy_duration),
-                ("timeout", Some("server")) => server_timeout = directive.arg(1).and_then(haproxy_duration),
-                ("timeout", Some("tunnel")) => tunnel_timeout = directive.arg(1).and_then(haproxy_duration),
+                ("timeout", Some("connect")) => {
+                    connect_timeout = directive.arg(1).and_then(haproxy_duration)
+                }
+                ("timeout", Some("server")) => {
+                    server_timeout = directive.arg(1).and_then(haproxy_duration)
+                }
+                ("timeout", Some("tunnel")) => {
+                    tunnel_timeout = directive.arg(1).and_then(haproxy_duration)
+                }
                 ("retries", Some(count)) => retries = count.parse::<u32>().ok(),
                 ("option", Some("redispatch")) => redispatch = true,
                 _ => {}
@@ -631,16 +750,13 @@ impl Translator {
     }
 }
 
-/// The check of a backend, from its check options and rules.
-#[allow(clippy::too_many_arguments)]
+/// The check of a backend, from its check options and rules, with the
+/// timing of its servers' `check` (`None` when no server has `check`).
 fn check_plan(
     pool: &str,
     section: &Section,
     directives: &[(&Directive, bool)],
-    any_checked: bool,
-    inter: Duration,
-    rise: u32,
-    fall: u32,
+    timing: Option<Timing>,
     document: &mut Document,
 ) -> CheckPlan {
     let mut entry = Entry::default();
@@ -654,12 +770,18 @@ fn check_plan(
             ("option", Some("tcp-check" | "mysql-check" | "redis-check" | "httpchk")) => {
                 option = Some(directive)
             }
-            ("option", Some("ssl-hello-chk" | "smtpchk" | "ldap-check" | "pgsql-check" | "spop-check" | "external-check")) => {
-                option = Some(directive)
-            }
+            (
+                "option",
+                Some(
+                    "ssl-hello-chk" | "smtpchk" | "ldap-check" | "pgsql-check" | "spop-check"
+                    | "external-check",
+                ),
+            ) => option = Some(directive),
             ("tcp-check", _) => tcp_rules.push((*directive, *inherited)),
             ("http-check", _) => http_rules.push((*directive, *inherited)),
-            ("timeout", Some("check")) => check_timeout = directive.arg(1).and_then(haproxy_duration),
+            ("timeout", Some("check")) => {
+                check_timeout = directive.arg(1).and_then(haproxy_duration)
+            }
             _ => {}
         }
     }
@@ -668,7 +790,7 @@ fn check_plan(
             entry.comments.push(comment);
         }
     };
-    if !any_checked {
+    if timing.is_none() {
         entry.comments.push(section.line.note(
             "no server has `check` (HAProxy never checks them): a TCP connect check, the lightest",
         ));
@@ -701,6 +823,19 @@ fn check_plan(
                 }
                 .unwrap_or("/")
                 .to_owned();
+                let method = match directive.words.len() {
+                    n if n >= 4 => directive.arg(1),
+                    // `option httpchk` alone sends OPTIONS /.
+                    2 => Some("OPTIONS"),
+                    _ => None,
+                };
+                if let Some(method) = method.filter(|method| *method != "GET") {
+                    entry.comments.push(
+                        directive
+                            .line
+                            .untranslated(format!("hafront's http check sends GET, not {method}")),
+                    );
+                }
                 let mut host = None;
                 let mut status = None;
                 for (rule, inherited) in &http_rules {
@@ -711,39 +846,57 @@ fn check_plan(
                             while let Some(part) = parts.next() {
                                 match (part.as_str(), parts.next()) {
                                     ("uri", Some(uri)) => path = uri.clone(),
-                                    ("hdr", Some(header)) if header.eq_ignore_ascii_case("host") => {
+                                    ("hdr", Some(header))
+                                        if header.eq_ignore_ascii_case("host") =>
+                                    {
                                         host = parts.next().cloned()
                                     }
                                     ("hdr", Some(_)) => {
                                         parts.next();
                                     }
                                     ("meth" | "ver", _) => {}
-                                    _ => own_comment(&mut entry, *inherited, rule.line.untranslated(
-                                        "only the uri and the Host header are translated",
-                                    )),
+                                    _ => own_comment(
+                                        &mut entry,
+                                        *inherited,
+                                        rule.line.untranslated(
+                                            "only the uri and the Host header are translated",
+                                        ),
+                                    ),
                                 }
                             }
                         }
                         Some("expect") if words.get(1).map(String::as_str) == Some("status") => {
                             match words.get(2) {
-                                Some(code) if code.parse::<u16>().is_ok_and(|c| (100..=599).contains(&c)) => {
+                                Some(code)
+                                    if code
+                                        .parse::<u16>()
+                                        .is_ok_and(|c| (100..=599).contains(&c)) =>
+                                {
                                     status = Some(code.clone())
                                 }
-                                _ => own_comment(&mut entry, *inherited, rule.line.untranslated(
-                                    "hafront accepts one status code or range",
-                                )),
+                                _ => own_comment(
+                                    &mut entry,
+                                    *inherited,
+                                    rule.line
+                                        .untranslated("hafront accepts one status code or range"),
+                                ),
                             }
                         }
-                        _ => own_comment(&mut entry, *inherited, rule.line.untranslated(
-                            "hafront's http check looks at the status code only",
-                        )),
+                        _ => own_comment(
+                            &mut entry,
+                            *inherited,
+                            rule.line
+                                .untranslated("hafront's http check looks at the status code only"),
+                        ),
                     }
                 }
                 entry.scalar("kind", "http");
                 if !path.starts_with('/') {
-                    entry.comments.push(directive.line.untranslated(format!(
-                        "{path} is not a path starting with /: / is used"
-                    )));
+                    entry.comments.push(
+                        directive.line.untranslated(format!(
+                            "{path} is not a path starting with /: / is used"
+                        )),
+                    );
                     path = "/".to_owned();
                 }
                 entry.scalar("path", string(&path));
@@ -761,8 +914,11 @@ fn check_plan(
             Some(_) => entry.scalar("kind", "tcp"),
         }
     }
+    let Timing { inter, rise, fall } = timing.unwrap_or_default();
     entry.scalar("interval", duration(inter));
-    let timeout = check_timeout.filter(|t| !t.is_zero() && *t < inter).unwrap_or(inter);
+    let timeout = check_timeout
+        .filter(|t| !t.is_zero() && *t < inter)
+        .unwrap_or(inter);
     entry.scalar("timeout", duration(timeout));
     entry.scalar("rise", rise.to_string());
     entry.scalar("fall", fall.to_string());
@@ -786,7 +942,12 @@ fn tcp_check(
     let mut unknown = Vec::new();
     for (rule, inherited) in rules {
         let words: Vec<&str> = rule.words[1..].iter().map(String::as_str).collect();
-        let payload = |index: usize| words[index..].join(" ").trim_end_matches(['\r', '\n']).to_owned();
+        let payload = |index: usize| {
+            words[index..]
+                .join(" ")
+                .trim_end_matches(['\r', '\n'])
+                .to_owned()
+        };
         match words.first().copied() {
             Some("comment") => {}
             Some("connect") if words.len() == 1 => {}
@@ -847,12 +1008,21 @@ fn tcp_check(
         entry.scalar("username", string(&username));
     }
     if let Some(line) = password {
-        let file = format!("{SECRETS_DIR}/redis-{}.pass", pool.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_', "_"));
+        let file = format!(
+            "{SECRETS_DIR}/redis-{}.pass",
+            pool.replace(
+                |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_',
+                "_"
+            )
+        );
         entry.comments.push(line.note(format!(
             "the password is not copied here: write it to {file}, readable by root only: \
              install -d -m 700 {SECRETS_DIR} && printf '%s\\n' 'PASSWORD' | install -m 600 /dev/stdin {file}"
         )));
-        entry.set("password", Value::Map(vec![("file".to_owned(), string(&file))]));
+        entry.set(
+            "password",
+            Value::Map(vec![("file".to_owned(), string(&file))]),
+        );
         document.secret_files.push(file);
     }
     if role.is_some() {
@@ -894,7 +1064,10 @@ fn bind_address(text: &str) -> Result<SocketAddr, String> {
         None => (text.strip_prefix("ipv4@").unwrap_or(text), false),
     };
     if text.starts_with('/') || text.contains("@") {
-        return Err("hafront listens on TCP addresses only (not Unix sockets or file descriptors)".to_owned());
+        return Err(
+            "hafront listens on TCP addresses only (not Unix sockets or file descriptors)"
+                .to_owned(),
+        );
     }
     let Some((host, port)) = text.rsplit_once(':') else {
         return Err("no port".to_owned());
@@ -906,9 +1079,9 @@ fn bind_address(text: &str) -> Result<SocketAddr, String> {
     let ip = match host {
         "" | "*" | "0.0.0.0" if !ipv6 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         "" | "*" | "::" => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        host => host.parse::<IpAddr>().map_err(|_| {
-            format!("{host} is not an IP address: hafront does not resolve names")
-        })?,
+        host => host
+            .parse::<IpAddr>()
+            .map_err(|_| format!("{host} is not an IP address: hafront does not resolve names"))?,
     };
     Ok(SocketAddr::new(ip, port))
 }
@@ -916,7 +1089,9 @@ fn bind_address(text: &str) -> Result<SocketAddr, String> {
 /// An HAProxy time: a number with an optional unit (`us`, `ms`, `s`, `m`,
 /// `h`, `d`), milliseconds when none is given.
 fn haproxy_duration(text: &str) -> Option<Duration> {
-    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let value: u64 = text[..digits].parse().ok()?;
     Some(match &text[digits..] {
         "" | "ms" => Duration::from_millis(value),
@@ -936,10 +1111,19 @@ mod tests {
     #[test]
     fn bind_addresses() {
         assert_eq!(bind_address(":80").unwrap(), "0.0.0.0:80".parse().unwrap());
-        assert_eq!(bind_address("*:3306").unwrap(), "0.0.0.0:3306".parse().unwrap());
-        assert_eq!(bind_address("127.0.0.1:6379").unwrap(), "127.0.0.1:6379".parse().unwrap());
+        assert_eq!(
+            bind_address("*:3306").unwrap(),
+            "0.0.0.0:3306".parse().unwrap()
+        );
+        assert_eq!(
+            bind_address("127.0.0.1:6379").unwrap(),
+            "127.0.0.1:6379".parse().unwrap()
+        );
         assert_eq!(bind_address(":::80").unwrap(), "[::]:80".parse().unwrap());
-        assert_eq!(bind_address("ipv6@:80").unwrap(), "[::]:80".parse().unwrap());
+        assert_eq!(
+            bind_address("ipv6@:80").unwrap(),
+            "[::]:80".parse().unwrap()
+        );
         assert!(bind_address("/run/x.sock").is_err());
         assert!(bind_address(":8000-8010").is_err());
         assert!(bind_address("example.com:80").is_err());
@@ -947,11 +1131,24 @@ mod tests {
 
     #[test]
     fn server_addresses() {
-        assert_eq!(server_address("10.0.0.1:3306").unwrap(), "10.0.0.1:3306".parse().unwrap());
-        assert_eq!(server_address("[::1]:80").unwrap(), "[::1]:80".parse().unwrap());
-        assert_eq!(server_address("ipv6@::1:80").unwrap(), "[::1]:80".parse().unwrap());
+        assert_eq!(
+            server_address("10.0.0.1:3306").unwrap(),
+            "10.0.0.1:3306".parse().unwrap()
+        );
+        assert_eq!(
+            server_address("[::1]:80").unwrap(),
+            "[::1]:80".parse().unwrap()
+        );
+        assert_eq!(
+            server_address("ipv6@::1:80").unwrap(),
+            "[::1]:80".parse().unwrap()
+        );
         assert!(server_address("10.0.0.1").unwrap_err().contains("no port"));
-        assert!(server_address("db.example.com:3306").unwrap_err().contains("resolve"));
+        assert!(
+            server_address("db.example.com:3306")
+                .unwrap_err()
+                .contains("resolve")
+        );
     }
 
     #[test]

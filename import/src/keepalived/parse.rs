@@ -84,7 +84,10 @@ fn read_lines(
             number: index + 1,
             text: redact(raw, &words),
         };
-        if tokens.first().is_some_and(|t| t.text == "include" && !t.quoted) {
+        if tokens
+            .first()
+            .is_some_and(|t| t.text == "include" && !t.quoted)
+        {
             let Some(pattern) = tokens.get(1) else {
                 return Err(ImportError::Syntax {
                     file: name.to_owned(),
@@ -145,7 +148,8 @@ fn expand_include(directory: &Path, pattern: &str) -> Vec<PathBuf> {
 
 /// Whether `name` matches `pattern` with `*` (any run) and `?` (any one).
 fn wildcard(pattern: &str, name: &str) -> bool {
-    let (pattern, name): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (pattern, name): (Vec<char>, Vec<char>) =
+        (pattern.chars().collect(), name.chars().collect());
     // Positions in the pattern reachable after each character of the name.
     let mut states = vec![false; pattern.len() + 1];
     states[0] = true;
@@ -214,10 +218,7 @@ fn tokenize(raw: &str) -> Result<Vec<Token>, String> {
                 if !closed {
                     return Err("unterminated quoted string".to_owned());
                 }
-                tokens.push(Token {
-                    text,
-                    quoted: true,
-                });
+                tokens.push(Token { text, quoted: true });
             }
             _ => {
                 let mut text = String::new();
@@ -323,7 +324,10 @@ fn build(lines: &[SourceLine]) -> Result<Vec<Statement>, ImportError> {
         });
         return Err(syntax(&line, "this block is never closed with `}`"));
     }
-    Ok(stack.pop().map(|frame| frame.statements).unwrap_or_default())
+    Ok(stack
+        .pop()
+        .map(|frame| frame.statements)
+        .unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -349,14 +353,18 @@ mod tests {
         assert_eq!(instance.line.number, 2);
         let children = instance.children();
         assert_eq!(children[0].words, ["state", "MASTER"]);
-        assert_eq!(children[1].children()[0].words, ["10.0.0.1/24", "dev", "eth0"]);
+        assert_eq!(
+            children[1].children()[0].words,
+            ["10.0.0.1/24", "dev", "eth0"]
+        );
         assert_eq!(children[1].children()[0].line.number, 5);
         assert_eq!(children[2].words, ["notify", "/bin/n a"]);
     }
 
     #[test]
     fn a_brace_on_its_own_line_and_one_line_blocks() {
-        let statements = parse("vrrp_instance X\n{\n  unicast_peer { 10.0.0.2 10.0.0.3 }\n}\n").unwrap();
+        let statements =
+            parse("vrrp_instance X\n{\n  unicast_peer { 10.0.0.2 10.0.0.3 }\n}\n").unwrap();
         let peers = &statements[0].children()[0];
         assert_eq!(peers.keyword(), "unicast_peer");
         assert_eq!(peers.children()[0].words, ["10.0.0.2", "10.0.0.3"]);
@@ -365,7 +373,10 @@ mod tests {
     #[test]
     fn unbalanced_braces_are_errors_with_their_line() {
         let error = parse("a {\n b\n").unwrap_err().to_string();
-        assert!(error.ends_with("keepalived.conf:1: this block is never closed with `}`"), "{error}");
+        assert!(
+            error.ends_with("keepalived.conf:1: this block is never closed with `}`"),
+            "{error}"
+        );
         let error = parse("a\n}\n").unwrap_err().to_string();
         assert!(error.ends_with(":2: `}` closes no block"), "{error}");
     }
@@ -374,8 +385,16 @@ mod tests {
     fn includes_are_followed_relative_to_the_including_file() {
         let directory = tempfile::tempdir().unwrap();
         std::fs::create_dir(directory.path().join("conf.d")).unwrap();
-        std::fs::write(directory.path().join("conf.d/b.conf"), "vrrp_script b {\n}\n").unwrap();
-        std::fs::write(directory.path().join("conf.d/a.conf"), "vrrp_script a {\n}\n").unwrap();
+        std::fs::write(
+            directory.path().join("conf.d/b.conf"),
+            "vrrp_script b {\n}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            directory.path().join("conf.d/a.conf"),
+            "vrrp_script a {\n}\n",
+        )
+        .unwrap();
         let main = directory.path().join("keepalived.conf");
         std::fs::write(&main, "global_defs {\n}\ninclude conf.d/*.conf\n").unwrap();
         let statements = read(&main).unwrap();

@@ -120,9 +120,9 @@ fn untranslated_block(statement: &Statement, why: &str) -> Comment {
     };
     let last = last_line(statement);
     if statement.block.is_some() && last > statement.line.number {
-        statement.line.untranslated(format!(
-            "{why} (the whole block, to line {last})"
-        ))
+        statement
+            .line
+            .untranslated(format!("{why} (the whole block, to line {last})"))
     } else {
         statement.line.untranslated(why)
     }
@@ -294,9 +294,10 @@ impl Translator<'_> {
 
     fn vrrp_instance(&mut self, statement: &Statement) {
         let Some(name) = statement.arg(0) else {
-            self.document
-                .header
-                .push(untranslated_block(statement, "a vrrp_instance needs a name"));
+            self.document.header.push(untranslated_block(
+                statement,
+                "a vrrp_instance needs a name",
+            ));
             return;
         };
         let mut instance = Instance::default();
@@ -313,14 +314,18 @@ impl Translator<'_> {
         ];
         if let Some((_, why)) = missing.iter().find(|(missing, _)| *missing) {
             self.document.header.extend(instance.comments);
-            self.document
-                .header
-                .push(untranslated_block(statement, &format!("the instance has {why}")));
+            self.document.header.push(untranslated_block(
+                statement,
+                &format!("the instance has {why}"),
+            ));
             return;
         }
         let interface = instance.interface.clone().unwrap_or_default();
         let vrid = instance.vrid.unwrap_or_default();
-        let ipv4 = instance.addresses.first().is_some_and(|(ip, _)| ip.is_ipv4());
+        let ipv4 = instance
+            .addresses
+            .first()
+            .is_some_and(|(ip, _)| ip.is_ipv4());
         if !self.routers.insert((interface.clone(), vrid, ipv4)) {
             self.document.header.extend(instance.comments);
             self.document.header.push(untranslated_block(
@@ -338,9 +343,11 @@ impl Translator<'_> {
         entry.scalar("interface", string(&interface));
         entry.scalar("vrid", vrid.to_string());
         if !ipv4 && instance.version == Some(2) {
-            entry.comment(statement.line.note(
-                "IPv6 addresses need VRRPv3, which keepalived also uses for them",
-            ));
+            entry.comment(
+                statement
+                    .line
+                    .note("IPv6 addresses need VRRPv3, which keepalived also uses for them"),
+            );
         }
         entry.scalar("version", version.to_string());
         let mut priority = instance.priority;
@@ -372,7 +379,9 @@ impl Translator<'_> {
                 Duration::from_secs(whole)
             }
             _ => {
-                let centis = (interval.as_millis() as f64 / 10.0).round().clamp(1.0, 4095.0) as u64;
+                let centis = (interval.as_millis() as f64 / 10.0)
+                    .round()
+                    .clamp(1.0, 4095.0) as u64;
                 let rounded = Duration::from_millis(centis * 10);
                 if rounded != interval
                     && let Some(line) = &instance.advert_line
@@ -413,12 +422,15 @@ impl Translator<'_> {
                      that VRRPv2 carries) to {file}, readable by root only: \
                      install -d -m 700 {SECRETS_DIR} && printf '%s\\n' 'PASSWORD' | install -m 600 /dev/stdin {file}"
                 )));
-                entry.set("auth_pass", Value::Map(vec![("file".to_owned(), string(&file))]));
+                entry.set(
+                    "auth_pass",
+                    Value::Map(vec![("file".to_owned(), string(&file))]),
+                );
                 self.document.secret_files.push(file);
             } else {
-                entry.comment(line.untranslated(
-                    "VRRPv3 has no authentication (keepalived ignores it too)",
-                ));
+                entry.comment(
+                    line.untranslated("VRRPv3 has no authentication (keepalived ignores it too)"),
+                );
             }
         }
         if !instance.garp.is_empty() {
@@ -532,8 +544,12 @@ impl Translator<'_> {
                     instance.notify.push((line.clone(), argv));
                 }
             }
-            "notify_master" | "notify_backup" | "notify_fault" | "notify_stop"
-            | "notify_deleted" | "notify_master_rx_lower_pri" => skip(&format!(
+            "notify_master"
+            | "notify_backup"
+            | "notify_fault"
+            | "notify_stop"
+            | "notify_deleted"
+            | "notify_master_rx_lower_pri" => skip(&format!(
                 "hafront runs notify scripts on every state change of the instance, with \
                  INSTANCE {name} STATE PRIORITY appended and HAFRONT_NEW set; use one `notify` \
                  script that acts on its third argument (keepalived's `notify`)"
@@ -630,7 +646,12 @@ impl Translator<'_> {
         let mut comments = Vec::new();
         for child in script.children() {
             let line = &child.line;
-            let count = || child.arg(0).and_then(|n| n.parse::<u32>().ok()).filter(|&n| n > 0);
+            let count = || {
+                child
+                    .arg(0)
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .filter(|&n| n > 0)
+            };
             match child.keyword() {
                 "script" => {
                     let mut argv = child.arg(0).map(split_command).unwrap_or_default();
@@ -671,12 +692,12 @@ impl Translator<'_> {
                         ));
                     }
                 }
-                "init_fail" => comments.push(line.note(
-                    "hafront counts a script not run yet as failed, as init_fail does",
-                )),
-                "user" => comments.push(line.untranslated(
-                    "hafront runs exec checks as its own user",
-                )),
+                "init_fail" => comments.push(
+                    line.note("hafront counts a script not run yet as failed, as init_fail does"),
+                ),
+                "user" => {
+                    comments.push(line.untranslated("hafront runs exec checks as its own user"))
+                }
                 _ => comments.push(untranslated_block(child, "no hafront equivalent")),
             }
         }
@@ -698,9 +719,11 @@ impl Translator<'_> {
         let pool = format!("script-{name}");
         if self.tracked_scripts.insert(name.to_owned()) {
             let mut check = Entry::with_comments(comments);
-            check.comments.push(script.line.note(
-                "an exec check, run without a shell like keepalived's scripts",
-            ));
+            check.comments.push(
+                script
+                    .line
+                    .note("an exec check, run without a shell like keepalived's scripts"),
+            );
             check.scalar("kind", "exec");
             check.set("command", Value::List(strings(&command)));
             check.scalar("interval", duration(interval));
@@ -727,7 +750,9 @@ impl Translator<'_> {
             entry.scalar("check", string(&pool));
             let mut server = Item::default();
             server.fields.push(("name".to_owned(), "script".to_owned()));
-            server.fields.push(("address".to_owned(), "127.0.0.1:0".to_owned()));
+            server
+                .fields
+                .push(("address".to_owned(), "127.0.0.1:0".to_owned()));
             entry.set("servers", Value::Items(vec![server]));
             self.document.pools.push((pool.clone(), entry));
         }
@@ -820,9 +845,9 @@ impl Translator<'_> {
                 {
                     Some(address) if addresses.insert(address) => {
                         let mut item = Item::default();
-                        item.comments.push(line.note(
-                            "a backup server, used only while no real server is up",
-                        ));
+                        item.comments.push(
+                            line.note("a backup server, used only while no real server is up"),
+                        );
                         item.fields.push(("name".to_owned(), "sorry".to_owned()));
                         item.fields
                             .push(("address".to_owned(), string(&address.to_string())));
@@ -852,7 +877,10 @@ impl Translator<'_> {
                 .arg(0)
                 .and_then(|ip| socket_address(ip, real_server.arg(1).unwrap_or(port)))
             else {
-                pool_comments.push(untranslated_block(real_server, "not an IP address and port"));
+                pool_comments.push(untranslated_block(
+                    real_server,
+                    "not an IP address and port",
+                ));
                 continue;
             };
             if !addresses.insert(address) {
@@ -889,7 +917,9 @@ impl Translator<'_> {
                          HAFRONT_EVENT=server_up or server_down",
                     )),
                     "inhibit_on_failure" => {}
-                    _ => item.comments.push(untranslated_block(setting, "no hafront equivalent")),
+                    _ => item
+                        .comments
+                        .push(untranslated_block(setting, "no hafront equivalent")),
                 }
             }
             for (index, checker) in checkers.iter().enumerate() {
@@ -929,10 +959,14 @@ impl Translator<'_> {
         let (mut real, sorry): (Vec<_>, Vec<_>) =
             servers.into_iter().partition(|(_, weight)| *weight > 0);
         if sort_by_weight {
-            real.sort_by(|a, b| b.1.cmp(&a.1));
+            real.sort_by_key(|(_, weight)| std::cmp::Reverse(*weight));
         }
         let has_real = !real.is_empty();
-        let items: Vec<Item> = real.into_iter().chain(sorry).map(|(item, _)| item).collect();
+        let items: Vec<Item> = real
+            .into_iter()
+            .chain(sorry)
+            .map(|(item, _)| item)
+            .collect();
         if !has_real {
             self.document.header.extend(pool_comments);
             self.document.header.extend(relay.comments.clone());
@@ -1038,7 +1072,11 @@ impl CheckerDefaults {
         match setting.keyword() {
             "connect_timeout" => match setting.arg(0).and_then(seconds) {
                 Some(value) if !value.is_zero() => self.timeout = value,
-                _ => comments.push(setting.line.untranslated("not a positive number of seconds")),
+                _ => comments.push(
+                    setting
+                        .line
+                        .untranslated("not a positive number of seconds"),
+                ),
             },
             _ => match setting.arg(0).and_then(|n| n.parse::<u32>().ok()) {
                 Some(value) => self.retry = value,
@@ -1068,7 +1106,11 @@ fn checker_spec(checker: &Statement, defaults: &CheckerDefaults) -> (CheckSpec, 
                 host: None,
             }
         }
-        "MISC_CHECK" => kind = CheckKind::Exec { command: Vec::new() },
+        "MISC_CHECK" => {
+            kind = CheckKind::Exec {
+                command: Vec::new(),
+            }
+        }
         "SSL_GET" => comments.push(checker.line.untranslated(
             "hafront's http check speaks plain HTTP: a TCP connect check is used instead",
         )),
@@ -1083,11 +1125,14 @@ fn checker_spec(checker: &Statement, defaults: &CheckerDefaults) -> (CheckSpec, 
             ("connect_timeout" | "retry" | "nb_get_retry", _) => {
                 settings.read(setting, &mut comments)
             }
-            ("url", CheckKind::Http {
-                path,
-                expect_status,
-                ..
-            }) => {
+            (
+                "url",
+                CheckKind::Http {
+                    path,
+                    expect_status,
+                    ..
+                },
+            ) => {
                 urls += 1;
                 if urls > 1 {
                     comments.push(untranslated_block(
@@ -1100,7 +1145,9 @@ fn checker_spec(checker: &Statement, defaults: &CheckerDefaults) -> (CheckSpec, 
                     match part.keyword() {
                         "path" => match part.arg(0) {
                             Some(value) if value.starts_with('/') => *path = value.to_owned(),
-                            _ => comments.push(part.line.untranslated("not a path starting with /")),
+                            _ => {
+                                comments.push(part.line.untranslated("not a path starting with /"))
+                            }
                         },
                         "status_code" => match part.arg(0) {
                             Some(code) if part.words.len() == 2 && status_range(code) => {
@@ -1110,9 +1157,10 @@ fn checker_spec(checker: &Statement, defaults: &CheckerDefaults) -> (CheckSpec, 
                                 "hafront accepts one status code or one range such as 200-299",
                             )),
                         },
-                        "digest" => comments.push(part.line.untranslated(
-                            "hafront's http check looks at the status code only",
-                        )),
+                        "digest" => comments
+                            .push(part.line.untranslated(
+                                "hafront's http check looks at the status code only",
+                            )),
                         _ => comments.push(part.line.untranslated("no hafront equivalent")),
                     }
                 }
@@ -1140,18 +1188,19 @@ fn checker_spec(checker: &Statement, defaults: &CheckerDefaults) -> (CheckSpec, 
             ("delay_before_retry", _) => comments.push(line.untranslated(
                 "hafront probes every interval, retries included (fall counts them)",
             )),
-            ("connect_port" | "connect_ip" | "bindto" | "bind_port", _) => comments.push(
-                line.untranslated("hafront checks each server at its own address and port"),
-            ),
+            ("connect_port" | "connect_ip" | "bindto" | "bind_port", _) => comments
+                .push(line.untranslated("hafront checks each server at its own address and port")),
             _ => comments.push(untranslated_block(setting, "no hafront equivalent")),
         }
     }
     if let CheckKind::Exec { command } = &kind
         && command.is_empty()
     {
-        comments.push(checker.line.untranslated(
-            "a MISC_CHECK needs misc_path: a TCP connect check is used instead",
-        ));
+        comments.push(
+            checker
+                .line
+                .untranslated("a MISC_CHECK needs misc_path: a TCP connect check is used instead"),
+        );
         kind = CheckKind::Tcp;
     }
     let spec = CheckSpec {
@@ -1179,7 +1228,9 @@ fn shell_syntax(argv: &[String]) -> Option<String> {
 fn status_range(code: &str) -> bool {
     let (low, high) = code.split_once('-').unwrap_or((code, code));
     match (low.parse::<u16>(), high.parse::<u16>()) {
-        (Ok(low), Ok(high)) => (100..=599).contains(&low) && (100..=599).contains(&high) && low <= high,
+        (Ok(low), Ok(high)) => {
+            (100..=599).contains(&low) && (100..=599).contains(&high) && low <= high
+        }
         _ => false,
     }
 }
@@ -1271,14 +1322,18 @@ impl Instance {
             }
         }
         if !dropped.is_empty() {
-            self.address_comments.push(statement.line.untranslated(format!(
-                "the address is translated, not its options ({})",
-                dropped.join(", ")
-            )));
+            self.address_comments
+                .push(statement.line.untranslated(format!(
+                    "the address is translated, not its options ({})",
+                    dropped.join(", ")
+                )));
         }
         if self.addresses.iter().any(|(known, _)| *known == ip) {
-            self.address_comments
-                .push(statement.line.untranslated("this address is listed already"));
+            self.address_comments.push(
+                statement
+                    .line
+                    .untranslated("this address is listed already"),
+            );
             return;
         }
         self.addresses.push((ip, prefix));
@@ -1296,9 +1351,11 @@ impl Instance {
             item.fields
                 .push(("weight".to_owned(), magnitude.to_string()));
         } else {
-            item.comments.push(statement.line.note(
-                "no weight: FAULT while down, as in keepalived",
-            ));
+            item.comments.push(
+                statement
+                    .line
+                    .note("no weight: FAULT while down, as in keepalived"),
+            );
         }
         self.track.push(item);
     }
@@ -1347,7 +1404,13 @@ fn socket_address(ip: &str, port: &str) -> Option<SocketAddr> {
 /// A name safe in a file name.
 fn file_safe(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -1370,9 +1433,18 @@ mod tests {
 
     #[test]
     fn addresses_get_the_host_prefix_when_none_is_given() {
-        assert_eq!(ip_with_prefix("10.0.0.1"), Some(("10.0.0.1".parse().unwrap(), 32)));
-        assert_eq!(ip_with_prefix("10.0.0.1/24"), Some(("10.0.0.1".parse().unwrap(), 24)));
-        assert_eq!(ip_with_prefix("fe80::1"), Some(("fe80::1".parse().unwrap(), 128)));
+        assert_eq!(
+            ip_with_prefix("10.0.0.1"),
+            Some(("10.0.0.1".parse().unwrap(), 32))
+        );
+        assert_eq!(
+            ip_with_prefix("10.0.0.1/24"),
+            Some(("10.0.0.1".parse().unwrap(), 24))
+        );
+        assert_eq!(
+            ip_with_prefix("fe80::1"),
+            Some(("fe80::1".parse().unwrap(), 128))
+        );
         assert_eq!(ip_with_prefix("10.0.0.1/33"), None);
         assert_eq!(ip_with_prefix("eth0"), None);
     }
