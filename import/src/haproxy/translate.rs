@@ -570,17 +570,12 @@ impl Translator {
                 }
                 ("maxconn", Some(value)) => match value.parse::<usize>() {
                     Ok(value) if value > 0 => maxconn = Some(value),
-                    _ => {
-                        if !inherited {
-                            relay.comment(line.untranslated("not a positive count"))
-                        }
-                    }
+                    _ => relay.comment(line.untranslated("not a positive count")),
                 },
-                ("timeout", Some("client")) => {
-                    client_timeout = directive.arg(1).and_then(haproxy_duration)
-                }
-                ("timeout", Some("tunnel")) => {
-                    tunnel_timeout = directive.arg(1).and_then(haproxy_duration)
+                ("timeout", Some("client")) => client_timeout = time(directive, &mut relay),
+                // A listen section's tunnel timeout is read (and commented) with its backend side.
+                ("timeout", Some("tunnel")) if section.kind == "frontend" => {
+                    tunnel_timeout = time(directive, &mut relay)
                 }
                 _ => {
                     // Backend directives of a listen section are the backend's business.
@@ -652,7 +647,7 @@ impl Translator {
         let mut server_timeout = None;
         let mut retries = None;
         let mut redispatch = false;
-        for (directive, inherited) in &backend_directives {
+        for (directive, _) in &backend_directives {
             let line = &directive.line;
             match (directive.keyword(), directive.arg(0)) {
                 ("balance", Some(algorithm)) => {
@@ -661,25 +656,20 @@ impl Translator {
                         "leastconn" => Some("least_connections"),
                         "first" => Some("first"),
                         _ => {
-                            if !inherited {
-                                relay.comment(line.untranslated(
-                                    "hafront balances round_robin, least_connections or first; round_robin is used",
-                                ));
-                            }
+                            relay.comment(line.untranslated(
+                                "hafront balances round_robin, least_connections or first; round_robin is used",
+                            ));
                             None
                         }
                     }
                 }
-                ("timeout", Some("connect")) => {
-                    connect_timeout = directive.arg(1).and_then(haproxy_duration)
-                }
-                ("timeout", Some("server")) => {
-                    server_timeout = directive.arg(1).and_then(haproxy_duration)
-                }
-                ("timeout", Some("tunnel")) => {
-                    tunnel_timeout = directive.arg(1).and_then(haproxy_duration)
-                }
-                ("retries", Some(count)) => retries = count.parse::<u32>().ok(),
+                ("timeout", Some("connect")) => connect_timeout = time(directive, &mut relay),
+                ("timeout", Some("server")) => server_timeout = time(directive, &mut relay),
+                ("timeout", Some("tunnel")) => tunnel_timeout = time(directive, &mut relay),
+                ("retries", Some(count)) => match count.parse::<u32>() {
+                    Ok(count) => retries = Some(count),
+                    Err(_) => relay.comment(line.untranslated("not a count")),
+                },
                 ("option", Some("redispatch")) => redispatch = true,
                 _ => {}
             }
@@ -765,7 +755,7 @@ fn check_plan(
     let mut option: Option<&Directive> = None;
     let mut tcp_rules = Vec::new();
     let mut http_rules = Vec::new();
-    for (directive, inherited) in directives {
+    for (directive, _) in directives {
         match (directive.keyword(), directive.arg(0)) {
             ("option", Some("tcp-check" | "mysql-check" | "redis-check" | "httpchk")) => {
                 option = Some(directive)
@@ -777,19 +767,14 @@ fn check_plan(
                     | "external-check",
                 ),
             ) => option = Some(directive),
-            ("tcp-check", _) => tcp_rules.push((*directive, *inherited)),
-            ("http-check", _) => http_rules.push((*directive, *inherited)),
+            ("tcp-check", _) => tcp_rules.push(*directive),
+            ("http-check", _) => http_rules.push(*directive),
             ("timeout", Some("check")) => {
                 check_timeout = directive.arg(1).and_then(haproxy_duration)
             }
             _ => {}
         }
     }
-    let own_comment = |entry: &mut Entry, inherited: bool, comment: Comment| {
-        if !inherited {
-            entry.comments.push(comment);
-        }
-    };
     if timing.is_none() {
         entry.comments.push(section.line.note(
             "no server has `check` (HAProxy never checks them): a TCP connect check, the lightest",
@@ -838,7 +823,9 @@ fn check_plan(
                 }
                 let mut host = None;
                 let mut status = None;
-                for (rule, inherited) in &http_rules {
+                // Rules inherited from defaults are commented in each backend
+                // using them: those lines are not commented elsewhere.
+                for rule in &http_rules {
                     let words = &rule.words[1..];
                     match words.first().map(String::as_str) {
                         Some("send") => {
@@ -855,13 +842,9 @@ fn check_plan(
                                         parts.next();
                                     }
                                     ("meth" | "ver", _) => {}
-                                    _ => own_comment(
-                                        &mut entry,
-                                        *inherited,
-                                        rule.line.untranslated(
-                                            "only the uri and the Host header are translated",
-                                        ),
-                                    ),
+                                    _ => entry.comments.push(rule.line.untranslated(
+                                        "only the uri and the Host header are translated",
+                                    )),
                                 }
                             }
                         }
@@ -874,20 +857,17 @@ fn check_plan(
                                 {
                                     status = Some(code.clone())
                                 }
-                                _ => own_comment(
-                                    &mut entry,
-                                    *inherited,
+                                _ => entry.comments.push(
                                     rule.line
                                         .untranslated("hafront accepts one status code or range"),
                                 ),
                             }
                         }
-                        _ => own_comment(
-                            &mut entry,
-                            *inherited,
-                            rule.line
-                                .untranslated("hafront's http check looks at the status code only"),
-                        ),
+                        _ => entry
+                            .comments
+                            .push(rule.line.untranslated(
+                                "hafront's http check looks at the status code only",
+                            )),
                     }
                 }
                 entry.scalar("kind", "http");
@@ -931,7 +911,7 @@ fn check_plan(
 /// role relays to this pool take.
 fn tcp_check(
     pool: &str,
-    rules: &[(&Directive, bool)],
+    rules: &[&Directive],
     entry: &mut Entry,
     document: &mut Document,
 ) -> Option<&'static str> {
@@ -940,7 +920,7 @@ fn tcp_check(
     let mut password = None;
     let mut username = None;
     let mut unknown = Vec::new();
-    for (rule, inherited) in rules {
+    for rule in rules {
         let words: Vec<&str> = rule.words[1..].iter().map(String::as_str).collect();
         let payload = |index: usize| {
             words[index..]
@@ -966,10 +946,10 @@ fn tcp_check(
                             password = Some(rule.line.clone());
                         }
                         (Some(_), None) => password = Some(rule.line.clone()),
-                        _ => unknown.push((*rule, *inherited)),
+                        _ => unknown.push(*rule),
                     }
                 } else {
-                    unknown.push((*rule, *inherited));
+                    unknown.push(*rule);
                 }
             }
             Some("expect") if words.len() > 2 && words[1] == "string" => {
@@ -983,21 +963,19 @@ fn tcp_check(
                         redis = true;
                         role = Some("replica");
                     }
-                    _ => unknown.push((*rule, *inherited)),
+                    _ => unknown.push(*rule),
                 }
             }
-            _ => unknown.push((*rule, *inherited)),
+            _ => unknown.push(*rule),
         }
     }
-    for (rule, inherited) in &unknown {
-        if !inherited {
-            let why = if redis {
-                "hafront's redis check sends PING (and ROLE with `role: true`), not custom commands"
-            } else {
-                "hafront has no scripted TCP check: a TCP connect check is used instead"
-            };
-            entry.comments.push(rule.line.untranslated(why));
-        }
+    for rule in &unknown {
+        let why = if redis {
+            "hafront's redis check sends PING (and ROLE with `role: true`), not custom commands"
+        } else {
+            "hafront has no scripted TCP check: a TCP connect check is used instead"
+        };
+        entry.comments.push(rule.line.untranslated(why));
     }
     if !redis {
         entry.scalar("kind", "tcp");
@@ -1086,6 +1064,16 @@ fn bind_address(text: &str) -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, port))
 }
 
+/// The time a `timeout KIND TIME` directive gives; a comment on `entry`
+/// when it is not one.
+fn time(directive: &Directive, entry: &mut Entry) -> Option<Duration> {
+    let time = directive.arg(1).and_then(haproxy_duration);
+    if time.is_none() {
+        entry.comment(directive.line.untranslated("not a time such as 5s or 5000"));
+    }
+    time
+}
+
 /// An HAProxy time: a number with an optional unit (`us`, `ms`, `s`, `m`,
 /// `h`, `d`), milliseconds when none is given.
 fn haproxy_duration(text: &str) -> Option<Duration> {
@@ -1157,5 +1145,71 @@ mod tests {
         assert_eq!(haproxy_duration("1m"), Some(Duration::from_secs(60)));
         assert_eq!(haproxy_duration("30s"), Some(Duration::from_secs(30)));
         assert_eq!(haproxy_duration("1x"), None);
+    }
+}
+
+/// No line of a real configuration is dropped silently: each directive is
+/// either of a kind the translation carries or named by a comment.
+#[cfg(test)]
+mod silence {
+    use super::*;
+
+    /// Directives the translation carries (when valid), by keyword and first argument.
+    fn carried(directive: &Directive) -> bool {
+        matches!(
+            (directive.keyword(), directive.arg(0)),
+            (
+                "bind" | "server" | "default-server" | "default_backend" | "balance" | "maxconn",
+                _
+            ) | ("retries" | "tcp-check" | "http-check", _)
+                | ("mode", Some("tcp"))
+                | (
+                    "timeout",
+                    Some("connect" | "client" | "server" | "tunnel" | "check")
+                )
+                | (
+                    "option",
+                    Some(
+                        "tcp-check"
+                            | "mysql-check"
+                            | "redis-check"
+                            | "httpchk"
+                            | "redispatch"
+                            | "dontlognull"
+                    )
+                )
+        )
+    }
+
+    #[test]
+    fn every_line_of_the_samples_is_translated_or_named() {
+        let directory =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/samples/haproxy");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(directory).expect("the samples directory") {
+            let path = entry.expect("a directory entry").path();
+            let file = path.display().to_string();
+            let text = std::fs::read_to_string(&path).expect("read");
+            let sections = super::super::parse::parse(&file, &text);
+            let yaml = translate(&file, &sections).render();
+            let named = |line: &Line| yaml.contains(&format!("{}:{}: ", line.file, line.number));
+            let mut found = Vec::new();
+            for section in &sections {
+                if named(&section.line) {
+                    continue;
+                }
+                for directive in &section.directives {
+                    if !carried(directive) && !named(&directive.line) {
+                        found.push(directive.line.number);
+                    }
+                }
+            }
+            assert!(
+                found.is_empty(),
+                "{file}: lines dropped silently: {found:?}\n{yaml}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 5);
     }
 }

@@ -300,6 +300,18 @@ impl Translator<'_> {
             ));
             return;
         };
+        if self
+            .document
+            .instances
+            .iter()
+            .any(|(known, _)| known == name)
+        {
+            self.document.header.push(untranslated_block(
+                statement,
+                "an earlier vrrp_instance has this name",
+            ));
+            return;
+        }
         let mut instance = Instance::default();
         for child in statement.children() {
             self.instance_setting(name, child, &mut instance);
@@ -443,8 +455,10 @@ impl Translator<'_> {
         for (line, command) in instance.notify {
             let mut notify = Entry::default();
             notify.comments.push(line.note(
-                "hafront appends keepalived's arguments INSTANCE NAME STATE PRIORITY to VRRP \
-                 events and sets HAFRONT_* variables",
+                "on each state change hafront appends keepalived's arguments INSTANCE NAME \
+                 STATE PRIORITY and sets HAFRONT_* variables; it also runs the script, without \
+                 those arguments, when a peer advertises other addresses \
+                 (HAFRONT_EVENT=vrrp_address_mismatch)",
             ));
             notify.set("command", Value::List(strings(&command)));
             notify.scalar("instance", string(name));
@@ -790,6 +804,13 @@ impl Translator<'_> {
             return;
         }
         let name = format!("vs-{}-{}", listen.ip(), listen.port());
+        if self.document.pools.iter().any(|(pool, _)| *pool == name) {
+            self.document.header.push(untranslated_block(
+                statement,
+                "an earlier virtual_server has this address and port",
+            ));
+            return;
+        }
         let mut relay = Entry::default();
         let mut pool_comments = Vec::new();
         let mut check_comments = Vec::new();
@@ -801,6 +822,8 @@ impl Translator<'_> {
         let mut addresses = BTreeSet::new();
         let mut spec: Option<(CheckSpec, Line)> = None;
         let mut real_servers = Vec::new();
+        // Indexes in `servers` (and lines) of the real servers without a checker.
+        let mut unchecked = Vec::new();
         for child in statement.children() {
             let line = &child.line;
             match child.keyword() {
@@ -922,6 +945,9 @@ impl Translator<'_> {
                         .push(untranslated_block(setting, "no hafront equivalent")),
                 }
             }
+            if checkers.is_empty() {
+                unchecked.push((servers.len(), real_server.line.clone()));
+            }
             for (index, checker) in checkers.iter().enumerate() {
                 let (found, mut comments) = checker_spec(checker, &server_defaults);
                 match (&spec, index) {
@@ -938,22 +964,28 @@ impl Translator<'_> {
                             ),
                         ))
                     }
-                    (_, 0) => {}
+                    // The pool's check: what of it is not translated is said here too.
+                    (_, 0) => item.comments.append(&mut comments),
                     _ => item.comments.push(untranslated_block(
                         checker,
                         "hafront runs one check per server: the first one is kept",
                     )),
                 }
             }
+            item.fields
+                .push(("address".to_owned(), string(&address.to_string())));
             if weight > 1 || sort_by_weight {
-                item.fields
-                    .push(("address".to_owned(), string(&address.to_string())));
                 item.fields.push(("weight".to_owned(), weight.to_string()));
-            } else {
-                item.fields
-                    .push(("address".to_owned(), string(&address.to_string())));
             }
             servers.push((item, weight));
+        }
+        if spec.is_some() {
+            for (index, line) in unchecked {
+                let (item, _) = &mut servers[index];
+                item.comments.push(line.note(
+                    "no checker (keepalived counts it up): hafront runs the pool's check on it too",
+                ));
+            }
         }
         // Real servers first (by weight for `fo`), the sorry server last.
         let (mut real, sorry): (Vec<_>, Vec<_>) =
@@ -1455,5 +1487,125 @@ mod tests {
         assert!(status_range("200-299"));
         assert!(!status_range("299-200"));
         assert!(!status_range("abc"));
+    }
+}
+
+/// No line of a real configuration is dropped silently: each statement is
+/// either of a kind the translation carries or named by a comment.
+#[cfg(test)]
+mod silence {
+    use super::*;
+
+    /// Keywords whose statements the translation carries (when valid).
+    const CARRIED: &[&str] = &[
+        "global_defs",
+        "notification_email",
+        "notification_email_from",
+        "smtp_server",
+        "smtp_connect_timeout",
+        "router_id",
+        "vrrp_version",
+        "enable_script_security",
+        "vrrp_instance",
+        "state",
+        "interface",
+        "virtual_router_id",
+        "priority",
+        "advert_int",
+        "version",
+        "nopreempt",
+        "preempt",
+        "accept",
+        "preempt_delay",
+        "authentication",
+        "auth_type",
+        "auth_pass",
+        "virtual_ipaddress",
+        "unicast_peer",
+        "track_interface",
+        "track_script",
+        "notify",
+        "smtp_alert",
+        "garp_master_repeat",
+        "garp_master_refresh",
+        "garp_interval",
+        "vrrp_script",
+        "script",
+        "interval",
+        "timeout",
+        "weight",
+        "rise",
+        "fall",
+        "virtual_server",
+        "delay_loop",
+        "lb_algo",
+        "lvs_sched",
+        "lb_kind",
+        "lvs_method",
+        "protocol",
+        "real_server",
+        "sorry_server",
+        "TCP_CHECK",
+        "HTTP_GET",
+        "MISC_CHECK",
+        "url",
+        "path",
+        "status_code",
+        "connect_timeout",
+        "retry",
+        "nb_get_retry",
+        "misc_path",
+        "misc_timeout",
+        "virtualhost",
+        "inhibit_on_failure",
+    ];
+
+    /// Blocks whose lines are values (addresses, names), not statements.
+    const VALUE_BLOCKS: &[&str] = &[
+        "notification_email",
+        "virtual_ipaddress",
+        "unicast_peer",
+        "track_interface",
+        "track_script",
+    ];
+
+    fn silent(statements: &[Statement], in_values: bool, yaml: &str, found: &mut Vec<String>) {
+        for statement in statements {
+            let named = yaml.contains(&format!(
+                "{}:{}: ",
+                statement.line.file, statement.line.number
+            ));
+            if !in_values && !named && !CARRIED.contains(&statement.keyword()) {
+                found.push(format!("{}:{}", statement.line.file, statement.line.number));
+            }
+            if !named || statement.block.is_none() {
+                silent(
+                    statement.children(),
+                    VALUE_BLOCKS.contains(&statement.keyword()),
+                    yaml,
+                    found,
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_line_of_the_samples_is_translated_or_named() {
+        let directory =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/samples/keepalived");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(directory).expect("the samples directory") {
+            let path = entry.expect("a directory entry").path();
+            let statements = super::super::parse::read(&path).expect("parse");
+            let yaml = translate(&path.display().to_string(), &statements).render();
+            let mut found = Vec::new();
+            silent(&statements, false, &yaml, &mut found);
+            assert!(
+                found.is_empty(),
+                "lines dropped silently: {found:?}\n{yaml}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 10);
     }
 }
