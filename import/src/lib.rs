@@ -19,8 +19,6 @@ mod yaml;
 
 use std::path::Path;
 
-pub use source::Line;
-
 /// The directory where imported secrets are expected, one file each.
 pub const SECRETS_DIR: &str = "/etc/hafront/secrets";
 

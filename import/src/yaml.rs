@@ -71,6 +71,12 @@ impl Entry {
         }
     }
 
+    /// Every comment of the entry (above it, its fields and their items),
+    /// for an entry that is not written after all.
+    pub fn into_comments(self) -> Vec<Comment> {
+        entry_comments(&self).into_iter().cloned().collect()
+    }
+
     /// Writes `comment` above the next field (or at the end of the entry).
     pub fn comment(&mut self, comment: Comment) {
         self.pending.push(comment);

@@ -461,3 +461,32 @@ fn an_unknown_haproxy_directive_is_a_comment_naming_its_line() {
     }
     assert_eq!(translation.untranslated, 2);
 }
+
+#[test]
+fn an_http_check_keeps_its_path_host_and_status() {
+    let (input, translation, config) = haproxy(
+        "backend web\n  option httpchk HEAD /health HTTP/1.1\n\
+         \x20 http-check send hdr Host www.example.com\n  http-check expect status 204\n\
+         \x20 timeout check 400ms\n  server w1 192.0.2.41:8080 check inter 1s\n\
+         frontend www\n  bind 192.0.2.40:80\n  default_backend web\n",
+    );
+    let check = &config.checks["web"];
+    match &check.kind {
+        CheckKind::Http(http) => {
+            assert_eq!(http.path, "/health");
+            assert_eq!(http.host.as_deref(), Some("www.example.com"));
+            assert_eq!(
+                (http.expect_status.low, http.expect_status.high),
+                (204, 204)
+            );
+        }
+        other => panic!("not an http check: {other:?}"),
+    }
+    assert_eq!(check.interval, Duration::from_secs(1));
+    assert_eq!(check.timeout, Duration::from_millis(400));
+    assert!(translation.yaml.contains(&format!(
+        "{}option httpchk HEAD /health HTTP/1.1 — not translated: hafront's http check sends GET, not HEAD",
+        input.at(2)
+    )), "{}", translation.yaml);
+    assert_eq!(config.relays["www"].pool, "web");
+}

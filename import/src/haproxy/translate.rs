@@ -608,7 +608,7 @@ impl Translator {
             }
         }
         let Some((backend, backend_defaults)) = backend else {
-            self.document.header.extend(relay.comments);
+            self.document.header.extend(relay.into_comments());
             self.document.header.push(untranslated_section(
                 section,
                 "no default_backend with servers: hafront relays forward to one pool",
@@ -617,7 +617,7 @@ impl Translator {
         };
         let pool_name = backend.name.clone().unwrap_or_default();
         let Some(pool) = self.pools.iter().find(|pool| pool.name == pool_name) else {
-            self.document.header.extend(relay.comments);
+            self.document.header.extend(relay.into_comments());
             self.document.header.push(untranslated_section(
                 section,
                 &format!("its backend {pool_name} has no server hafront can reach"),
@@ -626,7 +626,7 @@ impl Translator {
         };
         let role = pool.role;
         if listen.is_empty() {
-            self.document.header.extend(relay.comments);
+            self.document.header.extend(relay.into_comments());
             self.document.header.push(untranslated_section(
                 section,
                 "no address hafront can listen on (an IP address and port)",

@@ -20,6 +20,8 @@ pub(crate) struct Statement {
     pub line: Line,
     /// The statements inside `{ ... }`, when the statement has a block.
     pub block: Option<Vec<Statement>>,
+    /// The line of the block's `}`, when it is in the statement's file.
+    pub end: Option<usize>,
 }
 
 impl Statement {
@@ -273,6 +275,7 @@ fn build(lines: &[SourceLine]) -> Result<Vec<Statement>, ImportError> {
                             words: std::mem::take(&mut words),
                             line: source.line.clone(),
                             block: None,
+                            end: None,
                         }
                     };
                     stack.push(Frame {
@@ -286,6 +289,7 @@ fn build(lines: &[SourceLine]) -> Result<Vec<Statement>, ImportError> {
                             words: std::mem::take(&mut words),
                             line: source.line.clone(),
                             block: None,
+                            end: None,
                         });
                     }
                     if stack.len() == 1 {
@@ -294,6 +298,8 @@ fn build(lines: &[SourceLine]) -> Result<Vec<Statement>, ImportError> {
                     let closed = stack.pop().expect("checked above");
                     let mut opener = closed.opener.expect("only the top frame has no opener");
                     opener.block = Some(closed.statements);
+                    opener.end =
+                        (opener.line.file == source.line.file).then_some(source.line.number);
                     stack
                         .last_mut()
                         .expect("the top frame is never popped")
@@ -312,6 +318,7 @@ fn build(lines: &[SourceLine]) -> Result<Vec<Statement>, ImportError> {
                     words,
                     line: source.line.clone(),
                     block: None,
+                    end: None,
                 });
         }
     }
@@ -351,6 +358,7 @@ mod tests {
         let instance = &statements[0];
         assert_eq!(instance.words, ["vrrp_instance", "VI_1"]);
         assert_eq!(instance.line.number, 2);
+        assert_eq!(instance.end, Some(8));
         let children = instance.children();
         assert_eq!(children[0].words, ["state", "MASTER"]);
         assert_eq!(

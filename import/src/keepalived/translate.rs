@@ -118,27 +118,12 @@ fn untranslated_block(statement: &Statement, why: &str) -> Comment {
     } else {
         why
     };
-    let last = last_line(statement);
-    if statement.block.is_some() && last > statement.line.number {
-        statement
+    match statement.end {
+        Some(end) if end > statement.line.number => statement
             .line
-            .untranslated(format!("{why} (the whole block, to line {last})"))
-    } else {
-        statement.line.untranslated(why)
+            .untranslated(format!("{why} (the whole block, to line {end})")),
+        _ => statement.line.untranslated(why),
     }
-}
-
-/// The last line number of a statement's block in its own file.
-fn last_line(statement: &Statement) -> usize {
-    statement
-        .children()
-        .iter()
-        .filter(|child| child.line.file == statement.line.file)
-        .map(last_line)
-        .max()
-        .map_or(statement.line.number, |last| {
-            last.max(statement.line.number) + usize::from(statement.block.is_some())
-        })
 }
 
 /// Settings of a health check, compared between real servers.
@@ -325,7 +310,7 @@ impl Translator<'_> {
             ),
         ];
         if let Some((_, why)) = missing.iter().find(|(missing, _)| *missing) {
-            self.document.header.extend(instance.comments);
+            self.document.header.extend(instance.into_comments());
             self.document.header.push(untranslated_block(
                 statement,
                 &format!("the instance has {why}"),
@@ -339,7 +324,7 @@ impl Translator<'_> {
             .first()
             .is_some_and(|(ip, _)| ip.is_ipv4());
         if !self.routers.insert((interface.clone(), vrid, ipv4)) {
-            self.document.header.extend(instance.comments);
+            self.document.header.extend(instance.into_comments());
             self.document.header.push(untranslated_block(
                 statement,
                 &format!("an earlier instance already runs vrid {vrid} on {interface}"),
@@ -363,7 +348,8 @@ impl Translator<'_> {
         }
         entry.scalar("version", version.to_string());
         let mut priority = instance.priority;
-        if instance.bonus > 0 {
+        // The address owner's 255 is never changed by tracking, in keepalived too.
+        if instance.bonus > 0 && priority < 255 {
             let raised = (priority + instance.bonus).min(MAX_BACKUP_PRIORITY);
             entry.comment(statement.line.note(format!(
                 "keepalived adds positive track weights while the item is up; hafront subtracts \
@@ -1001,7 +987,7 @@ impl Translator<'_> {
             .collect();
         if !has_real {
             self.document.header.extend(pool_comments);
-            self.document.header.extend(relay.comments.clone());
+            self.document.header.extend(relay.into_comments());
             self.document.header.push(untranslated_block(
                 statement,
                 "no real server hafront can reach",
@@ -1074,7 +1060,7 @@ impl Translator<'_> {
             }
             self.document.relays.push((name, relay));
         } else {
-            self.document.header.extend(relay.comments);
+            self.document.header.extend(relay.into_comments());
             self.document.header.push(statement.line.untranslated(
                 "an earlier virtual_server listens on this address already (only the pool is translated)",
             ));
@@ -1315,6 +1301,16 @@ impl Default for Instance {
 }
 
 impl Instance {
+    /// Every comment gathered, for an instance that is not written.
+    fn into_comments(self) -> Vec<Comment> {
+        let tracked = self.track.into_iter().flat_map(|item| item.comments);
+        self.comments
+            .into_iter()
+            .chain(self.address_comments)
+            .chain(tracked)
+            .collect()
+    }
+
     /// One line of `virtual_ipaddress`: `ADDRESS[/PREFIX] [dev IF] [options]`.
     fn virtual_address(&mut self, statement: &Statement) {
         let Some((ip, prefix)) = ip_with_prefix(statement.keyword()) else {
