@@ -490,3 +490,41 @@ fn an_http_check_keeps_its_path_host_and_status() {
     )), "{}", translation.yaml);
     assert_eq!(config.relays["www"].pool, "web");
 }
+
+#[test]
+fn overlapping_binds_are_comments_and_the_result_still_validates() {
+    let (input, translation, config) = haproxy(
+        "backend app\n  server a 192.0.2.1:80 check\n\
+         frontend one\n  bind :80\n  bind 127.0.0.1:80\n  default_backend app\n\
+         frontend two\n  bind *:80\n  default_backend app\n\
+         frontend orphan\n  bind :81\n",
+    );
+    assert_eq!(config.relays.len(), 1);
+    assert_eq!(config.relays["one"].listen, [address("0.0.0.0:80")]);
+    for (line, text) in [
+        (
+            5,
+            "bind 127.0.0.1:80 — not translated: 127.0.0.1:80 overlaps an earlier bind",
+        ),
+        (
+            8,
+            "bind *:80 — not translated: 0.0.0.0:80 overlaps an address of relay one",
+        ),
+        (
+            7,
+            "frontend two — not translated: no address hafront can listen on",
+        ),
+        (
+            10,
+            "frontend orphan — not translated: no default_backend with servers",
+        ),
+    ] {
+        assert!(
+            translation
+                .yaml
+                .contains(&format!("{}{text}", input.at(line))),
+            "line {line}:\n{}",
+            translation.yaml
+        );
+    }
+}

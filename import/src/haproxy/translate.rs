@@ -101,7 +101,6 @@ const PARAMETERS_WITH_VALUE: &[&str] = &[
     "mss",
     "nice",
     "backlog",
-    "maxconn",
     "accept-netscaler-cip",
     "ca-ignore-err",
     "crt-ignore-err",
@@ -536,7 +535,7 @@ impl Translator {
         if section.kind == "listen"
             && let Some(address) = section.args.first().filter(|arg| *arg != "from")
         {
-            self.bind_addresses(address, &section.line, &name, &mut listen, &mut relay);
+            self.bind_addresses(address, &section.line, &mut listen, &mut relay);
         }
         for (directive, inherited) in &directives {
             let line = &directive.line;
@@ -550,8 +549,7 @@ impl Translator {
                         ));
                         continue;
                     }
-                    let before = relay.comments.len();
-                    self.bind_addresses(addresses, line, &name, &mut listen, &mut relay);
+                    let added = self.bind_addresses(addresses, line, &mut listen, &mut relay);
                     let mut dropped = Vec::new();
                     let mut params = params.iter();
                     while let Some(param) = params.next() {
@@ -561,7 +559,7 @@ impl Translator {
                             dropped.push(param.clone());
                         }
                     }
-                    if !dropped.is_empty() && relay.comments.len() == before {
+                    if !dropped.is_empty() && added {
                         relay.comment(line.untranslated(format!(
                             "the address is translated, not these parameters: {}",
                             dropped.join(", ")
@@ -633,6 +631,8 @@ impl Translator {
             ));
             return;
         }
+        self.listeners
+            .extend(listen.iter().map(|address| (*address, name.clone())));
         relay.set(
             "listen",
             Value::List(strings(
@@ -709,34 +709,43 @@ impl Translator {
     }
 
     /// Adds the addresses of a bind (`ADDRESS[,ADDRESS...]`) to `listen`,
-    /// with a comment for each one hafront cannot listen on.
+    /// with a comment for each one hafront cannot listen on; whether any was added.
     fn bind_addresses(
-        &mut self,
+        &self,
         addresses: &str,
         line: &Line,
-        relay: &str,
         listen: &mut Vec<SocketAddr>,
         entry: &mut Entry,
-    ) {
+    ) -> bool {
+        let mut added = false;
         for address in addresses.split(',') {
             match bind_address(address) {
                 Ok(address) => {
-                    if let Some((_, other)) = self
+                    let taken = self
                         .listeners
                         .iter()
                         .find(|(taken, _)| listeners_overlap(*taken, address))
-                    {
-                        entry.comment(line.untranslated(format!(
-                            "{address} overlaps an address of relay {other}"
-                        )));
-                    } else {
-                        self.listeners.push((address, relay.to_owned()));
-                        listen.push(address);
+                        .map(|(_, relay)| format!("an address of relay {relay}"))
+                        .or_else(|| {
+                            listen
+                                .iter()
+                                .any(|taken| listeners_overlap(*taken, address))
+                                .then(|| "an earlier bind".to_owned())
+                        });
+                    match taken {
+                        Some(taken) => {
+                            entry.comment(line.untranslated(format!("{address} overlaps {taken}")))
+                        }
+                        None => {
+                            listen.push(address);
+                            added = true;
+                        }
                     }
                 }
                 Err(why) => entry.comment(line.untranslated(why)),
             }
         }
+        added
     }
 }
 
