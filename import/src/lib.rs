@@ -63,11 +63,11 @@ pub enum ImportError {
 /// Translates the keepalived configuration at `path` (following its
 /// `include` directives).
 pub fn keepalived(path: &Path) -> Result<Translation, ImportError> {
-    let statements = keepalived::parse::read(path)?;
-    Ok(finish(keepalived::translate::translate(
-        &path.display().to_string(),
-        &statements,
-    )))
+    let parsed = keepalived::parse::read(path)?;
+    let mut document =
+        keepalived::translate::translate(&path.display().to_string(), &parsed.statements);
+    document.header.extend(parsed.include_problems);
+    Ok(finish(document))
 }
 
 /// Translates the HAProxy configuration at `path`.

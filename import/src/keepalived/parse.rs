@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::ImportError;
-use crate::source::{Line, redact};
+use crate::source::{Comment, Line, redact};
 
 /// Includes nested deeper than this are refused (an include loop).
 const MAX_INCLUDE_DEPTH: usize = 8;
@@ -55,65 +55,87 @@ struct SourceLine {
     tokens: Vec<Token>,
 }
 
-/// Reads `path` and the files it includes into a tree of statements.
-pub(crate) fn read(path: &Path) -> Result<Vec<Statement>, ImportError> {
-    let mut lines = Vec::new();
-    read_lines(path, &path.display().to_string(), 0, &mut lines)?;
-    build(&lines)
+/// A configuration read with its includes: the statement tree, and
+/// comments on includes that matched or opened nothing.
+pub(crate) struct Parsed {
+    /// The top-level statements.
+    pub statements: Vec<Statement>,
+    /// Comments on include lines that brought nothing in.
+    pub include_problems: Vec<Comment>,
 }
 
-/// Appends the lines of `path` to `lines`, the lines of included files in
-/// place of their `include`.
-fn read_lines(
-    path: &Path,
-    name: &str,
-    depth: usize,
-    lines: &mut Vec<SourceLine>,
-) -> Result<(), ImportError> {
+/// The include keywords (keepalived's variants differ only in how strictly
+/// keepalived itself reports problems).
+const INCLUDE_KEYWORDS: &[&str] = &[
+    "include", "includer", "includem", "includew", "includeb", "includea",
+];
+
+/// Reads `path` and the files it includes into a tree of statements.
+pub(crate) fn read(path: &Path) -> Result<Parsed, ImportError> {
+    let mut lines = Vec::new();
+    let mut include_problems = Vec::new();
     let text = std::fs::read_to_string(path).map_err(|error| ImportError::Read {
-        file: name.to_owned(),
+        file: path.display().to_string(),
         error,
     })?;
+    read_lines(path, &text, 0, &mut lines, &mut include_problems)?;
+    Ok(Parsed {
+        statements: build(&lines)?,
+        include_problems,
+    })
+}
+
+/// Appends the lines of `text`, read from `path`, to `lines`, the lines of
+/// included files in place of their `include`. An included file that cannot
+/// be read is a comment, as keepalived goes on without it.
+fn read_lines(
+    path: &Path,
+    text: &str,
+    depth: usize,
+    lines: &mut Vec<SourceLine>,
+    problems: &mut Vec<Comment>,
+) -> Result<(), ImportError> {
+    let name = path.display().to_string();
     for (index, raw) in text.lines().enumerate() {
-        let tokens = tokenize(raw).map_err(|message| ImportError::Syntax {
-            file: name.to_owned(),
+        let syntax = |message: String| ImportError::Syntax {
+            file: name.clone(),
             line: index + 1,
             message,
-        })?;
+        };
+        let tokens = tokenize(raw).map_err(syntax)?;
         let words: Vec<String> = tokens.iter().map(|token| token.text.clone()).collect();
         let line = Line {
-            file: name.to_owned(),
+            file: name.clone(),
             number: index + 1,
             text: redact(raw, &words),
         };
-        if tokens
+        let include = tokens
             .first()
-            .is_some_and(|t| t.text == "include" && !t.quoted)
-        {
-            let Some(pattern) = tokens.get(1) else {
-                return Err(ImportError::Syntax {
-                    file: name.to_owned(),
-                    line: index + 1,
-                    message: "include needs a file".to_owned(),
-                });
-            };
-            if depth >= MAX_INCLUDE_DEPTH {
-                return Err(ImportError::Syntax {
-                    file: name.to_owned(),
-                    line: index + 1,
-                    message: format!(
-                        "includes nested more than {MAX_INCLUDE_DEPTH} deep (an include loop?)"
-                    ),
-                });
-            }
-            let directory = path.parent().unwrap_or(Path::new("."));
-            for included in expand_include(directory, &pattern.text) {
-                let included_name = included.display().to_string();
-                read_lines(&included, &included_name, depth + 1, lines)?;
-            }
+            .is_some_and(|t| INCLUDE_KEYWORDS.contains(&t.text.as_str()) && !t.quoted);
+        if !include {
+            lines.push(SourceLine { line, tokens });
             continue;
         }
-        lines.push(SourceLine { line, tokens });
+        let Some(pattern) = tokens.get(1) else {
+            return Err(syntax("include needs a file".to_owned()));
+        };
+        if depth >= MAX_INCLUDE_DEPTH {
+            return Err(syntax(format!(
+                "includes nested more than {MAX_INCLUDE_DEPTH} deep (an include loop?)"
+            )));
+        }
+        let directory = path.parent().unwrap_or(Path::new("."));
+        let included = expand_include(directory, &pattern.text);
+        if included.is_empty() {
+            problems.push(line.note("matches no file, so it includes nothing"));
+        }
+        for file in included {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => read_lines(&file, &text, depth + 1, lines, problems)?,
+                Err(error) => problems
+                    .push(line.untranslated(format!("cannot read {}: {error}", file.display()))),
+            }
+        }
     }
     Ok(())
 }
@@ -345,7 +367,7 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("keepalived.conf");
         std::fs::write(&path, text).unwrap();
-        read(&path)
+        read(&path).map(|parsed| parsed.statements)
     }
 
     #[test]
@@ -405,10 +427,34 @@ mod tests {
         .unwrap();
         let main = directory.path().join("keepalived.conf");
         std::fs::write(&main, "global_defs {\n}\ninclude conf.d/*.conf\n").unwrap();
-        let statements = read(&main).unwrap();
+        let statements = read(&main).unwrap().statements;
         let names: Vec<&str> = statements.iter().map(|s| s.arg(0).unwrap_or("")).collect();
         assert_eq!(names, ["", "a", "b"]);
         assert!(statements[1].line.file.ends_with("conf.d/a.conf"));
+    }
+
+    #[test]
+    fn includes_that_bring_nothing_are_comments() {
+        let directory = tempfile::tempdir().unwrap();
+        let main = directory.path().join("keepalived.conf");
+        std::fs::write(&main, "include missing.conf\ninclude conf.d/*.conf\n").unwrap();
+        let parsed = read(&main).unwrap();
+        assert!(parsed.statements.is_empty());
+        let problems: Vec<&str> = parsed.include_problems.iter().map(Comment::text).collect();
+        let file = main.display();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].starts_with(&format!(
+                "hafront import: {file}:1: include missing.conf — not translated: cannot read "
+            )),
+            "{problems:?}"
+        );
+        assert_eq!(
+            problems[1],
+            format!(
+                "hafront import: {file}:2: include conf.d/*.conf — matches no file, so it includes nothing"
+            )
+        );
     }
 
     #[test]

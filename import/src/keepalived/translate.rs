@@ -1592,7 +1592,7 @@ mod silence {
         let mut checked = 0;
         for entry in std::fs::read_dir(directory).expect("the samples directory") {
             let path = entry.expect("a directory entry").path();
-            let statements = super::super::parse::read(&path).expect("parse");
+            let statements = super::super::parse::read(&path).expect("parse").statements;
             let yaml = translate(&path.display().to_string(), &statements).render();
             let mut found = Vec::new();
             silent(&statements, false, &yaml, &mut found);
