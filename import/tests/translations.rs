@@ -528,3 +528,31 @@ fn overlapping_binds_are_comments_and_the_result_still_validates() {
         );
     }
 }
+
+#[test]
+fn a_check_on_another_port_becomes_a_connect_check_with_comments() {
+    // Galera's clustercheck answers HTTP on 9200 for the MySQL on 3306.
+    let (input, translation, config) = haproxy(
+        "listen galera\n  bind 127.0.0.1:3306\n  option httpchk\n\
+         \x20 server g1 192.0.2.51:3306 check port 9200 inter 2s\n",
+    );
+    assert!(matches!(config.checks["galera"].kind, CheckKind::Tcp));
+    for (line, text) in [
+        (
+            3,
+            "option httpchk — not translated: replaced by a TCP connect check (`port 9200` above)",
+        ),
+        (
+            4,
+            "server g1 192.0.2.51:3306 check port 9200 inter 2s — not translated: `port 9200` checks another port",
+        ),
+    ] {
+        assert!(
+            translation
+                .yaml
+                .contains(&format!("{}{text}", input.at(line))),
+            "line {line}:\n{}",
+            translation.yaml
+        );
+    }
+}

@@ -392,6 +392,8 @@ impl Translator {
         let mut addresses = BTreeSet::new();
         // The check timing of the first server with `check`, and its line.
         let mut timing: Option<(Timing, usize)> = None;
+        // A server's `port` or `addr`: its check goes elsewhere than its traffic.
+        let mut check_elsewhere: Option<(String, Line)> = None;
         let mut checked = 0;
         for server in &servers {
             let line = &server.line;
@@ -461,6 +463,13 @@ impl Translator {
                         "disabled: run `hafront drain POOL/SERVER` after start to give it no clients",
                     )),
                     ("enabled", _) => {}
+                    ("port" | "addr", Some(value)) => {
+                        let elsewhere = format!("{param} {value}");
+                        if check_elsewhere.is_none() {
+                            check_elsewhere = Some((elsewhere.clone(), line.clone()));
+                        }
+                        dropped.push(elsewhere);
+                    }
                     (param, Some(value)) => dropped.push(format!("{param} {value}")),
                     (param, None) => dropped.push(param.to_owned()),
                 }
@@ -505,6 +514,7 @@ impl Translator {
             section,
             &directives,
             timing.map(|(timing, _)| timing),
+            check_elsewhere,
             &mut self.document,
         );
         self.document.checks.push((name.clone(), plan.entry));
@@ -750,12 +760,14 @@ impl Translator {
 }
 
 /// The check of a backend, from its check options and rules, with the
-/// timing of its servers' `check` (`None` when no server has `check`).
+/// timing of its servers' `check` (`None` when no server has `check`), and
+/// the first server parameter sending checks to another port or address.
 fn check_plan(
     pool: &str,
     section: &Section,
     directives: &[(&Directive, bool)],
     timing: Option<Timing>,
+    check_elsewhere: Option<(String, Line)>,
     document: &mut Document,
 ) -> CheckPlan {
     let mut entry = Entry::default();
@@ -788,6 +800,18 @@ fn check_plan(
         entry.comments.push(section.line.note(
             "no server has `check` (HAProxy never checks them): a TCP connect check, the lightest",
         ));
+        entry.scalar("kind", "tcp");
+    } else if let Some((parameter, line)) = check_elsewhere {
+        entry.comments.push(line.untranslated(format!(
+            "`{parameter}` checks another port or address than the server's, which hafront \
+             cannot: a TCP connect to the server itself is used instead (an exec check can \
+             run your own probe)"
+        )));
+        for replaced in option.iter().chain(&tcp_rules).chain(&http_rules) {
+            entry.comments.push(replaced.line.untranslated(format!(
+                "replaced by a TCP connect check (`{parameter}` above)"
+            )));
+        }
         entry.scalar("kind", "tcp");
     } else {
         match option.map(|o| (o, o.arg(0).unwrap_or(""))) {
