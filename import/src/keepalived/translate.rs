@@ -1137,6 +1137,8 @@ fn checker_spec(checker: &Statement, defaults: &CheckerDefaults) -> (CheckSpec, 
         ))),
     }
     let mut urls = 0;
+    // HTTP_GET of another port or address than the server's.
+    let mut elsewhere = false;
     for setting in checker.children() {
         let line = &setting.line;
         match (setting.keyword(), &mut kind) {
@@ -1206,6 +1208,13 @@ fn checker_spec(checker: &Statement, defaults: &CheckerDefaults) -> (CheckSpec, 
             ("delay_before_retry", _) => comments.push(line.untranslated(
                 "hafront probes every interval, retries included (fall counts them)",
             )),
+            ("connect_port" | "connect_ip", CheckKind::Http { .. }) => {
+                comments.push(line.untranslated(
+                    "hafront checks each server at its own address and port: a TCP connect to \
+                     the server replaces this HTTP_GET",
+                ));
+                elsewhere = true;
+            }
             ("connect_port" | "connect_ip" | "bindto" | "bind_port", _) => comments
                 .push(line.untranslated("hafront checks each server at its own address and port")),
             _ => comments.push(untranslated_block(setting, "no hafront equivalent")),
@@ -1219,6 +1228,9 @@ fn checker_spec(checker: &Statement, defaults: &CheckerDefaults) -> (CheckSpec, 
                 .line
                 .untranslated("a MISC_CHECK needs misc_path: a TCP connect check is used instead"),
         );
+        kind = CheckKind::Tcp;
+    }
+    if elsewhere {
         kind = CheckKind::Tcp;
     }
     let spec = CheckSpec {
