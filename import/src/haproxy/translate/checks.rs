@@ -12,8 +12,11 @@ use crate::yaml::{Document, Entry, Value, duration, string};
 /// A server's check timing: `inter`, `rise` and `fall`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Timing {
+    /// Time between two checks.
     pub inter: Duration,
+    /// Successes that bring a server up.
     pub rise: u32,
+    /// Failures that take a server down.
     pub fall: u32,
 }
 
