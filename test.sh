@@ -15,7 +15,7 @@ fi
 
 packages=(
     mariadb-server mariadb-client redis-server redis-tools python3-aiosmtpd
-    keepalived spiped stunnel4 openssl iproute2 procps systemd
+    keepalived haproxy spiped stunnel4 openssl iproute2 procps systemd
 )
 ./install-packages.sh "${packages[@]}"
 
