@@ -3,7 +3,8 @@
 //! the server sees the client's own address (in the process list, and for
 //! host-restricted accounts); with `accept_proxy` the address a proxy in
 //! front of the relay names, while clients without a valid header, or not
-//! on `accept_proxy_from`, are closed unserved.
+//! on `accept_proxy_from`, are closed unserved. The exit of a spiped pair
+//! sends its header too, naming the entry.
 
 mod support;
 
@@ -277,4 +278,68 @@ async fn accept_proxy_passes_the_header_address_on_and_refuses_the_rest() {
     assert!(login(untrusted.address, "far").await.is_err());
     let stats = relay.relay.stats();
     assert_eq!((stats.refused_untrusted, stats.total), (1, 2));
+}
+
+/// Reads from `stream` until it holds a PROXY header and `after` more
+/// bytes; returns the header and those bytes.
+async fn read_header_and(stream: &mut TcpStream, after: usize) -> (Header, Vec<u8>) {
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        if let Some((header, length)) = proxy_protocol::parse(&received).expect("a PROXY header")
+            && received.len() >= length + after
+        {
+            return (header, received[length..].to_vec());
+        }
+        let read = within(stream.read(&mut chunk)).await.expect("read");
+        assert!(read > 0, "closed after {received:?}");
+        received.extend_from_slice(&chunk[..read]);
+    }
+}
+
+#[tokio::test]
+async fn a_spiped_exit_sends_the_entry_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = dir.path().join("link.key");
+    std::fs::write(&key_file, [7u8; 32]).expect("write key");
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    let spiped = hafront_config::SpipedMode {
+        key_file,
+        forward_secrecy: false,
+        handshake_timeout: Duration::from_secs(5),
+    };
+    let server = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let mut exit_config = relay_config(RelayMode::SpipedDecrypt(spiped.clone()));
+    exit_config.send_proxy = Some(ProxyVersion::V1);
+    let exit = Started::start(exit_config, server.local_addr().expect("address"));
+    let entry = Started::start(
+        relay_config(RelayMode::SpipedEncrypt(spiped)),
+        exit.address(),
+    );
+
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(CLIENT_IP.into(), 0))
+        .expect("bind the client's address");
+    let mut client = within(socket.connect(entry.address()))
+        .await
+        .expect("connect");
+    client.write_all(b"hello").await.expect("send");
+    let (mut accepted, _) = within(server.accept()).await.expect("accept");
+    let (header, rest) = read_header_and(&mut accepted, 5).await;
+    assert_eq!(rest, b"hello");
+    let Header::Proxy {
+        source,
+        destination,
+    } = header
+    else {
+        panic!("a PROXY header with addresses, not {header:?}");
+    };
+    // The exit knows the entry's address, not the client's.
+    assert_eq!(source.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!(destination, exit.address());
 }

@@ -161,8 +161,13 @@ fn parse_v1(buffer: &[u8]) -> Result<Option<(Header, usize)>, ParseError> {
             Err(ParseError::V1Malformed)
         };
     };
-    let line =
-        std::str::from_utf8(&window[V1_PREFIX.len()..end]).map_err(|_| ParseError::V1Malformed)?;
+    let line = &window[V1_PREFIX.len()..end];
+    // A CR not followed by LF is refused whether or not more bytes came
+    // after it, so that the answer does not depend on how the bytes arrive.
+    if line.contains(&b'\r') {
+        return Err(ParseError::V1Malformed);
+    }
+    let line = std::str::from_utf8(line).map_err(|_| ParseError::V1Malformed)?;
     let consumed = end + 2;
     let mut fields = line.split(' ');
     let header = match fields.next() {
@@ -512,6 +517,7 @@ mod tests {
                 b"PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n",
                 ParseError::V1Malformed,
             ),
+            (b"PROXY UNKNOWN a\rb\r\n", ParseError::V1Malformed),
         ];
         for (bytes, error) in refused {
             assert_eq!(
@@ -580,6 +586,33 @@ mod tests {
             prop_assert!(length <= limit);
             bytes.extend_from_slice(&trailing);
             prop_assert_eq!(parse(&bytes), Ok(Some((expected, length))));
+        }
+
+        #[test]
+        fn answers_do_not_depend_on_how_the_bytes_arrive(
+            source in address(),
+            destination in address(),
+            v2 in any::<bool>(),
+            flipped in any::<proptest::sample::Index>(),
+            byte in any::<u8>(),
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            let version = if v2 { Version::V2 } else { Version::V1 };
+            let mut bytes = encode(version, &Header::Proxy { source, destination });
+            bytes.extend_from_slice(b"client bytes");
+            let at = flipped.index(bytes.len());
+            bytes[at] = byte;
+            let whole = parse(&bytes);
+            let arrived = cut.index(bytes.len() + 1);
+            match parse(&bytes[..arrived]) {
+                Err(_) => prop_assert!(whole.is_err()),
+                Ok(Some(header)) => prop_assert_eq!(whole, Ok(Some(header))),
+                Ok(None) => {
+                    if let Ok(Some((_, length))) = whole {
+                        prop_assert!(arrived < length);
+                    }
+                }
+            }
         }
 
         #[test]
