@@ -253,6 +253,17 @@ async fn accept_proxy_passes_the_header_address_on_and_refuses_the_rest() {
         (0, 0)
     );
 
+    // A TCP health check of the listener: closed without a byte, only counted.
+    drop(
+        within(TcpStream::connect(relay.address()))
+            .await
+            .expect("connect"),
+    );
+    support::wait_for("the empty client counted", STEP, || async {
+        relay.relay.stats().empty == 1
+    })
+    .await;
+
     // Garbage instead of a header: closed at once, nothing forwarded.
     let mut garbage = within(TcpStream::connect(relay.address()))
         .await

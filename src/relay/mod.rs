@@ -409,19 +409,17 @@ async fn serve(shared: Arc<Shared>, mut client: TcpStream, peer: SocketAddr) {
         debug!(relay, %peer, %error, "client gone before forwarding");
         return;
     }
-    let mut destination = None;
-    let peer = match &settings.accept_proxy {
-        None => peer,
+    // The client's address, and the one it connected to when a proxy's
+    // header names it (else the connection's own, looked up if needed).
+    let (peer, destination) = match &settings.accept_proxy {
+        None => (peer, None),
         Some(trusted) => match Box::pin(shared.accept_proxy(&mut client, peer, trusted)).await {
             Some(Header::Proxy {
                 source,
-                destination: to,
-            }) => {
-                destination = Some(to);
-                source
-            }
+                destination,
+            }) => (source, Some(destination)),
             // LOCAL or UNKNOWN: the connection's own addresses apply.
-            Some(Header::Local | Header::Unknown) => peer,
+            Some(Header::Local | Header::Unknown) => (peer, None),
             None => return,
         },
     };
