@@ -4,7 +4,8 @@
 //! host-restricted accounts); with `accept_proxy` the address a proxy in
 //! front of the relay names, while clients without a valid header, or not
 //! on `accept_proxy_from`, are closed unserved. The exit of a spiped pair
-//! sends its header too, naming the entry.
+//! sends its header too, naming the entry, and a `tls_server` relay takes
+//! a header sent in the clear before the TLS handshake.
 
 mod support;
 
@@ -353,4 +354,78 @@ async fn a_spiped_exit_sends_the_entry_address() {
     // The exit knows the entry's address, not the client's.
     assert_eq!(source.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
     assert_eq!(destination, exit.address());
+}
+
+/// A self-signed certificate for `db.test` and its key, made by openssl,
+/// in `dir`: (certificate, key).
+fn self_signed_certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=db.test",
+            "-addext",
+            "subjectAltName=DNS:db.test",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run openssl (in test.sh's packages)");
+    assert!(status.success(), "openssl req failed");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod key");
+    (cert, key)
+}
+
+/// A proxy in front of a `tls_server` relay sends its header in the clear
+/// before the TLS handshake, as HAProxy does; the relay takes it, then the
+/// handshake, and passes the address on.
+#[tokio::test]
+async fn a_tls_server_relay_takes_the_header_before_the_handshake() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert_file, key_file) = self_signed_certificate(dir.path());
+    let server = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let mut exit_config = relay_config(RelayMode::TlsServer(hafront_config::TlsServerMode {
+        cert_file: cert_file.clone(),
+        key_file,
+        client_ca_file: None,
+        handshake_timeout: Duration::from_secs(5),
+    }));
+    exit_config.accept_proxy = true;
+    exit_config.send_proxy = Some(ProxyVersion::V2);
+    let exit = Started::start(exit_config, server.local_addr().expect("address"));
+    let header = proxy_protocol::encode(Version::V1, &far_client(40004, exit.address()));
+    let proxy = Forwarder::start(exit.address(), Ipv4Addr::LOCALHOST, header).await;
+    let entry = Started::start(
+        relay_config(RelayMode::TlsClient(hafront_config::TlsClientMode {
+            ca_file: Some(cert_file),
+            pin_sha256: None,
+            server_name: "db.test".into(),
+            cert_file: None,
+            key_file: None,
+            handshake_timeout: Duration::from_secs(5),
+        })),
+        proxy.address,
+    );
+
+    let mut client = within(TcpStream::connect(entry.address()))
+        .await
+        .expect("connect");
+    client.write_all(b"hello").await.expect("send");
+    let (mut accepted, _) = within(server.accept()).await.expect("accept");
+    let (header, rest) = read_header_and(&mut accepted, 5).await;
+    assert_eq!(rest, b"hello");
+    assert_eq!(header, far_client(40004, exit.address()));
 }
