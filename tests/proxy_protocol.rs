@@ -429,3 +429,31 @@ async fn a_tls_server_relay_takes_the_header_before_the_handshake() {
     assert_eq!(rest, b"hello");
     assert_eq!(header, far_client(40004, exit.address()));
 }
+
+/// A header that arrives in pieces is put together; the client's bytes
+/// after it are not taken with it.
+#[tokio::test]
+async fn a_header_in_pieces_is_put_together() {
+    let server = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let mut config = relay_config(RelayMode::Plain);
+    config.accept_proxy = true;
+    config.send_proxy = Some(ProxyVersion::V1);
+    let relay = Started::start(config, server.local_addr().expect("address"));
+    for version in [Version::V1, Version::V2] {
+        let sent = far_client(40005, relay.address());
+        let mut bytes = proxy_protocol::encode(version, &sent);
+        bytes.extend_from_slice(b"hello");
+        let mut client = within(TcpStream::connect(relay.address()))
+            .await
+            .expect("connect");
+        client.set_nodelay(true).expect("nodelay");
+        for piece in [&bytes[..10], &bytes[10..20], &bytes[20..]] {
+            client.write_all(piece).await.expect("send");
+            // Apart, so that they arrive as separate segments.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (mut accepted, _) = within(server.accept()).await.expect("accept");
+        let (header, rest) = read_header_and(&mut accepted, 5).await;
+        assert_eq!((header, rest.as_slice()), (sent, b"hello".as_slice()));
+    }
+}
