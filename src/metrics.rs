@@ -401,6 +401,14 @@ pub fn render(status: &Status) -> String {
             refused.handshake,
         );
         out.sample(
+            &[("relay", &relay.name), ("reason", "proxy_header")],
+            refused.proxy_header,
+        );
+        out.sample(
+            &[("relay", &relay.name), ("reason", "untrusted")],
+            refused.untrusted,
+        );
+        out.sample(
             &[("relay", &relay.name), ("reason", "empty")],
             refused.empty,
         );

@@ -301,7 +301,7 @@ async fn status_and_metrics_report_what_the_daemon_really_did() {
         .find(|line| line.trim_start().starts_with("front "))
         .unwrap_or_else(|| panic!("a row for the relay:\n{table}"));
     let expected = format!(
-        "front cache {relay_address} 0 3 {} {} no_server=0 limit=0 connect_failed=0 handshake=0 empty=0",
+        "front cache {relay_address} 0 3 {} {} no_server=0 limit=0 connect_failed=0 handshake=0 proxy_header=0 untrusted=0 empty=0",
         sent.0, sent.1
     );
     assert_eq!(
