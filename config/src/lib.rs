@@ -15,6 +15,7 @@ mod error;
 mod failover;
 mod loader;
 pub mod program;
+pub mod reference;
 mod recover;
 mod schema;
 mod validate;
