@@ -1,7 +1,8 @@
 //! The configuration reference: every key of every section with its default and meaning, the
 //! text of `hafront.yaml(5)`. Which keys exist is read from the schema itself (the field lists
 //! serde derives), so a key added to the schema without its line here fails a test, and so
-//! does a line for a key the schema no longer has.
+//! does a line for a key the schema no longer has; another test parses every stated default
+//! and compares the result with the key left out.
 
 use std::fmt;
 
@@ -698,6 +699,97 @@ mod tests {
             );
         }
         assert_eq!(SECTIONS.len(), schema.len(), "a section the schema lacks");
+    }
+
+    /// Defaults that describe rather than state a value.
+    const DESCRIBED: [&str; 9] = [
+        "required",
+        "none",
+        "each key's default",
+        "host name",
+        "the address",
+        "every server",
+        "by security",
+        "web PKI roots",
+        "the daemon's",
+    ];
+
+    /// A small valid file with `%` where a key of the section goes, written in flow style.
+    fn template(path: &str, key: &str) -> Option<String> {
+        const POOL: &str = "pools: {p: {check: c, servers: [{address: '127.0.0.1:1'}]}}";
+        let check = "checks: {c: {kind: mysql, user: u, role: true}}";
+        Some(match path {
+            "global" => format!("global: {{%}}\n{check}\n{POOL}"),
+            "global.log" => format!("global: {{log: {{%}}}}\n{check}\n{POOL}"),
+            "checks.NAME" => {
+                let kind = match key {
+                    "role" => "mysql, user: u",
+                    "path" | "expect_status" => "http",
+                    _ => "tcp",
+                };
+                format!("checks: {{c: {{kind: {kind}, %}}}}\n{POOL}")
+            }
+            "checks.NAME.replication" => {
+                format!("checks: {{c: {{kind: mysql, user: u, replication: {{%}}}}}}\n{POOL}")
+            }
+            "pools.NAME.servers[]" => format!(
+                "{check}\npools: {{p: {{check: c, servers: [{{address: '127.0.0.1:1', %}}]}}}}"
+            ),
+            "pools.NAME.failover" => format!(
+                "{check}\npools: {{p: {{check: c, \
+                 servers: [{{address: '127.0.0.1:1'}}, {{address: '127.0.0.1:2'}}], \
+                 failover: {{user: a, replication_user: r, %}}}}}}"
+            ),
+            "relays.NAME" => {
+                format!("{check}\n{POOL}\nrelays: {{r: {{listen: ['127.0.0.1:1'], pool: p, %}}}}")
+            }
+            "relays.NAME.mode" => format!(
+                "{check}\n{POOL}\nrelays: {{r: {{listen: ['127.0.0.1:1'], pool: p, \
+                 mode: {{kind: spiped_encrypt, key_file: /k, %}}}}}}"
+            ),
+            "vrrp.instances.NAME" | "vrrp.instances.NAME.garp" => {
+                let instance = "interface: lo, vrid: 1, virtual_addresses: ['192.0.2.1/24']";
+                let keys = if path.ends_with("garp") {
+                    format!("{instance}, garp: {{%}}")
+                } else {
+                    format!("{instance}, %")
+                };
+                format!("{check}\n{POOL}\nvrrp: {{instances: {{v: {{{keys}}}}}}}")
+            }
+            "alerts.email" => format!(
+                "{check}\n{POOL}\nalerts: {{email: {{smtp_host: h, from: 'a@b.c', to: ['d@e.f'], %}}}}"
+            ),
+            "notify[]" => format!("{check}\n{POOL}\nnotify: [{{command: [/bin/true], %}}]"),
+            _ => return None,
+        })
+    }
+
+    #[test]
+    fn every_stated_default_is_the_schema_default() {
+        let options = crate::ParseOptions { check_files: false };
+        let parse = |text: &str| crate::parse_with(text, "reference", options);
+        let mut compared = 0;
+        for section in SECTIONS {
+            for key in section.keys {
+                if DESCRIBED.contains(&key.default) {
+                    continue;
+                }
+                let template = template(section.path, key.name)
+                    .unwrap_or_else(|| panic!("no template for {}", section.path));
+                let left_out = template.replace(", %", "").replace('%', "");
+                let given = template.replace('%', &format!("{}: {}", key.name, key.default));
+                let left_out =
+                    parse(&left_out).unwrap_or_else(|errors| panic!("{left_out}\n{errors}"));
+                let given = parse(&given).unwrap_or_else(|errors| panic!("{given}\n{errors}"));
+                assert_eq!(
+                    left_out, given,
+                    "{}: {} is not {}",
+                    section.path, key.name, key.default
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 40, "only {compared} defaults compared");
     }
 
     #[test]
