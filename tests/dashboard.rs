@@ -1,6 +1,9 @@
 //! The Grafana dashboard (`dist/grafana/hafront-dashboard.json`) queries only what a live
-//! daemon publishes: every metric named in a query is a family of a real `/metrics` scrape,
-//! and every label a selector names is one of that family's labels.
+//! daemon publishes: every metric named in a query is a family of a real `/metrics` scrape.
+//! The labels and values its selectors use are checked against that scrape and, for the
+//! families a test daemon cannot fill (VRRP without an interface, failover without a
+//! failover), against the same daemon's status with a VRRP instance and a failover added,
+//! rendered by the daemon's own exposition code.
 
 mod support;
 
@@ -39,8 +42,11 @@ fn queries(dashboard: &Value) -> Vec<String> {
     found
 }
 
-/// The `hafront_*` metric names in `query`, each with the label names its selector uses.
-fn selectors(query: &str) -> Vec<(String, Vec<String>)> {
+/// A label matcher of a selector: label, operator, value.
+type Matcher = (String, String, String);
+
+/// The `hafront_*` metric names in `query`, each with the matchers of its selector.
+fn selectors(query: &str) -> Vec<(String, Vec<Matcher>)> {
     let mut found = Vec::new();
     let mut rest = query;
     while let Some(start) = rest.find("hafront_") {
@@ -49,44 +55,107 @@ fn selectors(query: &str) -> Vec<(String, Vec<String>)> {
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(tail.len());
         let (name, after) = tail.split_at(end);
-        let mut labels = Vec::new();
+        let mut matchers = Vec::new();
         if let Some(inside) = after.strip_prefix('{') {
             let inside = &inside[..inside.find('}').expect("a closed selector")];
             for matcher in inside.split(',') {
-                let label = matcher
-                    .split(['=', '!'])
-                    .next()
-                    .expect("a label name")
-                    .trim();
-                labels.push(label.to_owned());
+                let operator_at = matcher.find(['=', '!']).expect("an operator");
+                let (label, rest) = matcher.split_at(operator_at);
+                let value_at = rest.find('"').expect("a quoted value");
+                let (operator, value) = rest.split_at(value_at);
+                matchers.push((
+                    label.trim().to_owned(),
+                    operator.trim().to_owned(),
+                    value.trim_matches('"').to_owned(),
+                ));
             }
         }
-        found.push((name.to_owned(), labels));
+        found.push((name.to_owned(), matchers));
         rest = after;
     }
     found
 }
 
-/// The families of a scrape (`# TYPE` lines) with the label names their samples carry.
-fn families(scrape: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let mut families: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+/// A family of a scrape: how many samples, and their label names with the values seen.
+#[derive(Debug, Default, PartialEq)]
+struct Family {
+    samples: usize,
+    labels: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// The families of a scrape (`# TYPE` lines) and their samples.
+fn families(scrape: &str) -> BTreeMap<String, Family> {
+    let mut families: BTreeMap<String, Family> = BTreeMap::new();
     for line in scrape.lines() {
         if let Some(typed) = line.strip_prefix("# TYPE ") {
             let name = typed.split_whitespace().next().expect("a family name");
             families.entry(name.to_owned()).or_default();
         } else if !line.starts_with('#') && !line.is_empty() {
             let name_end = line.find(['{', ' ']).expect("a sample");
-            let labels = families
+            let family = families
                 .get_mut(&line[..name_end])
                 .unwrap_or_else(|| panic!("a sample before its # TYPE line: {line}"));
-            if let Some(inside) = line[name_end..].strip_prefix('{') {
-                for pair in inside.split("\",") {
-                    labels.insert(pair.split('=').next().expect("a label").to_owned());
-                }
+            family.samples += 1;
+            let mut rest = &line[name_end..];
+            // Pairs `name="value"`, values with `\"` escapes, up to the closing brace.
+            while let Some(pair) = rest.strip_prefix(['{', ',']) {
+                let (label, quoted) = pair.split_once("=\"").expect("label=\"value\"");
+                let mut value = String::new();
+                let mut characters = quoted.char_indices();
+                let end = loop {
+                    match characters.next().expect("a closing quote") {
+                        (_, '\\') => value.extend(characters.next().map(|(_, c)| c)),
+                        (at, '"') => break at,
+                        (_, c) => value.push(c),
+                    }
+                };
+                family
+                    .labels
+                    .entry(label.to_owned())
+                    .or_default()
+                    .insert(value);
+                rest = &quoted[end + 1..];
             }
         }
     }
     families
+}
+
+/// Checks the selectors in `used` against the families of `published`: every metric is
+/// published; where a family has samples, every label is one of theirs (or one Prometheus
+/// adds) and every `=` value one they carry. With `need_samples`, every family must have them.
+fn check_against(
+    used: &[(String, Vec<Matcher>)],
+    published: &BTreeMap<String, Family>,
+    need_samples: bool,
+    what: &str,
+) {
+    for (name, matchers) in used {
+        let family = published
+            .get(name)
+            .unwrap_or_else(|| panic!("the dashboard queries {name}, not in {what}"));
+        let labels = &family.labels;
+        if family.samples == 0 {
+            assert!(!need_samples, "no sample of {name} in {what}");
+            continue; // no sample here: labels unknown
+        }
+        for (label, operator, value) in matchers {
+            if TARGET_LABELS.contains(&label.as_str()) {
+                continue;
+            }
+            let values = labels.get(label).unwrap_or_else(|| {
+                panic!(
+                    "the dashboard selects {name} by {label:?}; its labels in {what}: {labels:?}"
+                )
+            });
+            if operator == "=" {
+                assert!(
+                    values.contains(value),
+                    "the dashboard selects {name}{{{label}=\"{value}\"}}; {what} has {values:?}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -94,7 +163,7 @@ fn every_metric_the_dashboard_queries_is_in_a_live_scrape() {
     let dashboard: Value = serde_json::from_str(DASHBOARD).expect("the dashboard is JSON");
     assert_eq!(dashboard["uid"], "hafront");
     let queries = queries(&dashboard);
-    let used: Vec<(String, Vec<String>)> = queries.iter().flat_map(|q| selectors(q)).collect();
+    let used: Vec<(String, Vec<Matcher>)> = queries.iter().flat_map(|q| selectors(q)).collect();
     let names: BTreeSet<&str> = used.iter().map(|(name, _)| name.as_str()).collect();
     // What the dashboard is for: VRRP state per node, servers up/down and role, relay
     // connections and refusals, the alert queue and failover events.
@@ -151,48 +220,77 @@ fn every_metric_the_dashboard_queries_is_in_a_live_scrape() {
         "no probe within 5 s; last scrape:\n{live}\nlog:\n{}",
         daemon.log()
     );
-    let published = families(&live);
-    for (name, labels) in &used {
-        let family_labels = published
-            .get(name)
-            .unwrap_or_else(|| panic!("the dashboard queries {name}, not in a scrape:\n{live}"));
-        if family_labels.is_empty() {
-            continue; // no sample here (no VRRP instance, no failover yet): labels unknown
-        }
-        for label in labels {
-            assert!(
-                TARGET_LABELS.contains(&label.as_str()) || family_labels.contains(label),
-                "the dashboard selects {name} by {label:?}; its labels are {family_labels:?}"
-            );
-        }
-    }
-    eprintln!(
-        "{} metrics queried, all in a scrape of {} families",
-        names.len(),
-        published.len()
+    check_against(&used, &families(&live), false, "a live scrape");
+
+    // The same daemon's status with what it cannot have here: a VRRP instance and a pool
+    // that failed over.
+    let socket = dir.path().join("control.sock");
+    let mut status = match hafront::control::request(&socket, &hafront::control::Request::Status) {
+        Ok(hafront::control::Response::Status(status)) => status,
+        other => panic!("no status from the daemon: {other:?}"),
+    };
+    status.vrrp.push(hafront::control::InstanceStatus {
+        name: "front".to_owned(),
+        state: hafront::control::InstanceState::Master,
+        priority: 150,
+        effective_priority: 150,
+        master: None,
+        since: std::time::SystemTime::now(),
+        adverts_sent: 10,
+        adverts_received: 0,
+        dropped: BTreeMap::from([("bad_ttl".to_owned(), 1)]),
+    });
+    status.replication.insert(
+        "db".to_owned(),
+        hafront_failover::Topology {
+            primary: Some("db-a".to_owned()),
+            blocked_until: Some(1),
+            servers: vec![hafront_failover::ServerReplication {
+                name: "db-a".to_owned(),
+                lag_seconds: Some(0),
+                ..Default::default()
+            }],
+            steps: BTreeMap::from([("promoted".to_owned(), 1)]),
+            ..Default::default()
+        },
     );
+    let rendered = hafront::metrics::render(&status);
+    check_against(&used, &families(&rendered), true, "the rendered status");
+    eprintln!("{} metrics queried, all published", names.len());
     daemon.stop(Duration::from_secs(10));
 }
 
 #[test]
 fn selectors_and_families_are_read_as_prometheus_writes_them() {
+    let matcher = |label: &str, operator: &str, value: &str| {
+        (label.to_owned(), operator.to_owned(), value.to_owned())
+    };
     assert_eq!(
         selectors("rate(hafront_a_total{instance=~\"$node\", state!=\"x\"}[5m]) / hafront_b"),
         [
             (
                 "hafront_a_total".to_owned(),
-                vec!["instance".to_owned(), "state".to_owned()]
+                vec![
+                    matcher("instance", "=~", "$node"),
+                    matcher("state", "!=", "x")
+                ]
             ),
             ("hafront_b".to_owned(), vec![]),
         ]
     );
     let scraped = families(
-        "# HELP hafront_a A.\n# TYPE hafront_a gauge\nhafront_a{pool=\"p,q\",server=\"s\"} 1\n\
+        "# HELP hafront_a A.\n# TYPE hafront_a gauge\nhafront_a{pool=\"p,\\\"q\",server=\"s\"} 1\n\
          # HELP hafront_b B.\n# TYPE hafront_b counter\n",
     );
     assert_eq!(
         scraped["hafront_a"],
-        BTreeSet::from(["pool".to_owned(), "server".to_owned()])
+        Family {
+            samples: 1,
+            labels: BTreeMap::from([
+                ("pool".to_owned(), BTreeSet::from(["p,\"q".to_owned()])),
+                ("server".to_owned(), BTreeSet::from(["s".to_owned()])),
+            ])
+        }
     );
-    assert!(scraped["hafront_b"].is_empty());
+    assert_eq!(scraped["hafront_b"], Family::default());
 }

@@ -102,7 +102,14 @@ fn build(output: &Path) -> PathBuf {
     let target = products.parent().expect("the target directory");
     let repository = Path::new(env!("CARGO_MANIFEST_DIR"));
     let built = Command::new(repository.join("dist/build-deb.sh"))
-        .args(["--profile", "dev", "--no-build", "--fast", "--no-dbgsym", "--quiet"])
+        .args([
+            "--profile",
+            "dev",
+            "--no-build",
+            "--fast",
+            "--no-dbgsym",
+            "--quiet",
+        ])
         .arg("--output")
         .arg(output)
         .env("CARGO_TARGET_DIR", target)
