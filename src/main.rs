@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use hafront::control::{ClientError, ReloadOutcome, Request, Response};
 
 /// Keeps a database service reachable when machines die: VRRP, health
@@ -119,6 +119,12 @@ enum Command {
     Import {
         #[command(subcommand)]
         from: ImportFrom,
+    },
+    /// Write the man pages and shell completions into DIR (for packaging).
+    #[command(hide = true)]
+    Generate {
+        /// Directory to write `man/` and `completions/` into.
+        dir: PathBuf,
     },
 }
 
@@ -237,6 +243,13 @@ const DEFAULT_CONFIG: &str = "/etc/hafront/hafront.yaml";
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Generate { dir } => match hafront::manual::generate(Cli::command(), &dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("hafront generate: {}: {err}", dir.display());
+                ExitCode::FAILURE
+            }
+        },
         Command::Status { target, json } => status(&target, json),
         Command::Reload { target, dry_run } => reload(&target, dry_run),
         Command::Release { config } => release(&config),

@@ -841,7 +841,7 @@ enum RelayModeKind {
 /// buffer the mapping and lose the positions).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RelayModeRepr {
+pub(crate) struct RelayModeRepr {
     kind: RelayModeKind,
     #[serde(default)]
     key_file: Option<PathBuf>,
