@@ -25,7 +25,6 @@
 
 pub mod balance;
 mod buffers;
-mod cores;
 mod forward;
 pub mod gateway;
 mod listener;
@@ -212,7 +211,10 @@ impl Relay {
             handshake_warnings: Throttle::new(HANDSHAKE_WARNING_INTERVAL),
             connections: TaskTracker::new(),
         });
-        let acceptors = spawn_acceptors(&shared, listeners)?;
+        let acceptors = listeners
+            .into_iter()
+            .map(|listener| tokio::spawn(accept_loop(Arc::clone(&shared), listener)))
+            .collect();
         let watcher = shared
             .settings
             .close_on_server_down
@@ -366,39 +368,6 @@ impl Backend {
 }
 
 /// Accepts clients until the task is aborted.
-/// Serves every listener on every per-core runtime (each accepts from a
-/// duplicate of the listening socket and serves what it accepted), or on
-/// the caller's runtime when there are none.
-fn spawn_acceptors(
-    shared: &Arc<Shared>,
-    listeners: Vec<TcpListener>,
-) -> io::Result<Vec<JoinHandle<()>>> {
-    let cores = cores::handles();
-    if cores.is_empty() {
-        return Ok(listeners
-            .into_iter()
-            .map(|listener| tokio::spawn(accept_loop(Arc::clone(shared), listener)))
-            .collect());
-    }
-    let mut acceptors = Vec::with_capacity(listeners.len() * cores.len());
-    for listener in listeners {
-        let listener = listener.into_std()?;
-        for core in cores {
-            let socket = listener.try_clone()?;
-            let shared = Arc::clone(shared);
-            acceptors.push(core.spawn(async move {
-                match TcpListener::from_std(socket) {
-                    Ok(listener) => accept_loop(shared, listener).await,
-                    Err(error) => {
-                        warn!(relay = %shared.name, %error, "cannot listen on a relay thread")
-                    }
-                }
-            }));
-        }
-    }
-    Ok(acceptors)
-}
-
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     loop {
         match listener.accept().await {
