@@ -841,6 +841,7 @@ impl Keepalived {
 }
 
 pub mod cluster;
+pub mod etcd;
 pub mod mariadb;
 pub mod story;
 
