@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use crate::machine::{Action, ConfigError, InstanceConfig, Machine, Reason, State, Tunables};
 use crate::wire::{self, Advert, ChecksumForm, DropReason};
 use announce::Announcer;
-pub use links::LinkChanges;
+pub use links::LinkStates;
 use netlink::Netlink;
 use socket::AdvertSockets;
 
