@@ -24,6 +24,7 @@ use crate::control::{
 };
 use crate::failover::{Drains, Failovers};
 use crate::metrics::MetricsServer;
+use crate::quorum::NodeQuorum;
 use crate::relay::saturation::{Saturation, SaturationWatch};
 use crate::relay::{Relay, RelayStats};
 use crate::vrrp::{VrrpInstances, VrrpView};
@@ -53,6 +54,9 @@ pub enum DaemonError {
     /// A pool's failover could not start (its secrets unreadable, say).
     #[error("{0}")]
     Failover(String),
+    /// The quorum could not start (its password file unreadable).
+    #[error("{0}")]
+    Quorum(String),
 }
 
 /// Control requests waiting for the main loop before senders wait.
@@ -83,6 +87,8 @@ struct Daemon {
     started: SystemTime,
     since: SinceTracker,
     vrrp: VrrpInstances,
+    /// The etcd session whose leader keys gate VRRP mastership, if configured.
+    quorum: Option<Arc<NodeQuorum>>,
     saturation: BTreeMap<String, SaturationWatch>,
     failovers: Failovers,
     drains: Drains,
@@ -291,7 +297,14 @@ impl Daemon {
             })?;
             relays.insert(name.clone(), relay);
         }
-        let mut vrrp = VrrpInstances::start(&config, &monitor, alerts.sender()).await?;
+        let quorum = match &config.quorum {
+            Some(quorum) => Some(Arc::new(
+                NodeQuorum::start(quorum, &node).map_err(DaemonError::Quorum)?,
+            )),
+            None => None,
+        };
+        let mut vrrp =
+            VrrpInstances::start(&config, &monitor, alerts.sender(), quorum.clone()).await?;
         board.write().unwrap_or_else(PoisonError::into_inner).vrrp = vrrp.view();
         let drains = Drains::load(&config.global.state_dir);
         drains.apply(&monitor);
@@ -312,6 +325,7 @@ impl Daemon {
             started: SystemTime::now(),
             since,
             vrrp,
+            quorum,
             saturation: BTreeMap::new(),
             failovers,
             drains,
@@ -464,6 +478,14 @@ impl Daemon {
         if new.global.log != self.config.global.log {
             crate::logging::reconfigure(&new.global.log);
         }
+        if new.quorum != self.config.quorum {
+            // The lease and its keys belong to the running session; a new one would drop
+            // every leader key at once.
+            let problem = "the quorum section changed: it applies at the next restart".to_owned();
+            warn!("{problem}");
+            problems.push(problem);
+            new.quorum = self.config.quorum.clone();
+        }
         self.board
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -562,6 +584,10 @@ impl Daemon {
         drop(self.failovers);
         // VIPs first: clients move to the new master while the relays still serve.
         self.vrrp.stop().await;
+        // Then the leader keys, at once: a backup takes over without waiting for the TTL.
+        if let Some(quorum) = &self.quorum {
+            quorum.release_all().await;
+        }
         for relay in self.relays.values_mut() {
             relay.stop().await;
         }

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod failover;
 pub mod logging;
 pub mod metrics;
+pub mod quorum;
 pub mod relay;
 pub mod startup;
 pub mod vrrp;

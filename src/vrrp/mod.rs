@@ -19,6 +19,7 @@ use tracing::{error, info, warn};
 
 use crate::alerts::AlertSender;
 use crate::control::InstanceStatus;
+use crate::quorum::NodeQuorum;
 use instance::{Board, Instance};
 use mapping::{applies_live, tunables};
 
@@ -52,6 +53,8 @@ pub struct VrrpInstances {
     masters: BTreeMap<String, watch::Sender<bool>>,
     /// The control channel of each running instance, for [`VrrpInstances::resigner`].
     controls: BTreeMap<String, Arc<Mutex<Option<mpsc::Sender<Control>>>>>,
+    /// The quorum whose leader keys gate mastership, if configured.
+    quorum: Option<Arc<NodeQuorum>>,
 }
 
 impl VrrpInstances {
@@ -62,16 +65,19 @@ impl VrrpInstances {
         config: &Config,
         monitor: &Monitor,
         alerts: AlertSender,
+        quorum: Option<Arc<NodeQuorum>>,
     ) -> Result<VrrpInstances, VrrpError> {
         let mut vrrp = VrrpInstances {
             instances: BTreeMap::new(),
             alerts: Arc::new(Mutex::new(alerts)),
             masters: BTreeMap::new(),
             controls: BTreeMap::new(),
+            quorum,
         };
         for (name, instance) in &config.vrrp.instances {
             let master = vrrp.master_sender(name);
-            match Instance::start(name, instance, monitor, &vrrp.alerts, master).await {
+            let quorum = vrrp.quorum.as_deref();
+            match Instance::start(name, instance, monitor, &vrrp.alerts, master, quorum).await {
                 Ok(started) => {
                     vrrp.follow_control(name, &started);
                     vrrp.instances.insert(name.clone(), started);
@@ -116,7 +122,8 @@ impl VrrpInstances {
                 running.stop().await;
             }
             let master = self.master_sender(name);
-            match Instance::start(name, wanted, monitor, &self.alerts, master).await {
+            let quorum = self.quorum.as_deref();
+            match Instance::start(name, wanted, monitor, &self.alerts, master, quorum).await {
                 Ok(started) => {
                     self.follow_control(name, &started);
                     self.instances.insert(name.clone(), started);

@@ -1,0 +1,154 @@
+//! The daemon's quorum (the `quorum:` section): one etcd session per node, whose leader
+//! keys gate VRRP mastership. See the `hafront-quorum` crate for the rules.
+
+use std::time::{Duration, Instant};
+
+use hafront_config::{OnQuorumLoss, Quorum as QuorumConfig};
+use hafront_quorum::{ClaimState, Password, Quorum, QuorumStatus, Settings, TlsFiles};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use hafront_vrrp::linux::Control;
+
+/// The node's quorum session and what to do when etcd is out of reach.
+pub struct NodeQuorum {
+    quorum: Quorum,
+    on_loss: OnQuorumLoss,
+}
+
+impl NodeQuorum {
+    /// Starts the session for `config` on the current runtime; `node` names this node when
+    /// the section does not. Fails only when the password file cannot be read.
+    pub fn start(config: &QuorumConfig, node: &str) -> Result<NodeQuorum, String> {
+        let ttl = config.ttl;
+        let mut settings = Settings::new(
+            config.endpoints.clone(),
+            &config.prefix,
+            ttl,
+            config.node_name.as_deref().unwrap_or(node),
+        );
+        // A quarter of the TTL leaves two more keep-alives before the deadline; at least
+        // 250 ms so a busy etcd is not taken for a dead one.
+        settings.request_timeout = (ttl / 4).max(Duration::from_millis(250));
+        settings.tls = config.tls.as_ref().map(|tls| TlsFiles {
+            ca_file: tls.ca_file.clone(),
+            cert_file: tls.cert_file.clone(),
+            key_file: tls.key_file.clone(),
+        });
+        if let (Some(user), Some(password)) = (&config.user, &config.password) {
+            let password = password
+                .reveal()
+                .map_err(|error| format!("quorum.password: cannot read it: {error}"))?;
+            settings.credentials = Some((user.clone(), Password::new(password)));
+        }
+        info!(
+            endpoints = ?config.endpoints,
+            ttl = %humantime::format_duration(ttl),
+            node = %settings.node_name,
+            on_quorum_loss = ?config.on_quorum_loss,
+            "quorum through etcd: VRRP mastership needs the instance's leader key"
+        );
+        Ok(NodeQuorum {
+            quorum: Quorum::start(settings),
+            on_loss: config.on_quorum_loss,
+        })
+    }
+
+    /// The leader key of VRRP instance `instance`.
+    pub fn vrrp_claim(&self, instance: &str) -> hafront_quorum::Claim {
+        self.quorum.claim(&format!("vrrp/{instance}"))
+    }
+
+    /// What to do when etcd is out of reach.
+    pub fn on_loss(&self) -> OnQuorumLoss {
+        self.on_loss
+    }
+
+    /// The session's state.
+    pub fn status(&self) -> QuorumStatus {
+        self.quorum.status()
+    }
+
+    /// Revokes the lease: every key goes at once (graceful stop).
+    pub async fn release_all(&self) {
+        self.quorum.release_all().await;
+    }
+}
+
+/// Whether `state` grants mastership under `on_loss`.
+pub fn grants(state: &ClaimState, on_loss: OnQuorumLoss) -> bool {
+    match state {
+        ClaimState::Held { until } => Instant::now() < *until,
+        ClaimState::Unreachable { .. } => on_loss == OnQuorumLoss::Keep,
+        ClaimState::HeldBy { .. } | ClaimState::Free => false,
+    }
+}
+
+/// Passes the claim's state on to a VRRP driver as mastership grants until the driver's
+/// control channel closes. Under `keep`, losing etcd entirely is logged once per outage.
+pub async fn grant_mastership(
+    instance: String,
+    mut state: watch::Receiver<ClaimState>,
+    control: mpsc::Sender<Control>,
+    on_loss: OnQuorumLoss,
+) {
+    let mut granted = None;
+    loop {
+        let current = state.borrow_and_update().clone();
+        let grant = grants(&current, on_loss);
+        if granted != Some(grant) {
+            match &current {
+                ClaimState::Unreachable { .. } if on_loss == OnQuorumLoss::Keep => warn!(
+                    %instance,
+                    "etcd out of reach: on_quorum_loss is keep, so VRRP decides alone (two masters are possible in a partition)"
+                ),
+                ClaimState::Unreachable { .. } => warn!(
+                    %instance,
+                    "etcd out of reach: no mastership until it answers (on_quorum_loss: resign)"
+                ),
+                ClaimState::HeldBy { holder } => {
+                    info!(%instance, %holder, "the instance's leader key is held by another node")
+                }
+                ClaimState::Held { .. } | ClaimState::Free => {}
+            }
+            info!(%instance, granted = grant, "VRRP mastership grant");
+            if control
+                .send(Control::SetMastershipGrant(grant))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            granted = Some(grant);
+        }
+        if state.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_live_key_grants_mastership_unless_keep_covers_an_etcd_outage() {
+        let later = Instant::now() + Duration::from_secs(1);
+        let held = ClaimState::Held { until: later };
+        let expired = ClaimState::Held {
+            until: Instant::now(),
+        };
+        let unreachable = ClaimState::Unreachable {
+            since: Instant::now(),
+        };
+        let other = ClaimState::HeldBy {
+            holder: "n2".into(),
+        };
+        assert!(grants(&held, OnQuorumLoss::Resign));
+        assert!(!grants(&expired, OnQuorumLoss::Keep));
+        assert!(!grants(&unreachable, OnQuorumLoss::Resign));
+        assert!(grants(&unreachable, OnQuorumLoss::Keep));
+        assert!(!grants(&other, OnQuorumLoss::Keep));
+        assert!(!grants(&ClaimState::Free, OnQuorumLoss::Keep));
+    }
+}
