@@ -397,6 +397,10 @@ impl Daemon {
                 dropped_events: self.alerts.dropped(),
             },
             replication: self.failovers.topologies(),
+            quorum: self
+                .quorum
+                .as_ref()
+                .map(|quorum| quorum.view(self.vrrp.leader_keys())),
         }
     }
 

@@ -10,6 +10,8 @@ use tracing::{info, warn};
 
 use hafront_vrrp::linux::Control;
 
+use crate::control::{LeaderKey, QuorumView};
+
 /// The node's quorum session and what to do when etcd is out of reach.
 pub struct NodeQuorum {
     quorum: Quorum,
@@ -64,14 +66,38 @@ impl NodeQuorum {
         self.on_loss
     }
 
-    /// The session's state.
-    pub fn status(&self) -> QuorumStatus {
-        self.quorum.status()
+    /// The session's state with `keys`, for status and metrics.
+    pub fn view(&self, keys: Vec<LeaderKey>) -> QuorumView {
+        let status: QuorumStatus = self.quorum.status();
+        let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        QuorumView {
+            reachable: status.reachable,
+            lease_id: status.lease_id,
+            granted_ttl_ms: status.granted_ttl.map(millis),
+            time_left_ms: status.time_left.map(millis),
+            last_error: status.last_error,
+            keys,
+        }
     }
 
     /// Revokes the lease: every key goes at once (graceful stop).
     pub async fn release_all(&self) {
         self.quorum.release_all().await;
+    }
+}
+
+/// The status line of leader key `key` in `state`.
+pub fn leader_key(key: &str, state: &ClaimState) -> LeaderKey {
+    let (state, holder) = match state {
+        ClaimState::Held { until } if Instant::now() < *until => ("held", None),
+        ClaimState::Held { .. } | ClaimState::Unreachable { .. } => ("unreachable", None),
+        ClaimState::HeldBy { holder } => ("held_by", Some(holder.clone())),
+        ClaimState::Free => ("free", None),
+    };
+    LeaderKey {
+        key: key.to_owned(),
+        state: state.to_owned(),
+        holder,
     }
 }
 

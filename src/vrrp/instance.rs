@@ -33,6 +33,8 @@ pub(super) struct Instance {
     reporter: JoinHandle<()>,
     /// Passes the leader key's state to the driver, under a quorum.
     granter: Option<JoinHandle<()>>,
+    /// The leader key's state, under a quorum.
+    pub(super) leader_key: Option<watch::Receiver<hafront_quorum::ClaimState>>,
     pub(super) board: Arc<Mutex<Board>>,
     drops: Arc<DropCounters>,
     pub(super) activity: Arc<Activity>,
@@ -115,6 +117,7 @@ impl Instance {
         // Under a quorum: the leader key `vrrp/<name>`, wanted when the driver would be
         // master, and its state passed back as the mastership grant.
         let claim = quorum.map(|quorum| quorum.vrrp_claim(name));
+        let leader_key = claim.as_ref().map(hafront_quorum::Claim::state);
         let granter = quorum.zip(claim.as_ref()).map(|(quorum, claim)| {
             tokio::spawn(grant_mastership(
                 name.to_owned(),
@@ -139,6 +142,7 @@ impl Instance {
             retrack,
             reporter,
             granter,
+            leader_key,
             board,
             drops,
             activity,

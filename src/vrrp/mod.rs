@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::alerts::AlertSender;
-use crate::control::InstanceStatus;
+use crate::control::{InstanceStatus, LeaderKey};
 use crate::quorum::NodeQuorum;
 use instance::{Board, Instance};
 use mapping::{applies_live, tunables};
@@ -184,6 +184,17 @@ impl VrrpInstances {
         self.instances
             .iter()
             .map(|(name, instance)| instance.status(name))
+            .collect()
+    }
+
+    /// The leader key of every instance, under a quorum.
+    pub fn leader_keys(&self) -> Vec<LeaderKey> {
+        self.instances
+            .iter()
+            .filter_map(|(name, instance)| {
+                let state = instance.leader_key.as_ref()?.borrow().clone();
+                Some(crate::quorum::leader_key(&format!("vrrp/{name}"), &state))
+            })
             .collect()
     }
 
