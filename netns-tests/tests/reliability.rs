@@ -267,3 +267,72 @@ fn smtp_server_down_during_the_failover() {
         );
     }
 }
+
+#[test]
+fn partition_between_the_nodes_with_a_quorum_gives_no_second_vip_or_primary() {
+    if skip_unless_root("partition_between_the_nodes_with_a_quorum_gives_no_second_vip_or_primary")
+        || hafront_netns_tests::etcd::skip_unless_etcd(
+            "partition_between_the_nodes_with_a_quorum_gives_no_second_vip_or_primary",
+        )
+    {
+        return;
+    }
+    // The partition case with a quorum (etcd on n3-n5, both nodes still reach it): n2 stops
+    // hearing n1 and asks for the key n1 holds, so it stays backup and read-only. n1 keeps the
+    // VIP but acknowledges nothing while its semi-synchronous replica is cut off.
+    let name = "qpartition";
+    let pair = MysqlPair::start_with_quorum(name, Narrator::new(false));
+    let watch = pair.watch();
+    let client = pair.client();
+    assert!(
+        client.wait_for_acks(100, Duration::from_secs(10)),
+        "{name}: no writes before the fault"
+    );
+    let since = Instant::now();
+    pair.partition(true);
+    // Poll both servers' read_only as fast as the client allows for the whole partition.
+    let mut polls = 0;
+    let mut both_writable = 0;
+    let partition_ends = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < partition_ends {
+        if pair.servers[0].writable() && pair.servers[1].writable() {
+            both_writable += 1;
+        }
+        polls += 1;
+    }
+    let poll_interval = Duration::from_secs(4) / polls;
+    pair.partition(false);
+    let healed = Instant::now();
+    assert!(
+        client.wait_for_acks(50, Duration::from_secs(15)),
+        "{name}: no writes after the heal; events:\n{}",
+        events(&pair)
+    );
+    let writes: WriteLog = client.finish();
+    let vips = watch.finish();
+    let duplicate = vips.longest_duplicate_after(since);
+    eprintln!(
+        "RESULT | {name} | two VIP holders {} ms | both writable in {both_writable} of {polls} polls (one every {poll_interval:?}) | outage {} ms (until {} ms after the heal) | {} acked, {} lost |",
+        duplicate.as_millis(),
+        writes.longest_outage_after(since).as_millis(),
+        writes
+            .first_ack_after(healed)
+            .map_or(0, |ack| ack.saturating_duration_since(healed).as_millis()),
+        writes.acked().len(),
+        writes.lost(&pair.servers[0].ids()).len(),
+    );
+    assert_eq!(
+        duplicate,
+        Duration::ZERO,
+        "{name}: two VIP holders; events:\n{}",
+        events(&pair)
+    );
+    assert_eq!(both_writable, 0, "{name}: two writable servers");
+    assert_eq!(
+        pair.lab.vip_holders(),
+        [1],
+        "{name}: the key holder keeps the VIP"
+    );
+    assert!(pair.servers[0].writable() && !pair.servers[1].writable());
+    assert_eq!(writes.lost(&pair.servers[0].ids()), Vec::<u64>::new());
+}
