@@ -336,3 +336,67 @@ fn partition_between_the_nodes_with_a_quorum_gives_no_second_vip_or_primary() {
     assert!(pair.servers[0].writable() && !pair.servers[1].writable());
     assert_eq!(writes.lost(&pair.servers[0].ids()), Vec::<u64>::new());
 }
+
+#[test]
+fn primary_cut_off_from_etcd_with_a_quorum_hands_over_without_two_primaries() {
+    let test = "primary_cut_off_from_etcd_with_a_quorum_hands_over_without_two_primaries";
+    if skip_unless_root(test) || hafront_netns_tests::etcd::skip_unless_etcd(test) {
+        return;
+    }
+    // n1 (master, writable) loses every etcd member but still reaches n2 and the client: it
+    // resigns at its lease deadline and its server is fenced; n2 takes the key once etcd
+    // expired n1's lease, and promotes.
+    let name = "qetcdcut";
+    let pair = MysqlPair::start_with_quorum(name, Narrator::new(false));
+    let watch = pair.watch();
+    let client = pair.client();
+    assert!(
+        client.wait_for_acks(100, Duration::from_secs(10)),
+        "{name}: no writes before the fault"
+    );
+    let since = Instant::now();
+    hafront_netns_tests::etcd::block(&pair.lab, 1, &hafront_netns_tests::story::ETCD_NODES);
+    let mut polls = 0;
+    let mut both_writable = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut promoted = None;
+    while Instant::now() < deadline {
+        let (one, two) = (pair.servers[0].writable(), pair.servers[1].writable());
+        both_writable += usize::from(one && two);
+        polls += 1;
+        if two && !one && pair.lab.vip_holders() == [2] {
+            promoted = Some(Instant::now());
+            break;
+        }
+    }
+    let promoted = promoted.unwrap_or_else(|| {
+        panic!(
+            "{name}: n2 never became the writable VIP holder; events:\n{}",
+            events(&pair)
+        )
+    });
+    assert!(
+        client.wait_for_acks(50, Duration::from_secs(15)),
+        "{name}: no writes after the hand-over; events:\n{}",
+        events(&pair)
+    );
+    let writes: WriteLog = client.finish();
+    let vips = watch.finish();
+    let duplicate = vips.longest_duplicate_after(since);
+    eprintln!(
+        "RESULT | {name} | two VIP holders {} ms | both writable in {both_writable} of {polls} polls | n2 writable VIP holder {} ms after the cut | outage {} ms | {} acked, {} lost |",
+        duplicate.as_millis(),
+        (promoted - since).as_millis(),
+        writes.longest_outage_after(since).as_millis(),
+        writes.acked().len(),
+        writes.lost(&pair.servers[1].ids()).len(),
+    );
+    assert_eq!(
+        duplicate,
+        Duration::ZERO,
+        "{name}: two VIP holders; events:\n{}",
+        events(&pair)
+    );
+    assert_eq!(both_writable, 0, "{name}: two writable servers");
+    assert_eq!(writes.lost(&pair.servers[1].ids()), Vec::<u64>::new());
+}
