@@ -1,7 +1,8 @@
 //! The daemon's quorum (the `quorum:` section): one etcd session per node, whose leader
 //! keys gate VRRP mastership. See the `hafront-quorum` crate for the rules.
 
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use hafront_config::{OnQuorumLoss, Quorum as QuorumConfig};
 use hafront_quorum::{ClaimState, Password, Quorum, QuorumStatus, Settings, TlsFiles};
@@ -10,6 +11,7 @@ use tracing::{info, warn};
 
 use hafront_vrrp::linux::Control;
 
+use crate::alerts::{AlertSender, EventKind};
 use crate::control::{LeaderKey, QuorumView};
 
 /// The node's quorum session and what to do when etcd is out of reach.
@@ -77,6 +79,48 @@ impl NodeQuorum {
             time_left_ms: status.time_left.map(millis),
             last_error: status.last_error,
             keys,
+        }
+    }
+
+    /// Publishes `quorum_lost` when the lease is lost and `quorum_regained` when there is one
+    /// again, through `alerts` (swapped on reload); nothing before the first lease.
+    pub async fn report_reachability(self: Arc<Self>, alerts: Arc<Mutex<AlertSender>>) {
+        let mut reachable = self.quorum.reachability();
+        let mut known = false;
+        while reachable.changed().await.is_ok() {
+            let now = *reachable.borrow_and_update();
+            if !known && !now {
+                continue;
+            }
+            known = true;
+            let detail = if now {
+                "leader keys can be held again".to_owned()
+            } else {
+                let follows = match self.on_loss {
+                    OnQuorumLoss::Resign => "every VRRP master here resigns until etcd answers",
+                    OnQuorumLoss::Keep => {
+                        "on_quorum_loss is keep: VRRP decides alone meanwhile (two masters are possible in a partition)"
+                    }
+                };
+                match self.quorum.status().last_error {
+                    Some(error) => format!("{follows}; last etcd error: {error}"),
+                    None => follows.to_owned(),
+                }
+            };
+            let sender = alerts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let sent = sender.send(crate::alerts::Event {
+                at: SystemTime::now(),
+                kind: EventKind::Quorum {
+                    reachable: now,
+                    detail,
+                },
+            });
+            if !sent {
+                warn!("alert queue full; quorum change not reported");
+            }
         }
     }
 

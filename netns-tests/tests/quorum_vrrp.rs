@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use hafront_netns_tests::etcd::{EtcdCluster, block, skip_unless_etcd};
+use hafront_netns_tests::etcd::{EtcdCluster, block, skip_unless_etcd, unblock};
 use hafront_netns_tests::story::ScenarioLock;
 use hafront_netns_tests::{
     Hafront, Lab, ProbeLog, Service, VipLog, skip_unless_root, vrrp_section, wait_until,
@@ -186,6 +186,24 @@ fn a_master_cut_off_from_etcd_resigns_before_the_other_takes_over() {
     let n1 = pair.nodes[0].as_ref().expect("n1").status();
     assert_eq!(n1["quorum"]["reachable"], false, "{n1}");
     assert_eq!(n1["quorum"]["keys"][0]["state"], "unreachable", "{n1}");
+    // The loss and the regain are alert events (logged by the alert subsystem).
+    assert!(
+        pair.node_log_contains(
+            1,
+            "quorum LOST: no live etcd lease: every VRRP master here resigns"
+        ),
+        "no quorum_lost alert; log:\n{}",
+        pair.logs()
+    );
+    unblock(&pair.lab, 1, &ETCD);
+    assert!(
+        wait_until(TTL * 5, || pair.node_log_contains(1, "quorum regained")),
+        "no quorum_regained alert; log:\n{}",
+        pair.logs()
+    );
+    // n2 keeps the key and the VIP: n1 waits as backup.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(pair.lab.vip_holders(), [2], "logs:\n{}", pair.logs());
 }
 
 #[test]

@@ -38,6 +38,7 @@ use session::{Health, Session, bounded};
 pub struct Quorum {
     settings: Arc<Settings>,
     sessions: watch::Receiver<Option<Session>>,
+    reachable: watch::Receiver<bool>,
     health: Arc<Mutex<Health>>,
     cancel: CancellationToken,
 }
@@ -64,17 +65,20 @@ impl Quorum {
     pub fn start(settings: Settings) -> Quorum {
         let settings = Arc::new(settings);
         let (sessions_tx, sessions) = watch::channel(None);
+        let (reachable_tx, reachable) = watch::channel(false);
         let health = Arc::new(Mutex::new(Health::default()));
         let cancel = CancellationToken::new();
         tokio::spawn(session::run(
             Arc::clone(&settings),
             sessions_tx,
+            reachable_tx,
             Arc::clone(&health),
             cancel.clone(),
         ));
         Quorum {
             settings,
             sessions,
+            reachable,
             health,
             cancel,
         }
@@ -88,6 +92,12 @@ impl Quorum {
             self.sessions.clone(),
             self.cancel.child_token(),
         )
+    }
+
+    /// Whether this node holds a live lease, followed live: false until the first grant,
+    /// false again from a lease's deadline until the next grant.
+    pub fn reachability(&self) -> watch::Receiver<bool> {
+        self.reachable.clone()
     }
 
     /// The session's state now.

@@ -44,12 +44,14 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 pub(crate) async fn run(
     settings: Arc<Settings>,
     sessions: watch::Sender<Option<Session>>,
+    reachable: watch::Sender<bool>,
     health: Arc<Mutex<Health>>,
     cancel: CancellationToken,
 ) {
     let mut keeper = Keeper {
         settings,
         sessions,
+        reachable,
         health,
         client: None,
         lease: None,
@@ -68,6 +70,7 @@ pub(crate) async fn run(
 struct Keeper {
     settings: Arc<Settings>,
     sessions: watch::Sender<Option<Session>>,
+    reachable: watch::Sender<bool>,
     health: Arc<Mutex<Health>>,
     client: Option<Client>,
     lease: Option<Lease>,
@@ -225,6 +228,8 @@ impl Keeper {
         self.stale_lease = stale;
         self.record_error(why);
         self.sessions.send_replace(None);
+        self.reachable
+            .send_if_modified(|reachable| std::mem::replace(reachable, false));
         self.health.lock().expect("quorum health").lease = None;
     }
 
@@ -237,6 +242,8 @@ impl Keeper {
             lease: lease.id(),
             deadline: lease.deadline(),
         }));
+        self.reachable
+            .send_if_modified(|reachable| !std::mem::replace(reachable, true));
         let mut health = self.health.lock().expect("quorum health");
         health.lease = Some(lease.clone());
     }

@@ -55,6 +55,8 @@ pub struct VrrpInstances {
     controls: BTreeMap<String, Arc<Mutex<Option<mpsc::Sender<Control>>>>>,
     /// The quorum whose leader keys gate mastership, if configured.
     quorum: Option<Arc<NodeQuorum>>,
+    /// Publishes the quorum's losses and regains as alerts.
+    quorum_alerts: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl VrrpInstances {
@@ -72,8 +74,12 @@ impl VrrpInstances {
             alerts: Arc::new(Mutex::new(alerts)),
             masters: BTreeMap::new(),
             controls: BTreeMap::new(),
+            quorum_alerts: None,
             quorum,
         };
+        vrrp.quorum_alerts = vrrp.quorum.as_ref().map(|quorum| {
+            tokio::spawn(Arc::clone(quorum).report_reachability(Arc::clone(&vrrp.alerts)))
+        });
         for (name, instance) in &config.vrrp.instances {
             let master = vrrp.master_sender(name);
             let quorum = vrrp.quorum.as_deref();
@@ -217,6 +223,9 @@ impl VrrpInstances {
     /// Makes every master resign (priority 0 advert), withdraws the VIPs and waits until
     /// that is done.
     pub async fn stop(&mut self) {
+        if let Some(reporter) = self.quorum_alerts.take() {
+            reporter.abort();
+        }
         let instances = std::mem::take(&mut self.instances);
         for instance in instances.values() {
             // A driver that already ended has withdrawn its VIPs.
