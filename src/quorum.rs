@@ -63,6 +63,36 @@ impl NodeQuorum {
         self.quorum.claim(&format!("vrrp/{instance}"))
     }
 
+    /// Whether this node holds the leader key `failover/<pool>`, followed live: for a pool
+    /// whose failover follows no VRRP instance. The key is wanted while the receiver lives
+    /// and given up (deleted if held) once it is dropped.
+    pub fn failover_leadership(&self, pool: &str) -> watch::Receiver<bool> {
+        let claim = self.quorum.claim(&format!("failover/{pool}"));
+        claim.want(true);
+        let (leader, receiver) = watch::channel(false);
+        let on_loss = self.on_loss;
+        let pool = pool.to_owned();
+        tokio::spawn(async move {
+            let mut state = claim.state();
+            loop {
+                let granted = grants(&state.borrow_and_update(), on_loss);
+                if leader.send_if_modified(|current| std::mem::replace(current, granted) != granted)
+                {
+                    info!(%pool, leader = granted, "failover leadership (the pool's quorum key)");
+                }
+                tokio::select! {
+                    () = leader.closed() => break,
+                    changed = state.changed() => if changed.is_err() {
+                        break;
+                    },
+                }
+            }
+            // Dropping the claim gives the key up.
+            drop(claim);
+        });
+        receiver
+    }
+
     /// What to do when etcd is out of reach.
     pub fn on_loss(&self) -> OnQuorumLoss {
         self.on_loss

@@ -193,6 +193,11 @@ impl VrrpInstances {
             .collect()
     }
 
+    /// The quorum whose leader keys gate mastership, if configured.
+    pub fn quorum(&self) -> Option<&Arc<NodeQuorum>> {
+        self.quorum.as_ref()
+    }
+
     /// The leader key of every instance, under a quorum.
     pub fn leader_keys(&self) -> Vec<LeaderKey> {
         self.instances
