@@ -32,12 +32,17 @@ struct Pair {
 impl Pair {
     /// n1 master with the key, n2 backup; both with the quorum section.
     fn start(test: &str) -> Pair {
+        Pair::start_with(test, "resign")
+    }
+
+    /// [`Pair::start`] with `on_quorum_loss` set to `on_loss`.
+    fn start_with(test: &str, on_loss: &str) -> Pair {
         let turn = ScenarioLock::acquire();
         let lab = Lab::new(test, 5);
         let etcd = EtcdCluster::start(&lab, &ETCD);
         let services = [lab.service(1), lab.service(2)];
         let quorum = format!(
-            "quorum:\n  endpoints: [{}]\n  ttl: 2s\n",
+            "quorum:\n  endpoints: [{}]\n  ttl: 2s\n  on_quorum_loss: {on_loss}\n",
             etcd.endpoints().join(", ")
         );
         let body = |priority: u8| format!("{}{quorum}", vrrp_section(3, priority, "100ms", ""));
@@ -304,5 +309,41 @@ impl Pair {
         self.nodes[number - 1]
             .as_ref()
             .is_some_and(|node| node.log().contains(text))
+    }
+}
+
+#[test]
+fn all_etcd_down_the_master_resigns_under_resign_and_stays_under_keep() {
+    if skip("all_etcd_down_the_master_resigns_under_resign_and_stays_under_keep") {
+        return;
+    }
+    for (on_loss, holders) in [("resign", Vec::<usize>::new()), ("keep", vec![1])] {
+        let mut pair = Pair::start_with(&format!("qall{on_loss}"), on_loss);
+        let watch = pair.lab.watch_vip();
+        let from = Instant::now();
+        for member in ETCD {
+            pair.etcd.kill(member);
+        }
+        assert!(
+            wait_until(TTL * 2, || pair.node_log_contains(1, "quorum LOST")),
+            "{on_loss}: n1 never lost the quorum; logs:\n{}",
+            pair.logs()
+        );
+        std::thread::sleep(Duration::from_millis(1000));
+        let vips = watch.finish();
+        assert_eq!(
+            vips.longest_duplicate_after(from),
+            Duration::ZERO,
+            "{on_loss}: two VIP holders; logs:\n{}",
+            pair.logs()
+        );
+        assert_eq!(
+            pair.lab.vip_holders(),
+            holders,
+            "{on_loss}: VIP holders with etcd gone; logs:\n{}",
+            pair.logs()
+        );
+        let n1 = pair.node(1).status();
+        assert_eq!(n1["quorum"]["reachable"], false, "{n1}");
     }
 }
