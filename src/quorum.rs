@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use hafront_config::{OnQuorumLoss, Quorum as QuorumConfig};
+use hafront_config::{Config, ConfigError, KeyPath, OnQuorumLoss, Quorum as QuorumConfig};
 use hafront_quorum::{ClaimState, Password, Quorum, QuorumStatus, Settings, TlsFiles};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
@@ -24,30 +24,10 @@ impl NodeQuorum {
     /// Starts the session for `config` on the current runtime; `node` names this node when
     /// the section does not. Fails only when the password file cannot be read.
     pub fn start(config: &QuorumConfig, node: &str) -> Result<NodeQuorum, String> {
-        let ttl = config.ttl;
-        let mut settings = Settings::new(
-            config.endpoints.clone(),
-            &config.prefix,
-            ttl,
-            config.node_name.as_deref().unwrap_or(node),
-        );
-        // A quarter of the TTL leaves two more keep-alives before the deadline; at least
-        // 250 ms so a busy etcd is not taken for a dead one.
-        settings.request_timeout = (ttl / 4).max(Duration::from_millis(250));
-        settings.tls = config.tls.as_ref().map(|tls| TlsFiles {
-            ca_file: tls.ca_file.clone(),
-            cert_file: tls.cert_file.clone(),
-            key_file: tls.key_file.clone(),
-        });
-        if let (Some(user), Some(password)) = (&config.user, &config.password) {
-            let password = password
-                .reveal()
-                .map_err(|error| format!("quorum.password: cannot read it: {error}"))?;
-            settings.credentials = Some((user.clone(), Password::new(password)));
-        }
+        let settings = settings(config, node)?;
         info!(
             endpoints = ?config.endpoints,
-            ttl = %humantime::format_duration(ttl),
+            ttl = %humantime::format_duration(config.ttl),
             node = %settings.node_name,
             on_quorum_loss = ?config.on_quorum_loss,
             "quorum through etcd: VRRP mastership needs the instance's leader key"
@@ -157,6 +137,65 @@ impl NodeQuorum {
     /// Revokes the lease: every key goes at once (graceful stop).
     pub async fn release_all(&self) {
         self.quorum.release_all().await;
+    }
+}
+
+/// The crate's settings for `config`; `node` names this node when the section does not.
+/// Fails only when the password file cannot be read.
+fn settings(config: &QuorumConfig, node: &str) -> Result<Settings, String> {
+    let ttl = config.ttl;
+    let mut settings = Settings::new(
+        config.endpoints.clone(),
+        &config.prefix,
+        ttl,
+        config.node_name.as_deref().unwrap_or(node),
+    );
+    // A quarter of the TTL leaves two more keep-alives before the deadline; at least
+    // 250 ms so a busy etcd is not taken for a dead one.
+    settings.request_timeout = (ttl / 4).max(Duration::from_millis(250));
+    settings.tls = config.tls.as_ref().map(|tls| TlsFiles {
+        ca_file: tls.ca_file.clone(),
+        cert_file: tls.cert_file.clone(),
+        key_file: tls.key_file.clone(),
+    });
+    if let (Some(user), Some(password)) = (&config.user, &config.password) {
+        let password = password
+            .reveal()
+            .map_err(|error| format!("quorum.password: cannot read it: {error}"))?;
+        settings.credentials = Some((user.clone(), Password::new(password)));
+    }
+    Ok(settings)
+}
+/// `hafront check --connect` for the `quorum` section: etcd must answer and grant the TTL
+/// asked for (etcd raises a TTL below 1.5 election timeouts, which would lengthen every
+/// crash failover unnoticed).
+pub async fn check_etcd(config: &Config, node: &str, file: &str, text: &str) -> Vec<ConfigError> {
+    let Some(quorum) = &config.quorum else {
+        return Vec::new();
+    };
+    let path = KeyPath::root().key("quorum");
+    let error =
+        |key: KeyPath, message: String| vec![crate::startup::located(file, text, key, message)];
+    let settings = match settings(quorum, node) {
+        Ok(settings) => settings,
+        Err(problem) => return error(path.key("password"), problem),
+    };
+    match hafront_quorum::granted_ttl(&settings).await {
+        Ok(granted) if granted == quorum.ttl => Vec::new(),
+        Ok(granted) => error(
+            path.key("ttl"),
+            format!(
+                "etcd grants {} for the {} asked (its minimum is 1.5 election timeouts): write \
+                 ttl: {}, or lower etcd's --election-timeout",
+                humantime::format_duration(granted),
+                humantime::format_duration(quorum.ttl),
+                humantime::format_duration(granted),
+            ),
+        ),
+        Err(problem) => error(
+            path.key("endpoints"),
+            format!("cannot get a lease from etcd: {problem}"),
+        ),
     }
 }
 

@@ -46,6 +46,12 @@ pub struct EtcdCluster {
 impl EtcdCluster {
     /// Starts one member on each of `nodes` of `lab` and waits until the cluster answers.
     pub fn start(lab: &Lab, nodes: &[usize]) -> EtcdCluster {
+        EtcdCluster::start_timed(lab, nodes, 50, 500)
+    }
+
+    /// [`EtcdCluster::start`] with etcd's own heartbeat interval and election timeout (in
+    /// milliseconds; etcd's defaults are 100 and 1000, which make its minimum lease TTL 2 s).
+    pub fn start_timed(lab: &Lab, nodes: &[usize], heartbeat: u32, election: u32) -> EtcdCluster {
         let initial_cluster = nodes
             .iter()
             .map(|&n| format!("e{n}=http://{}:{PEER_PORT}", Lab::address(n)))
@@ -82,9 +88,9 @@ impl EtcdCluster {
                 "--initial-cluster-token".to_owned(),
                 lab.switch().to_owned(),
                 "--heartbeat-interval".to_owned(),
-                "50".to_owned(),
+                heartbeat.to_string(),
                 "--election-timeout".to_owned(),
-                "500".to_owned(),
+                election.to_string(),
                 "--logger".to_owned(),
                 "zap".to_owned(),
                 "--log-level".to_owned(),

@@ -241,3 +241,47 @@ fn all_etcd_members_gone_every_claim_is_unreachable() {
         millis(a_left.at - killed)
     );
 }
+
+#[test]
+fn check_connect_reports_a_ttl_etcd_would_raise() {
+    if skip("check_connect_reports_a_ttl_etcd_would_raise") {
+        return;
+    }
+    let _turn = ScenarioLock::acquire();
+    let lab = Lab::new("qcheck", 4);
+    // etcd's default timing: its minimum lease TTL is 1.5 election timeouts, 2 s.
+    let etcd = EtcdCluster::start_timed(&lab, &[1, 2, 3], 100, 1000);
+    let config = lab.dir().join("hafront.yaml");
+    let check = |ttl: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "quorum:\n  endpoints: [{}]\n  ttl: {ttl}\n",
+                etcd.endpoints().join(", ")
+            ),
+        )
+        .expect("write the configuration");
+        let output = std::process::Command::new("ip")
+            .args(["netns", "exec", lab.node(4)])
+            .arg(hafront_netns_tests::hafront_binary())
+            .args(["check", "--connect", "-c"])
+            .arg(&config)
+            .output()
+            .expect("run hafront check");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    };
+    let (ok, text) = check("1s");
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(":3:8: quorum.ttl: etcd grants 2s for the 1s asked"),
+        "{text}"
+    );
+    let (ok, text) = check("2s");
+    assert!(ok, "{text}");
+    assert_eq!(text.trim(), "OK");
+}

@@ -137,6 +137,22 @@ impl Quorum {
     }
 }
 
+/// Asks etcd for a lease of the TTL in `settings` and revokes it at once; returns the TTL
+/// etcd granted (it may raise a short one), or why etcd could not be asked. For `hafront
+/// check --connect`.
+pub async fn granted_ttl(settings: &Settings) -> Result<Duration, String> {
+    let timeout = settings.request_timeout;
+    let mut client = bounded(timeout, session::connect(settings)).await?;
+    let asked = lease::requested_seconds(settings.ttl);
+    let granted = bounded(timeout, client.lease_grant(asked, None)).await?;
+    let _ = bounded(timeout, client.lease_revoke(granted.id())).await;
+    u64::try_from(granted.ttl())
+        .ok()
+        .filter(|&seconds| seconds > 0)
+        .map(Duration::from_secs)
+        .ok_or_else(|| "etcd granted no time".to_owned())
+}
+
 impl Drop for Quorum {
     fn drop(&mut self) {
         self.cancel.cancel();

@@ -290,7 +290,7 @@ fn ttl_seconds(ttl: Duration) -> i64 {
 
 /// A client for `settings` (TLS files read now). Connecting is lazy in the etcd client
 /// except for authentication, so errors mostly show on the first request.
-async fn connect(settings: &Settings) -> Result<Client, etcd_client::Error> {
+pub(crate) async fn connect(settings: &Settings) -> Result<Client, etcd_client::Error> {
     let mut options = ConnectOptions::new()
         .with_connect_timeout(settings.request_timeout)
         .with_timeout(settings.request_timeout)
