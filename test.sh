@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs hafront's whole test suite on a Debian 12 machine, as root.
 # Installs what the tests need (real MariaDB, Redis, an SMTP sink, keepalived,
-# spiped, stunnel) when it is missing, without starting their system services.
+# spiped, stunnel, man-db, cargo-deb) when it is missing, without starting their system services.
 #
 #   sudo ./test.sh            # everything: format, lints, unit, integration, netns
 #   sudo ./test.sh relay      # only tests whose name matches "relay"
@@ -17,13 +17,17 @@ fi
 # libprotobuf-dev: the etcd-client crate compiles etcd's protocol files when it builds.
 packages=(
     mariadb-server mariadb-client redis-server redis-tools python3-aiosmtpd
-    keepalived spiped stunnel4 openssl iproute2 procps systemd
+    keepalived haproxy spiped stunnel4 openssl iproute2 procps systemd man-db
     etcd-server etcd-client protobuf-compiler libprotobuf-dev
 )
 ./install-packages.sh "${packages[@]}"
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest
+fi
+# tests/package.rs builds the Debian package (dist/build-deb.sh) and installs it.
+if ! cargo deb --version >/dev/null 2>&1; then
+    cargo install cargo-deb --locked --version 3.8.0
 fi
 
 # A test that cannot run here (no root, a peer program missing) fails instead of skipping.

@@ -48,10 +48,11 @@ pub enum DaemonError {
     /// The control socket or the metrics listener could not start.
     #[error("{0}")]
     Operations(std::io::Error),
-    /// A VRRP instance could not start.
+    /// A VRRP instance could not start (located in the configuration file).
     #[error("{0}")]
-    Vrrp(#[from] crate::vrrp::VrrpError),
-    /// A pool's failover could not start (its secrets unreadable, say).
+    Vrrp(String),
+    /// A pool's failover could not start (its secrets unreadable, say; located in the
+    /// configuration file).
     #[error("{0}")]
     Failover(String),
     /// The quorum could not start (its password file unreadable).
@@ -303,16 +304,21 @@ impl Daemon {
             )),
             None => None,
         };
-        let mut vrrp =
-            VrrpInstances::start(&config, &monitor, alerts.sender(), quorum.clone()).await?;
+        let mut vrrp = VrrpInstances::start(&config, &monitor, alerts.sender(), quorum.clone())
+            .await
+            .map_err(|err| DaemonError::Vrrp(located(path, err.key(), err.to_string())))?;
         board.write().unwrap_or_else(PoisonError::into_inner).vrrp = vrrp.view();
         let drains = Drains::load(&config.global.state_dir);
         drains.apply(&monitor);
         let mut failovers = Failovers::default();
         let problems = failovers.follow(&config, &monitor, &mut vrrp, &alerts.sender());
-        if let Some(problem) = problems.into_iter().next() {
+        if let Some((pool, problem)) = problems.into_iter().next() {
             vrrp.stop().await;
-            return Err(DaemonError::Failover(problem));
+            return Err(DaemonError::Failover(located(
+                path,
+                failover_key(&pool),
+                problem,
+            )));
         }
         Ok(Daemon {
             node,
@@ -535,36 +541,23 @@ impl Daemon {
             info!(relay = %name, "relay removed; open connections drain");
         }
 
-        if new.alerts != self.config.alerts
-            || new.notify != self.config.notify
-            || new.global != self.config.global
-        {
-            match Alerts::start(
-                self.node.clone(),
-                &new,
-                state_summary(Arc::clone(&self.board)),
-            ) {
-                Ok(alerts) => {
-                    alerts.set_current(current_statuses(&self.monitor));
-                    let previous = std::mem::replace(&mut self.alerts, alerts);
-                    previous.shutdown().await;
-                }
-                Err(err) => {
-                    // The running alerts stay, with the settings they run.
-                    error!("alerts: {err}; the running alerts stay");
-                    problems.push(format!("alerts: {err}"));
-                    new.alerts = self.config.alerts.clone();
-                    new.notify = self.config.notify.clone();
-                }
-            }
+        // Alerts keep their state (servers down, pending mail, the mail
+        // queue's one delivery task); only changed settings are swapped.
+        if let Err(err) = self.alerts.reconfigure(&new).await {
+            error!("alerts: {err}; the running alerts stay");
+            problems.push(format!("alerts: {err}"));
+            new.alerts = self.config.alerts.clone();
+            new.notify = self.config.notify.clone();
         }
-        self.forwarder.abort();
-        self.forwarder = forward_health_events(&self.monitor, &self.alerts);
-        problems.extend(
-            self.vrrp
-                .reload(&new, &self.monitor, self.alerts.sender())
-                .await,
-        );
+        // An instance that could not start does not run: the next reload starts it again.
+        for err in self
+            .vrrp
+            .reload(&new, &self.monitor, self.alerts.sender())
+            .await
+        {
+            new.vrrp.instances.remove(err.instance());
+            problems.push(located(path, err.key(), err.to_string()));
+        }
         self.board
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -573,12 +566,13 @@ impl Daemon {
             self.drains = Drains::load(&new.global.state_dir);
         }
         self.drains.apply(&self.monitor);
-        problems.extend(self.failovers.follow(
-            &new,
-            &self.monitor,
-            &mut self.vrrp,
-            &self.alerts.sender(),
-        ));
+        // A coordinator that could not start is tried again by the next reload.
+        for (pool, problem) in
+            self.failovers
+                .follow(&new, &self.monitor, &mut self.vrrp, &self.alerts.sender())
+        {
+            problems.push(located(path, failover_key(&pool), problem));
+        }
         self.config = new;
         info!("configuration reloaded");
         Ok(problems)
@@ -622,6 +616,11 @@ fn located(path: &Path, key: KeyPath, message: String) -> String {
     crate::startup::located(&path.display().to_string(), &text, key, message).to_string()
 }
 
+/// The `failover` block of pool `pool`.
+fn failover_key(pool: &str) -> KeyPath {
+    KeyPath::root().key("pools").key(pool).key("failover")
+}
+
 /// Relay `name`'s failure to start, `err`, located in the file at `path`.
 fn relay_failure(
     path: &Path,
@@ -644,19 +643,6 @@ fn start_relay(
         .pool(&config.pool)
         .unwrap_or_else(|| Arc::from(Vec::new()));
     Relay::start(name, config, pool, monitor.subscribe())
-}
-
-/// Every pool's servers with their status now, for alerts started late.
-fn current_statuses(monitor: &Monitor) -> BTreeMap<String, Vec<(String, hafront_health::Status)>> {
-    monitor
-        .pools()
-        .map(|(pool, servers)| {
-            let servers = servers
-                .iter()
-                .map(|server| (server.name.clone(), server.status()));
-            (pool.to_owned(), servers.collect())
-        })
-        .collect()
 }
 
 fn monitor_pools(monitor: &Monitor) -> BTreeMap<String, Arc<[Arc<ServerHealth>]>> {

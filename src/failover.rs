@@ -28,14 +28,15 @@ pub struct Failovers {
 impl Failovers {
     /// Starts a coordinator for every pool of `config` with a `failover` block, and stops
     /// those whose pool's settings changed or went away (a pool whose settings are the same
-    /// keeps its coordinator and what it was doing). Returns what could not start.
+    /// keeps its coordinator and what it was doing). Returns each pool whose coordinator could
+    /// not start, with why (already logged); the next call tries it again.
     pub fn follow(
         &mut self,
         config: &Config,
         monitor: &Monitor,
         vrrp: &mut VrrpInstances,
         alerts: &AlertSender,
-    ) -> Vec<String> {
+    ) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         let mut old = std::mem::take(&mut self.running);
         for (name, pool) in &config.pools {
@@ -80,7 +81,7 @@ impl Failovers {
                 }
                 Err(problem) => {
                     error!(pool = %name, "failover not started: {problem}");
-                    problems.push(format!("pool {name}: failover: {problem}"));
+                    problems.push((name.clone(), format!("pool {name}: failover: {problem}")));
                 }
             }
         }

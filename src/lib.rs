@@ -7,6 +7,7 @@ pub mod control;
 pub mod daemon;
 pub mod failover;
 pub mod logging;
+pub mod manual;
 pub mod metrics;
 pub mod quorum;
 pub mod relay;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use hafront::control::{ClientError, ReloadOutcome, Request, Response};
 
 /// Keeps a database service reachable when machines die: VRRP, health
@@ -115,6 +115,32 @@ enum Command {
         /// The server the client wants, as `ip:port`; must be on the allow-list.
         address: String,
     },
+    /// Print a hafront configuration equivalent to a keepalived or HAProxy one;
+    /// what has no equivalent becomes a comment naming its file and line.
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
+    /// Write the man pages and shell completions into DIR (for packaging).
+    #[command(hide = true)]
+    Generate {
+        /// Directory to write `man/` and `completions/` into.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportFrom {
+    /// A keepalived configuration (includes are followed).
+    Keepalived {
+        /// The keepalived.conf to translate.
+        file: PathBuf,
+    },
+    /// An HAProxy configuration.
+    Haproxy {
+        /// The haproxy.cfg to translate.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -173,6 +199,43 @@ impl ControlTarget {
     }
 }
 
+/// Prints the translation of a keepalived or HAProxy configuration, and a
+/// summary on stderr. Fails when the input cannot be read or configures
+/// nothing hafront does.
+fn import(from: &ImportFrom) -> ExitCode {
+    let (file, translated) = match from {
+        ImportFrom::Keepalived { file } => (file, hafront_import::keepalived(file)),
+        ImportFrom::Haproxy { file } => (file, hafront_import::haproxy(file)),
+    };
+    let translation = match translated {
+        Ok(translation) => translation,
+        Err(error) => {
+            eprintln!("hafront import: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{}", translation.yaml);
+    eprintln!(
+        "hafront import: {} line(s) of {} not translated (comments marked \"not translated\")",
+        translation.untranslated,
+        file.display()
+    );
+    for secret in &translation.secret_files {
+        eprintln!(
+            "hafront import: create {secret} (mode 600) with the password, as its comment says"
+        );
+    }
+    if translation.configures_something {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "hafront import: nothing in {} translates to hafront: the output configures nothing",
+            file.display()
+        );
+        ExitCode::FAILURE
+    }
+}
+
 /// Exit status of `status` and `reload` when no daemon answers (as LSB
 /// `status` actions report "program is not running").
 const NOT_RUNNING: u8 = 3;
@@ -181,6 +244,13 @@ const DEFAULT_CONFIG: &str = "/etc/hafront/hafront.yaml";
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Generate { dir } => match hafront::manual::generate(Cli::command(), &dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("hafront generate: {}: {err}", dir.display());
+                ExitCode::FAILURE
+            }
+        },
         Command::Status { target, json } => status(&target, json),
         Command::Reload { target, dry_run } => reload(&target, dry_run),
         Command::Release { config } => release(&config),
@@ -204,6 +274,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Import { from } => import(&from),
         Command::Check {
             config,
             skip_files,

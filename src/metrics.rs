@@ -10,10 +10,9 @@
 //! `hafront_vrrp_adverts_sent_total` is exposed as
 //! `hafront_vrrp_adverts_sent_total_total`, and registered without the
 //! suffix its `# HELP`/`# TYPE` lines lose `_total`
-//! (`# TYPE hafront_vrrp_adverts_sent counter`); a family without samples
-//! still gets its `# HELP`/`# TYPE` lines; the text ends with `# EOF`. Each
-//! would change the published families and what scrapers and dashboards
-//! match. The values are typed ([`InstanceState`], [`ServerState`],
+//! (`# TYPE hafront_vrrp_adverts_sent counter`); the text ends with `# EOF`.
+//! Each would change the published families and what scrapers and dashboards
+//! match. Like it, a family without samples keeps its `# HELP`/`# TYPE` lines. The values are typed ([`InstanceState`], [`ServerState`],
 //! [`ServerRole`]), so a misspelt state does not compile.
 
 use std::fmt::Write as _;
@@ -401,6 +400,14 @@ pub fn render(status: &Status) -> String {
             refused.handshake,
         );
         out.sample(
+            &[("relay", &relay.name), ("reason", "proxy_header")],
+            refused.proxy_header,
+        );
+        out.sample(
+            &[("relay", &relay.name), ("reason", "untrusted")],
+            refused.untrusted,
+        );
+        out.sample(
             &[("relay", &relay.name), ("reason", "empty")],
             refused.empty,
         );
@@ -483,23 +490,20 @@ pub fn render(status: &Status) -> String {
 struct Exposition {
     text: String,
     family: String,
-    /// The current family's `# HELP` and `# TYPE` lines, until its first
-    /// sample writes them: a family without samples is left out.
-    header: Option<String>,
 }
 
 impl Exposition {
-    /// Starts a metric family; the samples that follow belong to it.
+    /// Starts a metric family with its `# HELP` and `# TYPE` lines; the samples that follow
+    /// belong to it. A family without samples (no VRRP instance, no failover yet) keeps
+    /// these lines, so every family is published by every daemon, and a dashboard or alert
+    /// rule can be checked against any scrape.
     fn family(&mut self, name: &str, kind: &str, help: &str) {
-        self.header = Some(format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        let _ = write!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
         name.clone_into(&mut self.family);
     }
 
     /// One sample of the current family.
     fn sample(&mut self, labels: &[(&str, &str)], value: impl Into<Value>) {
-        if let Some(header) = self.header.take() {
-            self.text.push_str(&header);
-        }
         self.text.push_str(&self.family);
         if !labels.is_empty() {
             self.text.push('{');
@@ -647,19 +651,19 @@ mod tests {
     }
 
     #[test]
-    fn families_without_samples_are_left_out() {
+    fn families_without_samples_keep_their_help_and_type() {
         let mut status = status_with_instance("db");
         status.vrrp.clear();
         status.replication.clear();
         let text = render(&status);
-        for family in [
-            "hafront_vrrp_state",
-            "hafront_server_up",
-            "hafront_failover_blocked",
+        for (family, kind) in [
+            ("hafront_vrrp_state", "gauge"),
+            ("hafront_server_up", "gauge"),
+            ("hafront_failover_steps_total", "counter"),
         ] {
             assert!(
-                !text.contains(family),
-                "{family} without samples in:\n{text}"
+                text.contains(&format!("# TYPE {family} {kind}\n# HELP ")),
+                "{family} without its lines, or with samples, in:\n{text}"
             );
         }
         assert!(

@@ -33,6 +33,7 @@ parser.add_argument("--cert")
 parser.add_argument("--key")
 parser.add_argument("--auth")
 parser.add_argument("--reject", action="append", default=[])
+parser.add_argument("--delay", type=float, default=0.0)
 args = parser.parse_args()
 # Refused handshakes are expected in some tests; the tests report failures.
 logging.getLogger("mail.log").setLevel(logging.CRITICAL)
@@ -48,6 +49,7 @@ class Sink:
 
     async def handle_DATA(self, server, session, envelope):
         global received
+        await asyncio.sleep(args.delay)
         received += 1
         message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
         record = {
@@ -115,6 +117,10 @@ enum SinkMode<'a> {
     Tls {
         tls: &'a TestPki,
     },
+    /// Plain, taking `seconds` to accept each mail.
+    Slow {
+        seconds: f64,
+    },
 }
 
 impl SmtpSink {
@@ -136,6 +142,9 @@ impl SmtpSink {
             SinkMode::Plain => {}
             SinkMode::Rejecting { recipient } => {
                 command.args(["--reject", recipient]);
+            }
+            SinkMode::Slow { seconds } => {
+                command.args(["--delay", &seconds.to_string()]);
             }
             SinkMode::Starttls { tls, auth } => {
                 command.args(["--mode", "starttls", "--auth", auth]);
@@ -396,7 +405,7 @@ async fn down_then_up_sends_one_mail_each_and_the_recovery_says_how_long() {
         "[hafront node1] mysql/db1 (127.0.0.1:3306) is UP after being down for 2m 30s: ping ok"
     );
 
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Shutdown queues whatever is pending and makes a last delivery pass.
     alerts.shutdown().await;
     assert_eq!(mails(&inbox).len(), 2, "no further mail");
     assert_eq!(queued(work.path()), 0);
@@ -474,8 +483,9 @@ async fn a_hundred_flaps_make_few_mails_and_lose_no_event() {
         ));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let during = mails(&inbox).len();
+    let during = wait_for_mails(&inbox, 1, Duration::from_secs(10))
+        .await
+        .len();
     assert!(
         (1..=max_per_hour as usize).contains(&during),
         "{during} mails while flapping, limit {max_per_hour}"
@@ -561,8 +571,8 @@ async fn a_queued_mail_survives_a_restart_and_arrives_exactly_once() {
     second.shutdown().await;
     assert_eq!(queued(work.path()), 0);
 
+    // Its start and its shutdown each make a delivery pass.
     let third = start(&cfg);
-    tokio::time::sleep(Duration::from_millis(500)).await;
     third.shutdown().await;
     assert_eq!(mails(&inbox).len(), 1, "sent mail is not sent again");
     drop(sink);
@@ -693,7 +703,7 @@ async fn starttls_refuses_a_server_the_ca_did_not_sign() {
         Status::Down,
         SystemTime::now(),
     ));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Shutdown queues the mail and makes a last delivery pass.
     alerts.shutdown().await;
     assert!(
         mails(&inbox).is_empty(),
@@ -838,4 +848,136 @@ fn invalid_settings_are_refused_at_start() {
     settings.ca_file = Some(work.path().join("missing-ca.pem"));
     let err = check_email(&settings).unwrap_err();
     assert!(err.to_string().contains("missing-ca.pem"), "{err}");
+}
+
+/// Every line of every mail body that reports an event of `db1`.
+fn db1_event_lines(inbox: &Path) -> Vec<String> {
+    mails(inbox)
+        .iter()
+        .flat_map(|mail| {
+            text(mail, "body")
+                .lines()
+                .filter(|line| line.contains("mysql/db1 (127.0.0.1:3306) is "))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn reloads_while_servers_flap_and_smtp_is_slow_mail_every_transition_once() {
+    const FLAPS: u64 = 12;
+    let work = tempfile::tempdir().unwrap();
+    let inbox = work.path().join("inbox");
+    let sink = SmtpSink::start(work.path(), &inbox, 0, SinkMode::Slow { seconds: 0.2 });
+    let notes = work.path().join("notes");
+    let script = work.path().join("note.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$HAFRONT_SERVER $HAFRONT_NEW $HAFRONT_DOWN_SECONDS\" >> {}\n",
+            notes.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut base = config(
+        work.path(),
+        email(
+            sink.port,
+            SmtpSecurity::Plain,
+            Duration::from_millis(100),
+            1000,
+        ),
+    );
+    base.notify = vec![hafront_config::Notify {
+        command: vec![script.display().to_string()],
+        instance: None,
+        pool: None,
+        timeout: Duration::from_secs(10),
+        user: None,
+    }];
+    // Each reload changes something else: the mail settings (a new mailer),
+    // the log level, the notify scripts, the state directory (a new mail queue).
+    let mut variants = vec![base.clone(); 5];
+    let mail = |cfg: &mut Config| cfg.alerts.email.as_mut().unwrap().clone();
+    let mut changed = mail(&mut variants[1]);
+    changed.from = "hafront <alerts@node1.example>".into();
+    changed.coalesce = Duration::from_millis(150);
+    variants[1].alerts.email = Some(changed);
+    variants[2].global.log.level = "debug".into();
+    variants[3].notify[0].timeout = Duration::from_secs(20);
+    variants[4].global.state_dir = work.path().join("state2");
+
+    let alerts = start(&base);
+    let t0 = SystemTime::now();
+    discover(&alerts, t0);
+    for flap in 0..FLAPS {
+        let down_at = t0 + Duration::from_secs(100 * flap);
+        assert!(alerts.send(health("db1", Status::Up, Status::Down, down_at)));
+        let variant = &variants[flap as usize % variants.len()];
+        alerts.reconfigure(variant).await.expect("reload");
+        let up_at = down_at + Duration::from_secs(flap + 1);
+        assert!(alerts.send(health("db1", Status::Down, Status::Up, up_at)));
+        let variant = &variants[(flap as usize + 2) % variants.len()];
+        alerts.reconfigure(variant).await.expect("reload");
+        // Paced so that reloads land while mails are being delivered.
+        tokio::time::sleep(Duration::from_millis(80)).await;
+    }
+    // Every transition reaches the mailbox (the sink takes 0.2 s a mail).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while db1_event_lines(&inbox).len() < 2 * FLAPS as usize && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    alerts.shutdown().await;
+
+    let lines = db1_event_lines(&inbox);
+    let downs = lines
+        .iter()
+        .filter(|line| line.contains(" is DOWN (was up)"))
+        .count();
+    assert_eq!(
+        downs, FLAPS as usize,
+        "each failure mailed once: {lines:#?}"
+    );
+    for flap in 0..FLAPS {
+        let recovery = format!(" is UP after being down for {}s:", flap + 1);
+        let mailed = lines.iter().filter(|line| line.contains(&recovery)).count();
+        assert_eq!(
+            mailed,
+            1,
+            "recovery after {}s mailed once: {lines:#?}",
+            flap + 1
+        );
+    }
+    assert_eq!(lines.len(), 2 * FLAPS as usize, "{lines:#?}");
+    let sent = mails(&inbox).len();
+    assert!(
+        sent >= 6,
+        "{sent} mails: reloads did not fall between deliveries"
+    );
+    assert_eq!(alerts_left_queued(work.path()), 0);
+
+    // The notify scripts saw each transition once, with the outage's length.
+    let noted = std::fs::read_to_string(&notes).unwrap();
+    let mut noted: Vec<&str> = noted.lines().collect();
+    noted.sort_unstable();
+    // Discovery (unknown to up) is news to scripts, not to mail.
+    let discovery = ["db1 up ".to_owned(), "db2 up ".to_owned()];
+    let mut expected: Vec<String> = (0..FLAPS)
+        .flat_map(|flap| ["db1 down ".to_owned(), format!("db1 up {}", flap + 1)])
+        .chain(discovery)
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(noted, expected);
+    drop(sink);
+}
+
+/// Mails still queued in either state directory the reloads used.
+fn alerts_left_queued(work: &Path) -> usize {
+    [work.to_path_buf(), work.join("state2")]
+        .iter()
+        .filter(|dir| dir.join("mail-queue").exists())
+        .map(|dir| queued(dir))
+        .sum()
 }

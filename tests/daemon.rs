@@ -380,7 +380,7 @@ async fn a_relay_at_its_limit_alerts_once_not_once_per_client() {
     let config = write_config(
         &dir,
         &format!(
-            "{global}checks:\n  tcp: {{ kind: tcp, interval: 100ms, timeout: 100ms }}\n\
+            "{global}checks:\n  tcp: {{ kind: tcp, interval: 100ms, timeout: 100ms, fall: 15 }}\n\
              pools:\n  p:\n    check: tcp\n    servers:\n      - address: {server}\n\
              relays:\n  small:\n    listen: [{relay}]\n    pool: p\n    max_connections: 1\n\
              notify:\n  - command: [{script}, {events}]\n",
@@ -420,7 +420,30 @@ async fn a_relay_at_its_limit_alerts_once_not_once_per_client() {
     for _ in 0..5 {
         refused.push(std::net::TcpStream::connect(relay).expect("excess client"));
     }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Each excess client is closed at once: the relay has counted every refusal.
+    for stream in &mut refused {
+        use std::io::Read as _;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("read timeout");
+        let read = stream.read(&mut [0u8; 1]);
+        assert!(
+            matches!(&read, Ok(0))
+                || read
+                    .as_ref()
+                    .is_err_and(|err| err.kind() == std::io::ErrorKind::ConnectionReset),
+            "an excess client was not refused: {read:?}"
+        );
+    }
+    // The server's failure takes 15 probes of 100 ms, longer than the saturation
+    // check's period (1 s): a second alert for these refusals would be recorded
+    // by the same script before it.
+    drop(server);
+    let server_down = recorded("server_down");
+    wait_for("the server to be down", Duration::from_secs(10), || async {
+        server_down().await == 1
+    })
+    .await;
     assert_eq!(saturated().await, 1, "one alert for the whole episode");
     assert!(daemon.log().contains("relay at its connection limit"));
     assert!(

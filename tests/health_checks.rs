@@ -728,7 +728,15 @@ async fn reload_keeps_unchanged_servers_and_stops_removed_ones() {
 
     // The removed server's task is gone: its state stops changing.
     let removed_last = kept.last_probe().unwrap().at;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Two probes of the new task at the same interval: the old one would have
+    // probed too.
+    for _ in 0..2 {
+        let probed = replaced.last_probe().map(|probe| probe.at);
+        wait_for("a probe by the new task", EVENT_TIMEOUT, || async {
+            replaced.last_probe().map(|probe| probe.at) != probed
+        })
+        .await;
+    }
     assert_eq!(
         kept.last_probe().unwrap().at,
         removed_last,

@@ -301,7 +301,7 @@ async fn status_and_metrics_report_what_the_daemon_really_did() {
         .find(|line| line.trim_start().starts_with("front "))
         .unwrap_or_else(|| panic!("a row for the relay:\n{table}"));
     let expected = format!(
-        "front cache {relay_address} 0 3 {} {} no_server=0 limit=0 connect_failed=0 handshake=0 empty=0",
+        "front cache {relay_address} 0 3 {} {} no_server=0 limit=0 connect_failed=0 handshake=0 proxy_header=0 untrusted=0 empty=0",
         sent.0, sent.1
     );
     assert_eq!(
@@ -461,7 +461,14 @@ async fn reloads_under_load_drop_no_connection() {
     daemon.wait_until(Duration::from_secs(5), "the SIGHUP reload", || {
         daemon.log().matches("configuration reloaded").count() == 2
     });
-    std::thread::sleep(Duration::from_millis(500));
+    // Two probes of server one after the reload: the state below is what the
+    // changed check found, not what was left from before.
+    for _ in 0..2 {
+        let probed = server(&daemon.status(), "one")["last_check"]["at"].clone();
+        daemon.wait_until(Duration::from_secs(5), "a probe after the reload", || {
+            server(&daemon.status(), "one")["last_check"]["at"] != probed
+        });
+    }
 
     let status = daemon.status();
     assert_eq!(
@@ -606,7 +613,10 @@ async fn reload_changes_the_log_filter() {
     let quiet = config_text(&dir, "  log: { level: warn }\n", "200ms", &servers, &[]);
     let config = write(&dir, &quiet);
     let daemon = Daemon::start(&dir, &config);
-    std::thread::sleep(Duration::from_millis(600));
+    // Probed up (rise probes) at warn: any debug line of theirs would be in the log.
+    daemon.wait_until(Duration::from_secs(5), "server one up", || {
+        server(&daemon.status(), "one")["status"] == "up"
+    });
     assert!(!daemon.log().contains("probe"), "no debug lines at warn");
 
     write(
@@ -950,8 +960,9 @@ fn the_unit_file_passes_systemd_analyze_verify() {
     let dir = tempfile::tempdir().expect("temp dir");
     let copy = dir.path().join("hafront.service");
     fs::write(&copy, unit.replace("/usr/sbin/hafront", HAFRONT)).expect("write the unit copy");
+    // The man pages of `Documentation=` come with the Debian package (tests/package.rs).
     let output = Command::new(analyze)
-        .arg("verify")
+        .args(["verify", "--man=no"])
         .arg(&copy)
         .output()
         .expect("run systemd-analyze verify");
@@ -1146,4 +1157,56 @@ async fn a_stop_lets_open_connections_finish_within_the_grace_and_no_longer() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vrrp_instance_that_cannot_start_is_located_and_not_counted_as_running() {
+    let redis = Redis::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = config_text(&dir, "", "200ms", &[("one", redis.address())], &[]);
+    // No such interface here: the instance fails before it opens a socket.
+    let vrrp = "vrrp:\n  instances:\n    vip:\n      interface: hft-missing0\n      vrid: 51\n      \
+                priority: 100\n      virtual_addresses: [10.213.0.100/24]\n";
+    let with_vrrp = format!("{base}{vrrp}");
+    let line = with_vrrp
+        .lines()
+        .position(|line| line.contains("hft-missing0"))
+        .expect("the interface line")
+        + 1;
+    let config = write(&dir, &with_vrrp);
+    let location = format!("{}:{line}:", config.display());
+
+    // At start: refused, at the interface's line.
+    let output = Command::new(HAFRONT)
+        .args(["run", "-c"])
+        .arg(&config)
+        .output()
+        .expect("run hafront");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&location) && stderr.contains("vrrp.instances.vip.interface"),
+        "not located at {location}: {stderr}"
+    );
+
+    // At reload: the rest applies, the instance is reported at its line and not kept as
+    // running, so the next dry run still lists it as to be added.
+    write(&dir, &base);
+    let daemon = Daemon::start(&dir, &config);
+    write(&dir, &with_vrrp);
+    let output = daemon.hafront(&["reload"]);
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{printed}");
+    assert!(
+        printed.contains(&location) && printed.contains("vrrp.instances.vip.interface"),
+        "not located at {location}: {printed}"
+    );
+    let output = daemon.hafront(&["reload", "--dry-run"]);
+    let changes = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(changes.trim(), "+ instance vip", "{output:?}");
+    assert_eq!(daemon.stop(), Some(0));
 }

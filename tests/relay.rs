@@ -124,6 +124,9 @@ fn config(policy: Policy) -> hafront_config::Relay {
         connect_attempts: 3,
         on_server_down: OnServerDown::Keep,
         mode: RelayMode::Plain,
+        send_proxy: None,
+        accept_proxy: false,
+        accept_proxy_from: Vec::new(),
     }
 }
 

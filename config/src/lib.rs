@@ -16,6 +16,7 @@ mod failover;
 mod loader;
 pub mod program;
 mod recover;
+pub mod reference;
 mod schema;
 mod validate;
 mod value;

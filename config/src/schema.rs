@@ -701,6 +701,28 @@ pub struct Relay {
     /// Transport on each side of the relay.
     #[serde(default)]
     pub mode: RelayMode,
+    /// Send a PROXY protocol header with the client's address to each
+    /// server before the client's bytes.
+    #[serde(default)]
+    pub send_proxy: Option<ProxyVersion>,
+    /// Every client must open with a PROXY protocol header (v1 or v2), whose
+    /// client address then stands for the connection's.
+    #[serde(default)]
+    pub accept_proxy: bool,
+    /// With `accept_proxy`, the only peers (load balancers) allowed to
+    /// connect; others are closed unserved. Empty: any peer.
+    #[serde(default, deserialize_with = "value::allowed_networks")]
+    pub accept_proxy_from: Vec<IpNet>,
+}
+
+/// A PROXY protocol version to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyVersion {
+    /// The text header (`PROXY TCP4 ...`).
+    V1,
+    /// The binary header.
+    V2,
 }
 
 fn default_connect_timeout() -> Duration {
@@ -830,7 +852,7 @@ enum RelayModeKind {
 /// buffer the mapping and lose the positions).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RelayModeRepr {
+pub(crate) struct RelayModeRepr {
     kind: RelayModeKind,
     #[serde(default)]
     key_file: Option<PathBuf>,

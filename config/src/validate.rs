@@ -487,6 +487,7 @@ impl Validator<'_> {
         if relay.role.is_some() {
             self.relay_role(&path.key("role"), &relay.pool);
         }
+        self.relay_proxy_protocol(path, relay);
         let mode = path.key("mode");
         self.settings_match_kind(
             &mode,
@@ -544,6 +545,35 @@ impl Validator<'_> {
                     self.report(&mode.key("allow"), "needs at least one address or network");
                 }
             }
+        }
+    }
+
+    /// `send_proxy` needs a plaintext connection to the server, and
+    /// `accept_proxy_from` means something only with `accept_proxy`.
+    fn relay_proxy_protocol(&mut self, path: &KeyPath, relay: &Relay) {
+        if relay.send_proxy.is_some() {
+            let tunnel = match relay.mode {
+                RelayMode::SpipedEncrypt(_) => Some("spiped_decrypt"),
+                RelayMode::TlsClient(_) => Some("tls_server"),
+                _ => None,
+            };
+            if let Some(exit) = tunnel {
+                self.report(
+                    &path.key("send_proxy"),
+                    format!(
+                        "a {} relay's servers are the other end of its tunnel, which would \
+                         take the header for its handshake; set send_proxy on the {exit} relay \
+                         that connects to the real servers",
+                        relay.mode.name()
+                    ),
+                );
+            }
+        }
+        if !relay.accept_proxy_from.is_empty() && !relay.accept_proxy {
+            self.report(
+                &path.key("accept_proxy_from"),
+                "only with `accept_proxy: true`: it lists the proxies allowed to send headers",
+            );
         }
     }
 

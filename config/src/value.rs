@@ -67,6 +67,13 @@ pub(crate) fn optional_allowed_networks<'de, D: Deserializer<'de>>(
     deserializer.deserialize_option(Optional(List(Parsed::new(ALLOWED_NETWORK))))
 }
 
+/// A list of networks (an address alone is a network of one).
+pub(crate) fn allowed_networks<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<IpNet>, D::Error> {
+    deserializer.deserialize_any(List(Parsed::new(ALLOWED_NETWORK)))
+}
+
 /// A list of peer IP addresses.
 pub(crate) fn peer_addresses<'de, D: Deserializer<'de>>(
     deserializer: D,

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hafront_config::{
-    CheckKind, Garp, LogFormat, OnQuorumLoss, OnServerDown, Policy, RelayMode, Secret,
-    SmtpSecurity, V3Checksum, load, parse,
+    CheckKind, Garp, LogFormat, OnQuorumLoss, OnServerDown, Policy, ProxyVersion, RelayMode,
+    Secret, SmtpSecurity, V3Checksum, load, parse,
 };
 
 #[test]
@@ -83,6 +83,32 @@ notify:
     assert_eq!(relay.connect_attempts, 3);
     assert_eq!(relay.on_server_down, OnServerDown::Keep);
     assert_eq!(relay.mode, RelayMode::Plain);
+    assert_eq!(
+        (
+            relay.send_proxy,
+            relay.accept_proxy,
+            relay.accept_proxy_from.len()
+        ),
+        (None, false, 0)
+    );
+    let proxied = parse(
+        "checks: {c: {kind: tcp}}\npools: {p: {check: c, servers: [{address: 127.0.0.1:1}]}}\nrelays:\n  a: {listen: [127.0.0.1:2], pool: p, send_proxy: v1}\n  b: {listen: [127.0.0.1:3], pool: p, send_proxy: v2, accept_proxy: true, accept_proxy_from: [10.0.0.0/24, 192.0.2.7/32]}\n",
+        "proxy.yaml",
+    )
+    .expect("PROXY protocol settings, as documented");
+    assert_eq!(proxied.relays["a"].send_proxy, Some(ProxyVersion::V1));
+    let b = &proxied.relays["b"];
+    assert_eq!(
+        (b.send_proxy, b.accept_proxy),
+        (Some(ProxyVersion::V2), true)
+    );
+    assert_eq!(
+        b.accept_proxy_from,
+        vec![
+            "10.0.0.0/24".parse().expect("network"),
+            "192.0.2.7/32".parse().expect("network")
+        ]
+    );
     let written_plain = parse(
         "checks: {c: {kind: tcp}}\npools: {p: {check: c, servers: [{address: 127.0.0.1:1}]}}\nrelays:\n  a: {listen: [127.0.0.1:2], pool: p, mode: plain}\n  b: {listen: [127.0.0.1:3], pool: p, mode: {kind: plain}}\n",
         "plain.yaml",

@@ -1153,6 +1153,42 @@ quorum:
         ],
     },
     Case {
+        name: "PROXY protocol: bad version, untrusted list without accept_proxy, tunnel entries",
+        yaml: "\
+checks:
+  port: { kind: tcp }
+pools:
+  p: { check: port, servers: [{ address: 127.0.0.1:1 }] }
+relays:
+  a: { listen: [127.0.0.1:2], pool: p, send_proxy: v3 }
+  b: { listen: [127.0.0.1:3], pool: p, accept_proxy_from: [10.0.0.0/8] }
+  c: { listen: [127.0.0.1:4], pool: p, accept_proxy: yes, accept_proxy_from: [10.0.0.1] }
+  d:
+    listen: [127.0.0.1:5]
+    pool: p
+    send_proxy: v2
+    mode: { kind: tls_client, server_name: db, pin_sha256: \"sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\" }
+",
+        errors: &[
+            ("6:52", "relays.a.send_proxy", "unknown variant `v3`, expected one of v1, v2"),
+            (
+                "7:59",
+                "relays.b.accept_proxy_from",
+                "only with `accept_proxy: true`",
+            ),
+            (
+                "8:79",
+                "relays.c.accept_proxy_from[0]",
+                "\"10.0.0.1\" is not an address or network with a prefix",
+            ),
+            (
+                "12:17",
+                "relays.d.send_proxy",
+                "set send_proxy on the tls_server relay",
+            ),
+        ],
+    },
+    Case {
         name: "quorum: https without TLS, a password without a user, a TTL too long",
         yaml: "\
 quorum:

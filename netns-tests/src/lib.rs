@@ -793,6 +793,24 @@ impl Hafront {
     }
 }
 
+impl Hafront {
+    /// Waits (at most `within`) until this daemon's first VRRP instance is BACKUP under
+    /// `master` and has accepted `count` adverts more than when called: the event that
+    /// proves it heard the master long enough to have acted on what it heard (preempted,
+    /// say) had it been going to.
+    pub fn wait_backup_hearing(&self, master: Ipv4Addr, count: u64, within: Duration) -> bool {
+        let received = |status: &serde_json::Value| status["vrrp"][0]["adverts_received"].as_u64();
+        let start = received(&self.status()).unwrap_or(0);
+        wait_until(within, || {
+            let status = self.status();
+            let instance = &status["vrrp"][0];
+            instance["state"] == "backup"
+                && instance["master"] == master.to_string()
+                && received(&status).is_some_and(|now| now >= start + count)
+        })
+    }
+}
+
 /// The VRRP section of an hafront configuration for the lab's VIP on `eth0`, with extra
 /// instance keys (indented by 6 spaces) in `extra`.
 pub fn vrrp_section(version: u8, priority: u8, interval: &str, extra: &str) -> String {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use hafront_netns_tests::story::MysqlPair;
 use hafront_netns_tests::story::{ADVERT_INTERVAL, Narrator, front_failure, primary_crash};
-use hafront_netns_tests::{hafront_binary, skip_unless_root, wait_until};
+use hafront_netns_tests::{Lab, hafront_binary, skip_unless_root, wait_until};
 
 /// Client-visible outage allowed after the primary crashes: detection (2 failed checks,
 /// 200 ms apart, 150 ms timeout: at most ~550 ms), FAULT and takeover (the resign advert
@@ -146,7 +146,12 @@ fn co_located_switchover_hands_the_primary_and_the_vip_over_without_a_lost_write
         "writes did not resume on n2"
     );
     // n1 stays backup: it never takes the VIP back.
-    std::thread::sleep(Duration::from_millis(500));
+    let n1 = pair.hafronts[0].as_ref().expect("n1 runs");
+    assert!(
+        n1.wait_backup_hearing(Lab::address(2), 5, Duration::from_secs(5)),
+        "n1 is not backup under n2: {}",
+        n1.status()
+    );
     assert_eq!(pair.lab.vip_holders(), [2]);
     let writes = client.finish();
     let lost = writes.lost(&pair.servers[1].ids());

@@ -52,6 +52,13 @@ impl Batcher {
         }
     }
 
+    /// Applies new limits; pending events and the mails already counted
+    /// against the hour stay.
+    pub(crate) fn set_limits(&mut self, coalesce: Duration, max_per_hour: u32) {
+        self.coalesce = coalesce;
+        self.max_per_hour = usize::try_from(max_per_hour.max(1)).unwrap_or(usize::MAX);
+    }
+
     /// Adds an event to the next mail.
     pub(crate) fn push(&mut self, event: Event, now: Instant) {
         self.batch_started.get_or_insert(now);

@@ -14,13 +14,13 @@ mod smtp;
 mod spool;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use hafront_config::{Config, Email, Pool};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -111,57 +111,98 @@ impl Alerts {
         cfg: &Config,
         snapshot: Snapshot,
     ) -> Result<AlertsHandle, AlertsError> {
-        let scripts = ScriptQueues::start(&node, &cfg.notify)?;
-        let (stop_delivery, delivery_stopped) = watch::channel(false);
-        let email = match &cfg.alerts.email {
+        let in_force = Settings::of(cfg);
+        let scripts = ScriptQueues::start(&node, &in_force.notify)?;
+        let email = match &in_force.email {
             Some(email) => {
                 let mailer = Arc::new(Mailer::new(&node, email)?);
-                let queue_dir = cfg.global.state_dir.join(MAIL_QUEUE_DIR);
-                let spool = Arc::new(Spool::open(queue_dir.clone()).map_err(|source| {
-                    AlertsError::Spool {
-                        path: queue_dir,
-                        source,
-                    }
-                })?);
-                let queued = Arc::new(Notify::new());
-                let delivery = tokio::spawn(smtp::deliver(
-                    Arc::clone(&mailer),
-                    Arc::clone(&spool),
-                    Arc::clone(&queued),
-                    delivery_stopped,
-                ));
-                Some(EmailState {
+                let spool = open_spool(&in_force.queue_dir)?;
+                Some(EmailState::start(
                     mailer,
                     spool,
-                    queued,
-                    batcher: Batcher::new(email.coalesce, email.max_per_hour),
-                    max_per_hour: email.max_per_hour,
-                    delivery,
-                })
+                    Batcher::new(email.coalesce, email.max_per_hour),
+                    email.max_per_hour,
+                ))
             }
             None => None,
         };
         let (events, received) = mpsc::channel(EVENT_QUEUE_CAPACITY);
+        let (changes, changes_received) = mpsc::channel(1);
         let (stop, stopped) = watch::channel(false);
         let dropped = Arc::new(AtomicU64::new(0));
         let pools: Membership = Arc::new(Mutex::new(membership(&cfg.pools)));
         let dispatcher = Dispatcher {
-            node,
+            node: node.clone(),
             tracker: Tracker::new(Arc::clone(&pools)),
             scripts,
+            retired_scripts: Vec::new(),
             email,
             snapshot,
             dropped: Arc::clone(&dropped),
             dropped_reported: 0,
         };
-        let task = tokio::spawn(dispatcher.run(received, stopped, stop_delivery));
+        let task = tokio::spawn(dispatcher.run(received, changes_received, stopped));
         Ok(AlertsHandle {
+            node,
             sender: AlertSender { events, dropped },
             pools,
+            in_force: Mutex::new(in_force),
+            changes,
             stop,
             task,
         })
     }
+}
+
+/// The parts of the configuration alerts run with.
+#[derive(Debug, Clone, PartialEq)]
+struct Settings {
+    email: Option<Email>,
+    notify: Vec<hafront_config::Notify>,
+    queue_dir: PathBuf,
+}
+
+impl Settings {
+    fn of(cfg: &Config) -> Settings {
+        Settings {
+            email: cfg.alerts.email.clone(),
+            notify: cfg.notify.clone(),
+            queue_dir: cfg.global.state_dir.join(MAIL_QUEUE_DIR),
+        }
+    }
+}
+
+fn open_spool(dir: &Path) -> Result<Arc<Spool>, AlertsError> {
+    Spool::open(dir.to_path_buf())
+        .map(Arc::new)
+        .map_err(|source| AlertsError::Spool {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// What a reload changes in the running dispatcher; `None` fields stay.
+struct Change {
+    /// New script queues (the old ones finish what they were given).
+    scripts: Option<ScriptQueues>,
+    /// New mail settings.
+    email: Option<EmailChange>,
+    /// Told once the change is in force.
+    applied: oneshot::Sender<()>,
+}
+
+/// New mail settings.
+enum EmailChange {
+    /// No more mail: what is pending goes out as a last mail.
+    Off,
+    /// Mail with these settings; `spool` is set when the queue directory is
+    /// another one than the running delivery's (or none runs).
+    On {
+        mailer: Arc<Mailer>,
+        spool: Option<Arc<Spool>>,
+        coalesce: std::time::Duration,
+        max_per_hour: u32,
+    },
 }
 
 /// Checks the `email:` settings as [`Alerts::start`] would use them
@@ -199,8 +240,12 @@ impl AlertSender {
 /// The running alerts subsystem.
 #[derive(Debug)]
 pub struct AlertsHandle {
+    node: String,
     sender: AlertSender,
     pools: Membership,
+    /// The settings the dispatcher runs with.
+    in_force: Mutex<Settings>,
+    changes: mpsc::Sender<Change>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -221,18 +266,60 @@ impl AlertsHandle {
         self.sender.dropped()
     }
 
+    /// Applies the `alerts`, `notify` and `global.state_dir` settings of
+    /// `cfg` to the running subsystem, changing only what differs: what it
+    /// knows of servers and outages, the events in flight and the mails
+    /// pending or queued all stay, and one delivery task keeps working each
+    /// mail queue (a new queue directory takes over the old one's mails).
+    /// A setting that cannot be used is refused with nothing changed.
+    pub async fn reconfigure(&self, cfg: &Config) -> Result<(), AlertsError> {
+        let wanted = Settings::of(cfg);
+        let current = self
+            .in_force
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if wanted == current {
+            return Ok(());
+        }
+        let email = match &wanted.email {
+            _ if wanted.email == current.email && wanted.queue_dir == current.queue_dir => None,
+            None => Some(EmailChange::Off),
+            Some(email) => {
+                let mailer = Arc::new(Mailer::new(&self.node, email)?);
+                let new_queue = current.email.is_none() || wanted.queue_dir != current.queue_dir;
+                let spool = new_queue
+                    .then(|| open_spool(&wanted.queue_dir))
+                    .transpose()?;
+                Some(EmailChange::On {
+                    mailer,
+                    spool,
+                    coalesce: email.coalesce,
+                    max_per_hour: email.max_per_hour,
+                })
+            }
+        };
+        let scripts = (wanted.notify != current.notify)
+            .then(|| ScriptQueues::start(&self.node, &wanted.notify))
+            .transpose()?;
+        let (applied, in_force) = oneshot::channel();
+        let change = Change {
+            scripts,
+            email,
+            applied,
+        };
+        // Either fails only when the dispatcher has ended: the daemon is stopping.
+        if self.changes.send(change).await.is_ok() && in_force.await.is_ok() {
+            *self.in_force.lock().unwrap_or_else(PoisonError::into_inner) = wanted;
+        }
+        Ok(())
+    }
+
     /// Tells alerts which pools and servers are configured now; call it
     /// before the health monitor probes a changed set, so that a new pool's
     /// first verdict is known to be one.
     pub fn set_pools(&self, pools: &BTreeMap<String, Pool>) {
         *self.pools.lock().unwrap_or_else(PoisonError::into_inner) = membership(pools);
-    }
-
-    /// Tells alerts started while servers were already probed each pool's
-    /// servers and their current statuses (by pool), so that the next
-    /// change of a pool is reported as one.
-    pub fn set_current(&self, pools: BTreeMap<String, Vec<(String, hafront_health::Status)>>) {
-        *self.pools.lock().unwrap_or_else(PoisonError::into_inner) = pools;
     }
 
     /// Handles the events already queued, lets the notify scripts they
@@ -255,7 +342,58 @@ struct EmailState {
     queued: Arc<Notify>,
     batcher: Batcher,
     max_per_hour: u32,
+    /// The mailer the delivery task uses.
+    delivery_mailer: watch::Sender<Arc<Mailer>>,
+    stop_delivery: watch::Sender<bool>,
     delivery: JoinHandle<()>,
+}
+
+impl EmailState {
+    /// Starts the one delivery task of `spool`.
+    fn start(
+        mailer: Arc<Mailer>,
+        spool: Arc<Spool>,
+        batcher: Batcher,
+        max_per_hour: u32,
+    ) -> EmailState {
+        let queued = Arc::new(Notify::new());
+        let (delivery_mailer, mailer_watch) = watch::channel(Arc::clone(&mailer));
+        let (stop_delivery, delivery_stopped) = watch::channel(false);
+        let delivery = tokio::spawn(smtp::deliver(
+            mailer_watch,
+            Arc::clone(&spool),
+            Arc::clone(&queued),
+            delivery_stopped,
+        ));
+        EmailState {
+            mailer,
+            spool,
+            queued,
+            batcher,
+            max_per_hour,
+            delivery_mailer,
+            stop_delivery,
+            delivery,
+        }
+    }
+
+    /// Uses `mailer` from now on, for new mails and those queued.
+    fn replace_mailer(&mut self, mailer: Arc<Mailer>) {
+        self.delivery_mailer.send_replace(Arc::clone(&mailer));
+        self.mailer = mailer;
+        self.queued.notify_one();
+    }
+
+    /// Stops the delivery task after one last attempt and waits for it;
+    /// returns the pending events' batcher.
+    async fn stop(self) -> Batcher {
+        // Ignored error: delivery ended already, nothing to stop.
+        let _ = self.stop_delivery.send(true);
+        if let Err(e) = self.delivery.await {
+            error!(error = %e, "mail delivery task ended abnormally");
+        }
+        self.batcher
+    }
 }
 
 /// The task that routes events to scripts and mail.
@@ -263,6 +401,8 @@ struct Dispatcher {
     node: String,
     tracker: Tracker,
     scripts: ScriptQueues,
+    /// Script queues replaced by a reload, finishing what they were given.
+    retired_scripts: Vec<JoinHandle<()>>,
     email: Option<EmailState>,
     snapshot: Snapshot,
     dropped: Arc<AtomicU64>,
@@ -273,8 +413,8 @@ impl Dispatcher {
     async fn run(
         mut self,
         mut received: mpsc::Receiver<Event>,
+        mut changes: mpsc::Receiver<Change>,
         mut stopped: watch::Receiver<bool>,
-        stop_delivery: watch::Sender<bool>,
     ) {
         loop {
             let mail_due = self.email.as_ref().and_then(|email| email.batcher.due());
@@ -283,6 +423,7 @@ impl Dispatcher {
                     Some(event) => self.dispatch(event),
                     None => break,
                 },
+                Some(change) = changes.recv() => self.apply(change).await,
                 () = sleep_until_some(mail_due) => self.queue_due_mail().await,
                 _ = stopped.changed() => break,
             }
@@ -295,6 +436,7 @@ impl Dispatcher {
         let Dispatcher {
             node,
             scripts,
+            retired_scripts,
             mut email,
             snapshot,
             ..
@@ -306,13 +448,73 @@ impl Dispatcher {
         }
         // Scripts first: their output is in the log before delivery ends.
         scripts.finish().await;
-        // Ignored error: delivery ended already, nothing to stop.
-        let _ = stop_delivery.send(true);
-        if let Some(email) = email {
-            if let Err(e) = email.delivery.await {
-                error!(error = %e, "mail delivery task ended abnormally");
-            }
+        for retired in retired_scripts {
+            let _ = retired.await;
         }
+        if let Some(email) = email {
+            email.stop().await;
+        }
+    }
+
+    /// Puts a reload's change in force, keeping the tracker's state and the
+    /// pending events.
+    async fn apply(&mut self, change: Change) {
+        if let Some(scripts) = change.scripts {
+            let retired = std::mem::replace(&mut self.scripts, scripts);
+            self.retired_scripts.retain(|task| !task.is_finished());
+            self.retired_scripts.push(tokio::spawn(retired.finish()));
+        }
+        match change.email {
+            None => {}
+            Some(EmailChange::Off) => {
+                if let Some(mut email) = self.email.take() {
+                    if let Some(batch) = email.batcher.take_all() {
+                        queue_mail(&self.node, &mut email, batch, &self.snapshot).await;
+                    }
+                    email.stop().await;
+                    info!("alert mail turned off");
+                }
+            }
+            Some(EmailChange::On {
+                mailer,
+                spool,
+                coalesce,
+                max_per_hour,
+            }) => match (self.email.take(), spool) {
+                (Some(mut email), None) => {
+                    email.replace_mailer(mailer);
+                    email.batcher.set_limits(coalesce, max_per_hour);
+                    email.max_per_hour = max_per_hour;
+                    self.email = Some(email);
+                }
+                (running, Some(spool)) => {
+                    let mut batcher = match running {
+                        Some(running) => {
+                            let old_spool = Arc::clone(&running.spool);
+                            let batcher = running.stop().await;
+                            let adopt = Arc::clone(&spool);
+                            match tokio::task::spawn_blocking(move || adopt.adopt(&old_spool)).await
+                            {
+                                Ok(Ok(0)) => {}
+                                Ok(Ok(moved)) => {
+                                    info!(moved, queue = %spool.dir().display(), "queued alert mails moved to the new mail queue")
+                                }
+                                Ok(Err(e)) => {
+                                    error!(error = %e, "cannot move queued alert mails to the new mail queue; they stay in the old one")
+                                }
+                                Err(e) => error!(error = %e, "moving queued alert mails failed"),
+                            }
+                            batcher
+                        }
+                        None => Batcher::new(coalesce, max_per_hour),
+                    };
+                    batcher.set_limits(coalesce, max_per_hour);
+                    self.email = Some(EmailState::start(mailer, spool, batcher, max_per_hour));
+                }
+                (None, None) => error!("alert mail settings without a mail queue; mail stays off"),
+            },
+        }
+        let _ = change.applied.send(());
     }
 
     /// Routes one event and the pool events it causes.

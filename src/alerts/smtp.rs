@@ -209,10 +209,11 @@ fn read_secret(secret: &Secret) -> Result<String, AlertsError> {
     }
 }
 
-/// Delivers queued mails until told to stop, then makes one last attempt
-/// (bounded by [`SHUTDOWN_DELIVERY_LIMIT`]).
+/// Delivers queued mails with the latest of `mailer` until told to stop, then
+/// makes one last attempt (bounded by [`SHUTDOWN_DELIVERY_LIMIT`]). The only
+/// task that sends from `spool`.
 pub(crate) async fn deliver(
-    mailer: Arc<Mailer>,
+    mailer: watch::Receiver<Arc<Mailer>>,
     spool: Arc<Spool>,
     queued: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
@@ -265,7 +266,8 @@ pub(crate) async fn deliver(
 
 /// The delivery task's state.
 struct Delivery {
-    mailer: Arc<Mailer>,
+    /// The mailer of the settings in force (replaced by a reload).
+    mailer: watch::Receiver<Arc<Mailer>>,
     spool: Arc<Spool>,
     /// Mails the server accepted whose queue file could not be deleted:
     /// never sent again by this process.
@@ -311,7 +313,8 @@ impl Delivery {
                     return false;
                 }
             };
-            match self.mailer.send(&mail).await {
+            let mailer = Arc::clone(&self.mailer.borrow());
+            match mailer.send(&mail).await {
                 Ok(()) => {
                     info!(mail = %path.display(), "alert mail sent");
                     self.sent_not_removed.insert(path.clone());

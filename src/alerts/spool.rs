@@ -114,6 +114,34 @@ impl Spool {
         Ok(path)
     }
 
+    /// Moves every mail queued in `other` (another directory) into this
+    /// queue, keeping their names and so their order; returns how many.
+    pub(crate) fn adopt(&self, other: &Spool) -> io::Result<usize> {
+        let paths = other.list()?;
+        for path in &paths {
+            let target = self.dir.join(path.file_name().unwrap_or_default());
+            if fs::rename(path, &target).is_err() {
+                // Another file system: copy durably, then remove the original.
+                let temp = self.dir.join(format!(
+                    "{TEMP_PREFIX}{}",
+                    path.file_name().unwrap_or_default().to_string_lossy()
+                ));
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&temp)?;
+                file.write_all(&fs::read(path)?)?;
+                file.sync_all()?;
+                fs::rename(&temp, &target)?;
+                fs::remove_file(path)?;
+            }
+        }
+        sync_dir(&self.dir)?;
+        sync_dir(&other.dir)?;
+        Ok(paths.len())
+    }
+
     /// The queued mails, oldest first.
     pub(crate) fn list(&self) -> io::Result<Vec<PathBuf>> {
         let mut paths = Vec::new();

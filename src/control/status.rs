@@ -291,8 +291,15 @@ pub struct Refusals {
     /// was refused.
     #[serde(default)]
     pub handshake: u64,
+    /// The client's PROXY protocol header was missing, malformed or late
+    /// (`accept_proxy`).
+    #[serde(default)]
+    pub proxy_header: u64,
+    /// The client's address is not on `accept_proxy_from`.
+    #[serde(default)]
+    pub untrusted: u64,
     /// The client closed without sending a byte (a TCP health check of an
-    /// encrypted or gateway relay); not logged.
+    /// encrypted, gateway or `accept_proxy` relay); not logged.
     #[serde(default)]
     pub empty: u64,
 }
@@ -323,6 +330,8 @@ impl RelayStatus {
                 limit: stats.refused_limit,
                 connect_failed: stats.refused_connect_failed,
                 handshake: stats.refused_handshake,
+                proxy_header: stats.refused_proxy_header,
+                untrusted: stats.refused_untrusted,
                 empty: stats.empty,
             },
         }
@@ -608,11 +617,14 @@ impl Status {
                 relay.client_to_server_bytes.to_string(),
                 relay.server_to_client_bytes.to_string(),
                 format!(
-                    "no_server={} limit={} connect_failed={} handshake={} empty={}",
+                    "no_server={} limit={} connect_failed={} handshake={} proxy_header={} \
+                     untrusted={} empty={}",
                     refused.no_server,
                     refused.limit,
                     refused.connect_failed,
                     refused.handshake,
+                    refused.proxy_header,
+                    refused.untrusted,
                     refused.empty
                 ),
             ]);

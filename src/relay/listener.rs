@@ -1,11 +1,15 @@
-//! Listening and connecting sockets with the options a relay needs.
+//! Listening and connecting sockets with the options a relay needs, and
+//! the PROXY protocol header read before a client's first byte.
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+use super::proxy_protocol::{self, Header};
 
 /// Pending-connection queue asked for; the kernel caps it at `somaxconn`.
 const LISTEN_BACKLOG: i32 = 4096;
@@ -50,6 +54,60 @@ pub(crate) async fn connect(address: SocketAddr, timeout: Duration) -> io::Resul
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!("connect timed out after {timeout:?}"),
+        )),
+    }
+}
+
+/// Reads a client's PROXY protocol header (v1 or v2) within `timeout`,
+/// taking from the socket exactly the header's bytes: what follows is the
+/// client's. `Ok(None)` when the client closed without sending a byte (a
+/// TCP health check); an error when it sent something else, closed inside
+/// the header, or was too slow.
+pub(crate) async fn read_proxy_header(
+    client: &mut TcpStream,
+    timeout: Duration,
+) -> io::Result<Option<Header>> {
+    let reading = async {
+        // Bytes taken from the socket so far, all part of the header.
+        let mut taken = Vec::new();
+        let mut peeked = vec![0u8; proxy_protocol::MAX_HEADER_LEN];
+        loop {
+            let room = proxy_protocol::MAX_HEADER_LEN - taken.len();
+            let count = client.peek(&mut peeked[..room]).await?;
+            if count == 0 {
+                if taken.is_empty() {
+                    return Ok(None);
+                }
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the client closed inside its PROXY protocol header",
+                ));
+            }
+            let mut seen = taken.clone();
+            seen.extend_from_slice(&peeked[..count]);
+            match proxy_protocol::parse(&seen) {
+                Ok(Some((header, length))) => {
+                    // The header ends after the bytes taken: they parsed as
+                    // an unfinished header.
+                    let rest = length.saturating_sub(taken.len());
+                    client.read_exact(&mut peeked[..rest]).await?;
+                    return Ok(Some(header));
+                }
+                // Everything seen belongs to the header: take it, so that
+                // the next peek waits for new bytes.
+                Ok(None) => {
+                    client.read_exact(&mut peeked[..count]).await?;
+                    taken = seen;
+                }
+                Err(error) => return Err(io::Error::new(io::ErrorKind::InvalidData, error)),
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, reading).await {
+        Ok(read) => read,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no complete PROXY protocol header within {timeout:?}"),
         )),
     }
 }

@@ -16,12 +16,19 @@
 //! pairs ([`spiped`]), TLS ([`tls`]), or a gateway whose clients name their
 //! server in an encrypted request line ([`gateway`]). A client that fails its
 //! side's handshake is closed with a log line and never reaches a server.
+//!
+//! A relay may speak the PROXY protocol ([`proxy_protocol`]) on either side:
+//! `accept_proxy` reads and strips a header from each client (behind another
+//! load balancer), whose client address then stands for the connection's;
+//! `send_proxy` writes one to each server before the client's bytes, so the
+//! server sees the client's address rather than the relay's.
 
 pub mod balance;
 mod buffers;
 mod forward;
 pub mod gateway;
 mod listener;
+pub mod proxy_protocol;
 pub mod saturation;
 pub mod spiped;
 mod stats;
@@ -36,8 +43,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hafront_config::{OnServerDown, Policy, Role};
+use hafront_config::{OnServerDown, Policy, ProxyVersion, Role};
 use hafront_health::{HealthEvent, ServerHealth, Status};
+use ipnet::IpNet;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
@@ -48,6 +56,7 @@ use transport::Transport;
 use balance::{Balancer, Candidate};
 pub use forward::DataPath;
 use forward::{Ending, Meter};
+use proxy_protocol::Header;
 use stats::{ActiveGuard, RelayCounters, ServerCounters, bump};
 pub use stats::{RelayStats, ServerStats};
 use throttle::Throttle;
@@ -59,6 +68,9 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// At most one handshake-failure warning per relay in this time; the others
 /// are logged at debug level and counted in the next warning.
 const HANDSHAKE_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+/// Time an `accept_proxy` client has to send its whole PROXY protocol
+/// header; a proxy sends it at once on connecting.
+const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A running relay: its listeners, counters and pool view.
 ///
@@ -95,6 +107,10 @@ struct Settings {
     max_connections: u64,
     connect_attempts: u32,
     close_on_server_down: bool,
+    /// The PROXY protocol version written to servers, if any.
+    send_proxy: Option<proxy_protocol::Version>,
+    /// With `accept_proxy`, the peers allowed to send headers (empty: any).
+    accept_proxy: Option<Vec<IpNet>>,
 }
 
 /// One version of the pool as this relay sees it, with its balancing state.
@@ -177,6 +193,13 @@ impl Relay {
             max_connections: u64::try_from(config.max_connections).unwrap_or(u64::MAX),
             connect_attempts: config.connect_attempts.max(1),
             close_on_server_down: config.on_server_down == OnServerDown::Close,
+            send_proxy: config.send_proxy.map(|version| match version {
+                ProxyVersion::V1 => proxy_protocol::Version::V1,
+                ProxyVersion::V2 => proxy_protocol::Version::V2,
+            }),
+            accept_proxy: config
+                .accept_proxy
+                .then(|| config.accept_proxy_from.clone()),
         };
         let shared = Arc::new(Shared {
             name: name.to_owned(),
@@ -369,9 +392,10 @@ fn is_resource_exhaustion(error: &io::Error) -> bool {
     )
 }
 
-/// Serves one client: limit check, the client side's handshake, server
-/// choice with retries (or the gateway's request), forwarding.
-async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
+/// Serves one client: limit check, its PROXY protocol header, the client
+/// side's handshake, server choice with retries (or the gateway's
+/// request), forwarding.
+async fn serve(shared: Arc<Shared>, mut client: TcpStream, peer: SocketAddr) {
     let relay = shared.name.as_str();
     let settings = &shared.settings;
     let counters = &shared.counters;
@@ -385,6 +409,37 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
         debug!(relay, %peer, %error, "client gone before forwarding");
         return;
     }
+    // The client's address, and the one it connected to when a proxy's
+    // header names it (else the connection's own, looked up if needed).
+    let (peer, destination) = match &settings.accept_proxy {
+        None => (peer, None),
+        Some(trusted) => match Box::pin(shared.accept_proxy(&mut client, peer, trusted)).await {
+            Some(Header::Proxy {
+                source,
+                destination,
+            }) => (source, Some(destination)),
+            // LOCAL or UNKNOWN: the connection's own addresses apply.
+            Some(Header::Local | Header::Unknown) => (peer, None),
+            None => return,
+        },
+    };
+    let proxy_header = match settings.send_proxy {
+        None => None,
+        Some(version) => match destination.map_or_else(|| client.local_addr(), Ok) {
+            Ok(destination) => Some(proxy_protocol::encode(
+                version,
+                &Header::Proxy {
+                    source: peer,
+                    destination,
+                },
+            )),
+            Err(error) => {
+                debug!(relay, %peer, %error, "client gone before forwarding");
+                return;
+            }
+        },
+    };
+    let proxy_header = proxy_header.as_deref();
     if let Some(timeout) = shared.transport.client_speaks_first() {
         match opening(&client, timeout).await {
             Opening::Spoke => {}
@@ -407,7 +462,7 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
     // Gateway requests and TLS/spiped handshakes are boxed: their state is
     // large and would otherwise be reserved in every connection's future.
     if let Some(gateway) = shared.transport.gateway() {
-        return Box::pin(serve_gateway(&shared, gateway, client, peer)).await;
+        return Box::pin(serve_gateway(&shared, gateway, client, peer, proxy_header)).await;
     }
     // Held in an Option so the loop below can move it out on the attempt
     // that succeeds.
@@ -431,7 +486,7 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
         let disconnect = backend.link.disconnect.subscribe();
         let address = backend.health.address;
         let server_name = backend.health.name.as_str();
-        let connected = match listener::connect(address, settings.connect_timeout).await {
+        let connected = match connect(address, settings.connect_timeout, proxy_header).await {
             Ok(server) => Box::pin(shared.transport.secure(server))
                 .await
                 .inspect_err(|error| {
@@ -472,6 +527,20 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
         bump(&counters.refused_connect_failed);
         debug!(relay, %peer, attempts, "refused: every connect attempt failed");
     }
+}
+
+/// Connects to a server within `timeout` and writes `proxy_header` to it
+/// first, if there is one.
+async fn connect(
+    address: SocketAddr,
+    timeout: Duration,
+    proxy_header: Option<&[u8]>,
+) -> io::Result<TcpStream> {
+    let server = listener::connect(address, timeout).await?;
+    if let Some(header) = proxy_header {
+        forward::write_all(&server, header).await?;
+    }
+    Ok(server)
 }
 
 /// What a client did first, for modes where it speaks first.
@@ -515,6 +584,7 @@ async fn serve_gateway(
     gateway: &gateway::Gateway,
     mut client: TcpStream,
     peer: SocketAddr,
+    proxy_header: Option<&[u8]>,
 ) {
     let relay = shared.name.as_str();
     let settings = &shared.settings;
@@ -541,7 +611,7 @@ async fn serve_gateway(
     let disconnect = backend.link.disconnect.subscribe();
     let address = request.address;
     let server_name = backend.health.name.as_str();
-    let server = match listener::connect(address, settings.connect_timeout).await {
+    let server = match connect(address, settings.connect_timeout, proxy_header).await {
         Ok(server) => server,
         Err(error) => {
             let status = if error.kind() == io::ErrorKind::TimedOut {
@@ -597,6 +667,48 @@ async fn watch_health(shared: Arc<Shared>, mut events: broadcast::Receiver<Healt
 }
 
 impl Shared {
+    /// Takes an `accept_proxy` client's PROXY protocol header, if `peer`
+    /// is on `trusted` (or that list is empty). `None` when the client was
+    /// closed instead (untrusted, no header, bad header), counted and logged.
+    async fn accept_proxy(
+        &self,
+        client: &mut TcpStream,
+        peer: SocketAddr,
+        trusted: &[IpNet],
+    ) -> Option<Header> {
+        if !trusted.is_empty() && !trusted.iter().any(|network| network.contains(&peer.ip())) {
+            bump(&self.counters.refused_untrusted);
+            self.log_handshake_failure(
+                peer,
+                "client closed: not on accept_proxy_from",
+                &"a PROXY protocol header is accepted only from the proxies listed",
+            );
+            return None;
+        }
+        match listener::read_proxy_header(client, PROXY_HEADER_TIMEOUT).await {
+            Ok(Some(header)) => {
+                if let Header::Proxy { source, .. } = header {
+                    debug!(relay = %self.name, proxy = %peer, client = %source, "PROXY protocol header");
+                }
+                Some(header)
+            }
+            Ok(None) => {
+                bump(&self.counters.empty);
+                debug!(relay = %self.name, %peer, "client closed without sending a byte");
+                None
+            }
+            Err(error) => {
+                bump(&self.counters.refused_proxy_header);
+                self.log_handshake_failure(
+                    peer,
+                    "client closed: no valid PROXY protocol header",
+                    &error,
+                );
+                None
+            }
+        }
+    }
+
     /// Counts a client whose handshake (or gateway request) failed and logs
     /// it (see [`Shared::log_handshake_failure`]).
     fn handshake_failed(&self, peer: SocketAddr, error: &dyn std::fmt::Display) {

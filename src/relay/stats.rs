@@ -17,6 +17,8 @@ pub(crate) struct RelayCounters {
     pub refused_limit: AtomicU64,
     pub refused_connect_failed: AtomicU64,
     pub refused_handshake: AtomicU64,
+    pub refused_proxy_header: AtomicU64,
+    pub refused_untrusted: AtomicU64,
     pub empty: AtomicU64,
     pub copied: AtomicU64,
 }
@@ -63,8 +65,14 @@ pub struct RelayStats {
     /// Clients closed because their side's handshake failed (spiped, TLS)
     /// or their gateway request was refused.
     pub refused_handshake: u64,
-    /// Clients of an encrypted or gateway relay that closed without sending
-    /// a byte (TCP health checks, port scans); logged at debug level only.
+    /// Clients of an `accept_proxy` relay closed for a missing, malformed
+    /// or late PROXY protocol header.
+    pub refused_proxy_header: u64,
+    /// Clients of an `accept_proxy` relay closed because their address is
+    /// not on `accept_proxy_from`.
+    pub refused_untrusted: u64,
+    /// Clients of an encrypted, gateway or `accept_proxy` relay that closed
+    /// without sending a byte (TCP health checks, port scans); logged at debug level only.
     pub empty: u64,
     /// Connections forwarded by userspace copy instead of splice(2) (splice
     /// unavailable, or disabled by [`DataPath::Copy`](super::DataPath::Copy)).
@@ -104,6 +112,8 @@ impl RelayCounters {
             refused_limit: read(&self.refused_limit),
             refused_connect_failed: read(&self.refused_connect_failed),
             refused_handshake: read(&self.refused_handshake),
+            refused_proxy_header: read(&self.refused_proxy_header),
+            refused_untrusted: read(&self.refused_untrusted),
             empty: read(&self.empty),
             copied: read(&self.copied),
             servers,

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use hafront_config::Config;
+use hafront_config::{Config, KeyPath};
 use hafront_health::Monitor;
 use hafront_vrrp::linux::{self, Activity, Control};
 use ipnet::IpNet;
@@ -42,6 +42,35 @@ pub enum VrrpError {
         /// Why.
         source: linux::DriverError,
     },
+}
+
+impl VrrpError {
+    /// The instance that could not start.
+    pub fn instance(&self) -> &str {
+        match self {
+            VrrpError::AuthPass { instance, .. } | VrrpError::Driver { instance, .. } => instance,
+        }
+    }
+
+    /// The configuration key the problem belongs to: the password, the interface, or
+    /// the instance.
+    pub fn key(&self) -> KeyPath {
+        let instance = KeyPath::root()
+            .key("vrrp")
+            .key("instances")
+            .key(self.instance());
+        match self {
+            VrrpError::AuthPass { .. } => instance.key("auth_pass"),
+            VrrpError::Driver {
+                source:
+                    linux::DriverError::NoSuchInterface(_)
+                    | linux::DriverError::NotEthernet(_)
+                    | linux::DriverError::NoPrimaryAddress(_),
+                ..
+            } => instance.key("interface"),
+            VrrpError::Driver { .. } => instance,
+        }
+    }
 }
 
 /// The running VRRP instances of this node.
@@ -99,14 +128,14 @@ impl VrrpInstances {
 
     /// Applies a new configuration: instances whose protocol settings are unchanged keep
     /// running (and their state) with the new tracking; changed ones restart; removed ones
-    /// resign and withdraw their VIPs. Alerts go to `alerts` from now on. Returns what could
-    /// not be started (already logged).
+    /// resign and withdraw their VIPs. Alerts go to `alerts` from now on. Returns the
+    /// instances that could not be started (already logged): they do not run.
     pub async fn reload(
         &mut self,
         config: &Config,
         monitor: &Monitor,
         alerts: AlertSender,
-    ) -> Vec<String> {
+    ) -> Vec<VrrpError> {
         *self.alerts.lock().unwrap_or_else(PoisonError::into_inner) = alerts;
         let mut problems = Vec::new();
         let mut old = std::mem::take(&mut self.instances);
@@ -136,7 +165,7 @@ impl VrrpInstances {
                 }
                 Err(err) => {
                     error!("{err}");
-                    problems.push(err.to_string());
+                    problems.push(err);
                 }
             }
         }

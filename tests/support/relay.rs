@@ -19,5 +19,8 @@ pub fn relay_config(mode: RelayMode) -> hafront_config::Relay {
         connect_attempts: 1,
         on_server_down: OnServerDown::Keep,
         mode,
+        send_proxy: None,
+        accept_proxy: false,
+        accept_proxy_from: Vec::new(),
     }
 }

@@ -67,7 +67,9 @@ impl State {
             Err(reason) => {
                 // It may still die for everyone: asked again at every refresh while down.
                 self.unconfirmed = Some((primary, only));
-                if !again {
+                if again {
+                    tracing::debug!(pool = %self.settings.pool, "failover still unconfirmed: {reason}");
+                } else {
                     self.emit(
                         Step::Refused,
                         Some(primary),

@@ -1,0 +1,4 @@
+//! HAProxy configurations.
+
+pub(crate) mod parse;
+pub(crate) mod translate;

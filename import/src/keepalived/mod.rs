@@ -1,0 +1,4 @@
+//! keepalived configurations.
+
+pub(crate) mod parse;
+pub(crate) mod translate;
