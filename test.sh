@@ -13,9 +13,12 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
+# etcd-server/etcd-client: the quorum tests' etcd cluster. protobuf-compiler and
+# libprotobuf-dev: the etcd-client crate compiles etcd's protocol files when it builds.
 packages=(
     mariadb-server mariadb-client redis-server redis-tools python3-aiosmtpd
     keepalived haproxy spiped stunnel4 openssl iproute2 procps systemd man-db
+    etcd-server etcd-client protobuf-compiler libprotobuf-dev
 )
 ./install-packages.sh "${packages[@]}"
 

@@ -24,6 +24,7 @@ use crate::control::{
 };
 use crate::failover::{Drains, Failovers};
 use crate::metrics::MetricsServer;
+use crate::quorum::NodeQuorum;
 use crate::relay::saturation::{Saturation, SaturationWatch};
 use crate::relay::{Relay, RelayStats};
 use crate::vrrp::{VrrpInstances, VrrpView};
@@ -54,6 +55,9 @@ pub enum DaemonError {
     /// configuration file).
     #[error("{0}")]
     Failover(String),
+    /// The quorum could not start (its password file unreadable).
+    #[error("{0}")]
+    Quorum(String),
 }
 
 /// Control requests waiting for the main loop before senders wait.
@@ -84,6 +88,8 @@ struct Daemon {
     started: SystemTime,
     since: SinceTracker,
     vrrp: VrrpInstances,
+    /// The etcd session whose leader keys gate VRRP mastership, if configured.
+    quorum: Option<Arc<NodeQuorum>>,
     saturation: BTreeMap<String, SaturationWatch>,
     failovers: Failovers,
     drains: Drains,
@@ -292,7 +298,13 @@ impl Daemon {
             })?;
             relays.insert(name.clone(), relay);
         }
-        let mut vrrp = VrrpInstances::start(&config, &monitor, alerts.sender())
+        let quorum = match &config.quorum {
+            Some(quorum) => Some(Arc::new(
+                NodeQuorum::start(quorum, &node).map_err(DaemonError::Quorum)?,
+            )),
+            None => None,
+        };
+        let mut vrrp = VrrpInstances::start(&config, &monitor, alerts.sender(), quorum.clone())
             .await
             .map_err(|err| DaemonError::Vrrp(located(path, err.key(), err.to_string())))?;
         board.write().unwrap_or_else(PoisonError::into_inner).vrrp = vrrp.view();
@@ -319,6 +331,7 @@ impl Daemon {
             started: SystemTime::now(),
             since,
             vrrp,
+            quorum,
             saturation: BTreeMap::new(),
             failovers,
             drains,
@@ -390,6 +403,10 @@ impl Daemon {
                 dropped_events: self.alerts.dropped(),
             },
             replication: self.failovers.topologies(),
+            quorum: self
+                .quorum
+                .as_ref()
+                .map(|quorum| quorum.view(self.vrrp.leader_keys())),
         }
     }
 
@@ -470,6 +487,14 @@ impl Daemon {
         }
         if new.global.log != self.config.global.log {
             crate::logging::reconfigure(&new.global.log);
+        }
+        if new.quorum != self.config.quorum {
+            // The lease and its keys belong to the running session; a new one would drop
+            // every leader key at once.
+            let problem = "the quorum section changed: it applies at the next restart".to_owned();
+            warn!("{problem}");
+            problems.push(problem);
+            new.quorum = self.config.quorum.clone();
         }
         self.board
             .write()
@@ -557,6 +582,10 @@ impl Daemon {
         drop(self.failovers);
         // VIPs first: clients move to the new master while the relays still serve.
         self.vrrp.stop().await;
+        // Then the leader keys, at once: a backup takes over without waiting for the TTL.
+        if let Some(quorum) = &self.quorum {
+            quorum.release_all().await;
+        }
         for relay in self.relays.values_mut() {
             relay.stop().await;
         }

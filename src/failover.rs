@@ -57,10 +57,13 @@ impl Failovers {
                     {
                         settings.handover = Some(Arc::new(vrrp.resigner(instance)));
                     }
-                    let master = failover
-                        .vrrp
-                        .as_deref()
-                        .map(|instance| vrrp.master_watch(instance));
+                    // Following a VRRP instance, it acts while master (under a quorum, that
+                    // needs the instance's key); otherwise, under a quorum, while holding the
+                    // pool's own key `failover/<pool>`.
+                    let master = match failover.vrrp.as_deref() {
+                        Some(instance) => Some(vrrp.master_watch(instance)),
+                        None => vrrp.quorum().map(|quorum| quorum.failover_leadership(name)),
+                    };
                     let sender = alerts.clone();
                     let sink = Arc::new(move |event: FailoverEvent| {
                         if !sender.send(Event {

@@ -9,6 +9,7 @@ pub mod failover;
 pub mod logging;
 pub mod manual;
 pub mod metrics;
+pub mod quorum;
 pub mod relay;
 pub mod startup;
 pub mod vrrp;

@@ -38,7 +38,8 @@ enum Command {
         skip_files: bool,
         /// Also log in to the servers of every pool with failover, as its user, and
         /// report what would make a failover fail (no login, a missing privilege, a
-        /// server that is not MariaDB, log_slave_updates off).
+        /// server that is not MariaDB, log_slave_updates off); with a quorum, get a lease
+        /// from etcd and report a TTL etcd would not grant as asked.
         #[arg(long)]
         connect: bool,
     },
@@ -371,7 +372,17 @@ fn check_servers(path: &std::path::Path, config: &hafront_config::Config) -> Exi
         return ExitCode::FAILURE;
     };
     let file = path.display().to_string();
-    let errors = runtime.block_on(hafront::failover::check_servers(config, &file, &text));
+    let node = config
+        .global
+        .node
+        .clone()
+        .or_else(|| nix::unistd::gethostname().ok()?.into_string().ok())
+        .unwrap_or_else(|| "hafront".to_owned());
+    let errors = runtime.block_on(async {
+        let mut errors = hafront::failover::check_servers(config, &file, &text).await;
+        errors.extend(hafront::quorum::check_etcd(config, &node, &file, &text).await);
+        errors
+    });
     if errors.is_empty() {
         println!("OK");
         return ExitCode::SUCCESS;

@@ -459,6 +459,29 @@ pub fn render(status: &Status) -> String {
         "Alert events dropped because the queue was full.",
     );
     out.sample(&[], status.alerts.dropped_events);
+
+    if let Some(quorum) = &status.quorum {
+        out.family(
+            "hafront_quorum_reachable",
+            "gauge",
+            "1 while this node holds a live etcd lease.",
+        );
+        out.sample(&[], u64::from(quorum.reachable));
+        out.family(
+            "hafront_quorum_lease_seconds_left",
+            "gauge",
+            "How long the lease may still be acted on without a renewal.",
+        );
+        out.sample(&[], quorum.time_left_ms.unwrap_or(0) as f64 / 1000.0);
+        out.family(
+            "hafront_quorum_key_held",
+            "gauge",
+            "1 while this node holds the leader key.",
+        );
+        for key in &quorum.keys {
+            out.sample(&[("key", &key.key)], u64::from(key.state == "held"));
+        }
+    }
     out.text
 }
 
@@ -577,6 +600,25 @@ mod tests {
                     steps: BTreeMap::from([("promoted".to_owned(), 1)]),
                 },
             )]),
+            quorum: Some(crate::control::QuorumView {
+                reachable: true,
+                lease_id: Some(7),
+                granted_ttl_ms: Some(2000),
+                time_left_ms: Some(1250),
+                last_error: None,
+                keys: vec![
+                    crate::control::LeaderKey {
+                        key: "vrrp/db".to_owned(),
+                        state: "held".to_owned(),
+                        holder: Some("n".to_owned()),
+                    },
+                    crate::control::LeaderKey {
+                        key: "vrrp/web".to_owned(),
+                        state: "held_by".to_owned(),
+                        holder: Some("m".to_owned()),
+                    },
+                ],
+            }),
         }
     }
 
@@ -596,6 +638,10 @@ mod tests {
             "hafront_failover_steps_total{pool=\"db\",step=\"promoted\"} 1",
             "hafront_failover_blocked{pool=\"db\"} 1",
             "hafront_replication_lag_seconds{pool=\"db\",server=\"db1\"} 3",
+            "hafront_quorum_reachable 1",
+            "hafront_quorum_lease_seconds_left 1.25",
+            "hafront_quorum_key_held{key=\"vrrp/db\"} 1",
+            "hafront_quorum_key_held{key=\"vrrp/web\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -12,12 +12,12 @@ use serde_saphyr::MessageFormatter;
 use crate::document::{Document, Shape};
 use crate::error::{ConfigError, KeyPath, Position, Segment};
 use crate::recover::{Repair, Repairing, Repairs, starts_with};
-use crate::schema::{Alerts, Config, Global, Vrrp};
+use crate::schema::{Alerts, Config, Global, Quorum, Vrrp};
 
 /// The top-level sections, in the order they are documented: every field
 /// of [`Config`].
 const SECTIONS: &[&str] = &[
-    "global", "checks", "pools", "relays", "vrrp", "alerts", "notify",
+    "global", "checks", "pools", "relays", "vrrp", "alerts", "notify", "quorum",
 ];
 
 /// Deserializes `text` (already outlined as `document`) into a [`Config`].
@@ -97,6 +97,7 @@ pub(crate) fn read_config(
             .read::<Alerts>(&KeyPath::root().key("alerts"))
             .unwrap_or_default(),
         notify: reader.read_listed(&KeyPath::root().key("notify")),
+        quorum: reader.read::<Quorum>(&KeyPath::root().key("quorum")),
     };
     (config, reader.repaired)
 }

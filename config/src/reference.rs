@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
 use crate::schema::{
-    Alerts, Check, Config, Email, Failover, Garp, Global, Log, Notify, Pool, Relay, RelayModeRepr,
-    ReplicationCheck, Server, Track, Vrrp, VrrpInstance,
+    Alerts, Check, Config, Email, Failover, Garp, Global, Log, Notify, Pool, Quorum, QuorumTls,
+    Relay, RelayModeRepr, ReplicationCheck, Server, Track, Vrrp, VrrpInstance,
 };
 
 /// One section of the file: a mapping and the keys it takes.
@@ -59,6 +59,7 @@ pub const SECTIONS: &[Section] = &[
             key("vrrp", "none", "VRRP instances that move virtual addresses between nodes."),
             key("alerts", "none", "Where alert mails go."),
             key("notify", "none", "Programs run on every state change, as a list."),
+            key("quorum", "none", "Leader keys in etcd: no split brain even in a partition; plain VRRP when absent."),
         ],
     },
     Section {
@@ -257,6 +258,29 @@ pub const SECTIONS: &[Section] = &[
             key("user", "the daemon's", "Run as this user."),
         ],
     },
+    Section {
+        path: "quorum",
+        about: "A VRRP instance is master, and a failover pool acts, only while this node holds its leader key (`vrrp/NAME`, `failover/POOL` under `prefix`) in etcd under a live lease; a holder that cannot renew lets go before the TTL ends, by its own clock.",
+        keys: &[
+            key("endpoints", "required", "etcd client URLs, as a list: `http://HOST:PORT`, or `https://` with `tls`."),
+            key("tls", "none", "TLS files for `https://` endpoints (below)."),
+            key("user", "none", "etcd user, when etcd has authentication on."),
+            key("password", "none", "The etcd user's password, a secret."),
+            key("prefix", "/hafront/", "Prefix of every key hafront writes."),
+            key("ttl", "2s", "Lease TTL, whole seconds from 1s to 10s, above every advert interval; a crash failover waits for it."),
+            key("node_name", "`global.node`", "The value of every key this node holds (else the host name)."),
+            key("on_quorum_loss", "resign", "With etcd out of reach: `resign` (no master, never two) or `keep` (plain VRRP, with an alert)."),
+        ],
+    },
+    Section {
+        path: "quorum.tls",
+        about: "PEM files for TLS to etcd.",
+        keys: &[
+            key("ca_file", "none", "CA that signed etcd's certificates (required with `tls`)."),
+            key("cert_file", "none", "Client certificate, for etcd's `--client-cert-auth`."),
+            key("key_file", "none", "Its key; not readable by group or others."),
+        ],
+    },
 ];
 
 /// Every section path and the keys the schema accepts there, read from the field lists
@@ -280,6 +304,8 @@ pub fn schema_keys() -> Vec<(&'static str, &'static [&'static str])> {
         ("alerts", fields_of::<Alerts>()),
         ("alerts.email", fields_of::<Email>()),
         ("notify[]", fields_of::<Notify>()),
+        ("quorum", fields_of::<Quorum>()),
+        ("quorum.tls", fields_of::<QuorumTls>()),
     ]
 }
 
@@ -362,7 +388,7 @@ mod tests {
     }
 
     /// Defaults that describe rather than state a value.
-    const DESCRIBED: [&str; 9] = [
+    const DESCRIBED: [&str; 10] = [
         "required",
         "none",
         "each key's default",
@@ -372,6 +398,7 @@ mod tests {
         "by security",
         "web PKI roots",
         "the daemon's",
+        "`global.node`",
     ];
 
     /// A small valid file with `%` where a key of the section goes, written in flow style.
@@ -420,6 +447,7 @@ mod tests {
                 "{check}\n{POOL}\nalerts: {{email: {{smtp_host: h, from: 'a@b.c', to: ['d@e.f'], %}}}}"
             ),
             "notify[]" => format!("{check}\n{POOL}\nnotify: [{{command: [/bin/true], %}}]"),
+            "quorum" => "quorum: {endpoints: ['http://10.0.0.5:2379'], %}".to_owned(),
             _ => return None,
         })
     }

@@ -37,6 +37,9 @@ pub struct Config {
     /// Scripts run on state changes.
     #[serde(default)]
     pub notify: Vec<Notify>,
+    /// Leader keys in etcd: no split brain even in a partition; plain VRRP when absent.
+    #[serde(default)]
+    pub quorum: Option<Quorum>,
 }
 
 impl Config {
@@ -85,6 +88,14 @@ impl Config {
         if let Some(email) = &mut self.alerts.email {
             files.extend(secret(&mut email.password));
             files.extend(email.ca_file.as_mut());
+        }
+        if let Some(quorum) = &mut self.quorum {
+            files.extend(secret(&mut quorum.password));
+            if let Some(tls) = &mut quorum.tls {
+                files.extend(tls.ca_file.as_mut());
+                files.extend(tls.cert_file.as_mut());
+                files.extend(tls.key_file.as_mut());
+            }
         }
         files
     }
@@ -1278,4 +1289,73 @@ fn parse_pin(text: &str) -> Result<[u8; 32], String> {
             bytes.len()
         )
     })
+}
+
+/// Quorum through etcd: a VRRP instance may be master, and a failover pool may promote,
+/// only while this node holds its leader key (`vrrp/<instance>`, `failover/<pool>` under
+/// `prefix`) under a live lease. A holder that cannot renew the lease lets go before the
+/// TTL ends, by its own clock, so two nodes never act as leader at once.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quorum {
+    /// etcd client URLs: `http://10.0.0.5:2379`, or `https://` with `tls`.
+    pub endpoints: Vec<String>,
+    /// TLS to etcd (needed for `https://` endpoints).
+    #[serde(default)]
+    pub tls: Option<QuorumTls>,
+    /// etcd user, when etcd has authentication on.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The etcd user's password.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Prefix of every key hafront writes.
+    #[serde(default = "default_quorum_prefix")]
+    pub prefix: String,
+    /// Lease TTL, whole seconds from 1s to 10s. A crash failover waits for it; etcd may
+    /// grant more (at least 1.5 election timeouts: 2s with etcd's defaults).
+    #[serde(default = "default_quorum_ttl", deserialize_with = "value::duration")]
+    pub ttl: Duration,
+    /// The value of every key this node holds (default: `global.node`, else the host name).
+    #[serde(default)]
+    pub node_name: Option<String>,
+    /// What a node does when etcd cannot be reached at all.
+    #[serde(default)]
+    pub on_quorum_loss: OnQuorumLoss,
+}
+
+fn default_quorum_prefix() -> String {
+    "/hafront/".to_owned()
+}
+
+fn default_quorum_ttl() -> Duration {
+    Duration::from_secs(2)
+}
+
+/// PEM files for TLS to etcd.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuorumTls {
+    /// CA bundle that signed etcd's certificates.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (etcd's `--client-cert-auth`).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// Key of the client certificate (not readable by group or others).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+/// What a node does when it cannot reach etcd at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnQuorumLoss {
+    /// Let go of every leader key's role: no VIP, no writable primary, until etcd answers
+    /// again. Never two leaders; an etcd outage is a service outage (Patroni's choice).
+    #[default]
+    Resign,
+    /// Behave as plain VRRP (with an alert): the service stays up through an etcd
+    /// outage, but a partition during one can give two VIP holders.
+    Keep,
 }

@@ -14,12 +14,20 @@ use crate::ParseOptions;
 use crate::document::Document;
 use crate::error::{ConfigError, KeyPath, Position};
 use crate::schema::{
-    Check, CheckKind, Config, Email, Failover, Notify, Pool, Relay, RelayMode, Secret, Track,
-    VrrpInstance,
+    Check, CheckKind, Config, Email, Failover, Notify, Pool, Quorum, Relay, RelayMode, Secret,
+    Track, VrrpInstance,
 };
 
 /// The longest `global.stop_grace`.
 const MAX_STOP_GRACE: Duration = Duration::from_secs(300);
+
+/// The shortest and longest `quorum.ttl`: etcd counts leases in whole seconds, and a crash
+/// failover waits for the TTL.
+const MIN_QUORUM_TTL: Duration = Duration::from_secs(1);
+const MAX_QUORUM_TTL: Duration = Duration::from_secs(10);
+
+/// The longest node name kept in a leader key (a host name's limit).
+const MAX_NODE_NAME_BYTES: usize = 253;
 
 /// Spiped derives its keys from the key file with SHA-256; shorter files
 /// hold less entropy than the derived key.
@@ -89,6 +97,9 @@ pub(crate) fn validate(
     }
     for (index, notify) in config.notify.iter().enumerate() {
         validator.notify(&root.key("notify").index(index), notify);
+    }
+    if let Some(quorum) = &config.quorum {
+        validator.quorum(&root.key("quorum"), quorum);
     }
 }
 
@@ -848,6 +859,103 @@ impl Validator<'_> {
         }
     }
 
+    fn quorum(&mut self, path: &KeyPath, quorum: &Quorum) {
+        if quorum.endpoints.is_empty() {
+            self.report(
+                &path.key("endpoints"),
+                "needs at least one etcd URL such as http://10.0.0.5:2379 (all members, \
+                 for an etcd cluster of three or five)",
+            );
+        }
+        let mut https = false;
+        for (index, endpoint) in quorum.endpoints.iter().enumerate() {
+            match endpoint_scheme(endpoint) {
+                Some(scheme) => https |= scheme == "https",
+                None => self.report(
+                    &path.key("endpoints").index(index),
+                    format!(
+                        "{endpoint:?} is not an etcd URL such as http://10.0.0.5:2379 or \
+                         https://etcd1.example.com:2379"
+                    ),
+                ),
+            }
+        }
+        match &quorum.tls {
+            Some(tls) => {
+                if !https && !quorum.endpoints.is_empty() {
+                    self.report(
+                        &path.key("tls"),
+                        "TLS is set but no endpoint is https://: write the endpoints as https://",
+                    );
+                }
+                if tls.cert_file.is_some() != tls.key_file.is_some() {
+                    self.report(
+                        &path.key("tls"),
+                        "cert_file and key_file go together (a client certificate and its key)",
+                    );
+                }
+                match &tls.ca_file {
+                    Some(ca_file) => self.existing_file(&path.key("tls").key("ca_file"), ca_file),
+                    None => self.report(
+                        &path.key("tls"),
+                        "needs ca_file: the CA that signed etcd's certificates",
+                    ),
+                }
+                if let Some(cert_file) = &tls.cert_file {
+                    self.existing_file(&path.key("tls").key("cert_file"), cert_file);
+                }
+                if let Some(key_file) = &tls.key_file {
+                    self.private_file(&path.key("tls").key("key_file"), key_file, "key");
+                }
+            }
+            None if https => self.report(
+                &path.key("endpoints"),
+                "https:// endpoints need a tls section with ca_file",
+            ),
+            None => {}
+        }
+        match (&quorum.user, &quorum.password) {
+            (Some(_), Some(password)) => self.secret(&path.key("password"), password),
+            (Some(_), None) => self.report(
+                &path.key("user"),
+                "needs a password (password: {file: /etc/hafront/etcd.pass})",
+            ),
+            (None, Some(_)) => self.report(&path.key("password"), "needs a user"),
+            (None, None) => {}
+        }
+        if quorum.prefix.is_empty() {
+            self.report(&path.key("prefix"), "must not be empty, such as /hafront/");
+        }
+        let ttl = quorum.ttl;
+        if !(MIN_QUORUM_TTL..=MAX_QUORUM_TTL).contains(&ttl) || ttl.subsec_nanos() != 0 {
+            self.report(
+                &path.key("ttl"),
+                "must be whole seconds from 1s to 10s (etcd counts leases in seconds; a crash \
+                 failover waits for the TTL)",
+            );
+        }
+        for (name, instance) in &self.config.vrrp.instances {
+            if ttl <= instance.advert_interval {
+                self.report(
+                    &path.key("ttl"),
+                    format!(
+                        "must exceed the advert_interval of VRRP instance {name} ({}): a lease \
+                         shorter than one advert would make every etcd hiccup a failover",
+                        humantime::format_duration(instance.advert_interval)
+                    ),
+                );
+            }
+        }
+        if let Some(node_name) = &quorum.node_name
+            && (node_name.is_empty() || node_name.len() > MAX_NODE_NAME_BYTES)
+        {
+            self.report(
+                &path.key("node_name"),
+                format!("must be 1 to {MAX_NODE_NAME_BYTES} bytes long"),
+            );
+        }
+    }
+
     fn notify(&mut self, path: &KeyPath, notify: &Notify) {
         self.command(&path.key("command"), &notify.command);
         self.positive_duration(&path.key("timeout"), notify.timeout);
@@ -1037,6 +1145,21 @@ fn listeners_overlap(a: SocketAddr, b: SocketAddr) -> bool {
 
 /// A plausibility check, not RFC 5321: `local@domain`, no spaces or angle
 /// brackets, a dotted domain without empty labels.
+/// The scheme of an etcd URL `http(s)://HOST:PORT[/]`, if it is one.
+fn endpoint_scheme(endpoint: &str) -> Option<&'static str> {
+    let (scheme, rest) = if let Some(rest) = endpoint.strip_prefix("http://") {
+        ("http", rest)
+    } else {
+        ("https", endpoint.strip_prefix("https://")?)
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    let (host, port) = authority.rsplit_once(':')?;
+    let valid = !host.is_empty()
+        && !host.contains(['/', '@', ' '])
+        && port.parse::<u16>().is_ok_and(|port| port > 0);
+    valid.then_some(scheme)
+}
+
 fn looks_like_mail_address(address: &str) -> bool {
     let Some((local, domain)) = address.rsplit_once('@') else {
         return false;

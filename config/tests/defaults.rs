@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hafront_config::{
-    CheckKind, Garp, LogFormat, OnServerDown, Policy, ProxyVersion, RelayMode, Secret,
-    SmtpSecurity, V3Checksum, load, parse,
+    CheckKind, Garp, LogFormat, OnQuorumLoss, OnServerDown, Policy, ProxyVersion, RelayMode,
+    Secret, SmtpSecurity, V3Checksum, load, parse,
 };
 
 #[test]
@@ -275,4 +275,69 @@ relays:
             dir.path().join("key.pem").as_path()
         )
     );
+}
+
+#[test]
+fn a_quorum_section_takes_the_documented_defaults_and_its_files() {
+    let config = parse(
+        "quorum: {endpoints: [http://10.0.0.5:2379]}\n",
+        "quorum.yaml",
+    )
+    .expect("valid config");
+    let quorum = config.quorum.expect("a quorum section");
+    assert_eq!(quorum.prefix, "/hafront/");
+    assert_eq!(quorum.ttl, Duration::from_secs(2));
+    assert_eq!(quorum.node_name, None);
+    assert_eq!(quorum.on_quorum_loss, OnQuorumLoss::Resign);
+    assert_eq!(
+        (quorum.user, quorum.password, quorum.tls),
+        (None, None, None)
+    );
+    assert_eq!(
+        parse("global: {}\n", "none.yaml").expect("valid").quorum,
+        None
+    );
+
+    // The key file must be private, like every key file; relative paths are read from the
+    // configuration's directory.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write = |name: &str, mode: u32| {
+        let path = dir.path().join(name);
+        std::fs::File::create(&path)
+            .and_then(|mut file| file.write_all(b"pem"))
+            .expect("write file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    write("ca.pem", 0o644);
+    write("client.pem", 0o644);
+    write("client.key", 0o644);
+    write("etcd.pass", 0o600);
+    let yaml = dir.path().join("hafront.yaml");
+    std::fs::write(
+        &yaml,
+        "quorum:
+  endpoints: [https://etcd1:2379, https://etcd2:2379, https://etcd3:2379]
+  tls: {ca_file: ca.pem, cert_file: client.pem, key_file: client.key}
+  user: hafront
+  password: {file: etcd.pass}
+  on_quorum_loss: keep
+",
+    )
+    .expect("write config");
+    let errors = load(&yaml).expect_err("a readable key");
+    let message = errors.to_string();
+    assert!(
+        message.contains(":3:59: quorum.tls.key_file:")
+            && message.contains("client.key is accessible by group or others (mode 0644)"),
+        "{message}"
+    );
+    write("client.key", 0o600);
+    let quorum = load(&yaml).expect("private key").quorum.expect("quorum");
+    let tls = quorum.tls.expect("tls");
+    assert_eq!(tls.key_file, Some(dir.path().join("client.key")));
+    assert_eq!(
+        quorum.password,
+        Some(Secret::File(dir.path().join("etcd.pass")))
+    );
+    assert_eq!(quorum.on_quorum_loss, OnQuorumLoss::Keep);
 }

@@ -1104,6 +1104,55 @@ pools:
         ],
     },
     Case {
+        name: "quorum: endpoints, TLS without https, lone user, TTL range and adverts",
+        yaml: "\
+vrrp:
+  instances:
+    vip: {interface: eth0, vrid: 1, virtual_addresses: [192.0.2.1/24], advert_interval: 3s}
+quorum:
+  endpoints: [http://10.0.0.5:2379, 10.0.0.6:2379, 'http://10.0.0.7']
+  tls: {cert_file: /etc/hafront/etcd.crt}
+  user: hafront
+  prefix: ''
+  ttl: 1500ms
+  node_name: ''
+  on_quorum_loss: ignore
+",
+        errors: &[
+            (
+                "5:37",
+                "quorum.endpoints[1]",
+                "\"10.0.0.6:2379\" is not an etcd URL such as http://10.0.0.5:2379",
+            ),
+            (
+                "5:52",
+                "quorum.endpoints[2]",
+                "\"http://10.0.0.7\" is not an etcd URL",
+            ),
+            (
+                "6:8",
+                "quorum.tls",
+                "TLS is set but no endpoint is https://",
+            ),
+            ("6:8", "quorum.tls", "cert_file and key_file go together"),
+            ("6:8", "quorum.tls", "needs ca_file"),
+            ("7:9", "quorum.user", "needs a password"),
+            ("8:11", "quorum.prefix", "must not be empty"),
+            ("9:8", "quorum.ttl", "must be whole seconds from 1s to 10s"),
+            (
+                "9:8",
+                "quorum.ttl",
+                "must exceed the advert_interval of VRRP instance vip (3s)",
+            ),
+            ("10:14", "quorum.node_name", "must be 1 to 253 bytes long"),
+            (
+                "11:19",
+                "quorum.on_quorum_loss",
+                "unknown variant `ignore`, expected one of resign, keep",
+            ),
+        ],
+    },
+    Case {
         name: "PROXY protocol: bad version, untrusted list without accept_proxy, tunnel entries",
         yaml: "\
 checks:
@@ -1137,6 +1186,24 @@ relays:
                 "relays.d.send_proxy",
                 "set send_proxy on the tls_server relay",
             ),
+        ],
+    },
+    Case {
+        name: "quorum: https without TLS, a password without a user, a TTL too long",
+        yaml: "\
+quorum:
+  endpoints: [https://etcd1.example.com:2379]
+  password: {file: /etc/hafront/etcd.pass}
+  ttl: 30s
+",
+        errors: &[
+            (
+                "2:14",
+                "quorum.endpoints",
+                "https:// endpoints need a tls section",
+            ),
+            ("3:13", "quorum.password", "needs a user"),
+            ("4:8", "quorum.ttl", "must be whole seconds from 1s to 10s"),
         ],
     },
     Case {

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::etcd::EtcdCluster;
 use crate::mariadb::{
     ADMIN_PASSWORD, CHECK_PASSWORD, CHECK_USER, LabMariaDb, MYSQL_PORT, REPLICATION_PASSWORD,
 };
@@ -18,6 +19,8 @@ use crate::{Hafront, Lab, hafront_binary, ip, wait_until};
 pub const FRONT: usize = 4;
 /// Database nodes: n1 starts as the primary.
 pub const DATABASES: [usize; 3] = [1, 2, 3];
+/// The etcd members of [`Cluster::start_with_quorum`].
+pub const ETCD_NODES: [usize; 3] = [5, 6, 7];
 /// How long a whole failover, switchover or rejoin may take in a test.
 pub const SETTLE: Duration = Duration::from_secs(20);
 
@@ -28,6 +31,8 @@ pub struct Cluster {
     /// MariaDB on n1, n2 and n3 (index 0 is n1).
     pub servers: Vec<LabMariaDb>,
     body: String,
+    /// With a quorum: the etcd members on n5, n6 and n7.
+    pub etcd: Option<EtcdCluster>,
     // Last: the namespaces go after everything running in them.
     /// The namespaces.
     pub lab: Lab,
@@ -39,8 +44,20 @@ impl Cluster {
     /// `failover_extra` (keys of the failover block, each on its own line, indented by 6
     /// spaces) and waits until its relay reaches the primary.
     pub fn start(test: &str, failover_extra: &str) -> Cluster {
+        Cluster::start_with(test, failover_extra, false)
+    }
+
+    /// [`Cluster::start`] with a three-member etcd cluster on n5–n7 and a `quorum` section
+    /// (TTL 2 s) in the front's configuration: its failover acts only while it holds the
+    /// key `failover/db`.
+    pub fn start_with_quorum(test: &str, failover_extra: &str) -> Cluster {
+        Cluster::start_with(test, failover_extra, true)
+    }
+
+    fn start_with(test: &str, failover_extra: &str, quorum: bool) -> Cluster {
         let turn = ScenarioLock::acquire();
-        let lab = Lab::new(test, 4);
+        let lab = Lab::new(test, if quorum { 7 } else { 4 });
+        let etcd = quorum.then(|| EtcdCluster::start(&lab, &ETCD_NODES));
         let starts: Vec<_> = DATABASES
             .iter()
             .map(|&number| {
@@ -113,10 +130,18 @@ pools:
             replication = replication_password.display(),
             front = Lab::address(FRONT),
         );
+        let body = match &etcd {
+            Some(etcd) => format!(
+                "{body}quorum:\n  endpoints: [{}]\n  ttl: 2s\n",
+                etcd.endpoints().join(", ")
+            ),
+            None => body,
+        };
         let mut cluster = Cluster {
             front: None,
             servers,
             body,
+            etcd,
             lab,
             _turn: turn,
         };

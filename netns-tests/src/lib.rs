@@ -213,6 +213,31 @@ impl Lab {
         ]);
     }
 
+    /// Isolates node `number`'s switch port: the bridge forwards nothing between two
+    /// isolated ports, so isolating two nodes cuts them from each other (multicast
+    /// included) while both still reach the switch and every other node.
+    pub fn isolate(&self, number: usize) {
+        let port = format!("p{number}");
+        let output = Command::new("bridge")
+            .args([
+                "-n",
+                &self.switch,
+                "link",
+                "set",
+                "dev",
+                &port,
+                "isolated",
+                "on",
+            ])
+            .output()
+            .expect("run bridge");
+        assert!(
+            output.status.success(),
+            "bridge link set dev {port} isolated on: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// Ends [`Lab::partition`] of node `number`.
     pub fn rejoin(&self, number: usize) {
         ip(&[
@@ -859,6 +884,7 @@ impl Keepalived {
 }
 
 pub mod cluster;
+pub mod etcd;
 pub mod mariadb;
 pub mod story;
 

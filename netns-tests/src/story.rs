@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 
+use crate::etcd::EtcdCluster;
 use crate::mariadb::{
     ADMIN_PASSWORD, APP_PASSWORD, APP_USER, CHECK_PASSWORD, LabMariaDb, MYSQL_PORT,
     REPLICATION_PASSWORD,
@@ -508,18 +509,43 @@ pub struct MysqlPair {
     narrator: Narrator,
     bodies: [String; 2],
     _uplink: Service,
+    /// With a quorum: the etcd members on n3, n4 and n5.
+    pub etcd: Option<EtcdCluster>,
     // Last: the namespaces go after everything running in them.
     /// The namespaces.
     pub lab: Lab,
     _turn: ScenarioLock,
 }
 
+/// The lab nodes of the etcd members of [`MysqlPair::start_with_quorum`].
+pub const ETCD_NODES: [usize; 3] = [3, 4, 5];
+
 impl MysqlPair {
     /// Builds the lab, the replicating pair and both hafront daemons; returns once n1 holds
     /// the VIP, is writable, and n2 is its backup.
     pub fn start(test: &str, narrator: Narrator) -> MysqlPair {
+        MysqlPair::start_with(test, narrator, false)
+    }
+
+    /// [`MysqlPair::start`] with a three-member etcd cluster on n3–n5 and a `quorum`
+    /// section (TTL 2 s) in both nodes' configurations.
+    pub fn start_with_quorum(test: &str, narrator: Narrator) -> MysqlPair {
+        MysqlPair::start_with(test, narrator, true)
+    }
+
+    fn start_with(test: &str, narrator: Narrator, quorum: bool) -> MysqlPair {
         let turn = ScenarioLock::acquire();
-        let lab = Lab::new(test, 2);
+        let lab = Lab::new(test, if quorum { 5 } else { 2 });
+        let etcd = quorum.then(|| EtcdCluster::start(&lab, &ETCD_NODES));
+        let quorum_section = etcd
+            .as_ref()
+            .map(|etcd| {
+                format!(
+                    "quorum:\n  endpoints: [{}]\n  ttl: 2s\n",
+                    etcd.endpoints().join(", ")
+                )
+            })
+            .unwrap_or_default();
         let uplink = Service::start(
             lab.switch(),
             SocketAddr::from((SWITCH, UPLINK_PORT)),
@@ -584,7 +610,10 @@ impl MysqlPair {
                 ],
             )
         };
-        let bodies = [body(1, 150, 120), body(2, 100, 10)];
+        let bodies = [
+            body(1, 150, 120) + &quorum_section,
+            body(2, 100, 10) + &quorum_section,
+        ];
         let mut pair = MysqlPair {
             hafronts: [None, None],
             servers: [primary, replica],
@@ -594,6 +623,7 @@ impl MysqlPair {
             narrator,
             bodies,
             _uplink: uplink,
+            etcd,
             lab,
             _turn: turn,
         };

@@ -470,3 +470,57 @@ fn a_second_writable_server_is_fenced_and_made_read_only_again() {
     );
     assert!(!cluster.front_log().contains("promoted (n"));
 }
+
+#[test]
+fn under_a_quorum_the_front_fails_over_only_while_it_holds_the_pool_key() {
+    let test = "under_a_quorum_the_front_fails_over_only_while_it_holds_the_pool_key";
+    if skip_unless_root(test) || hafront_netns_tests::etcd::skip_unless_etcd(test) {
+        return;
+    }
+    use hafront_netns_tests::cluster::ETCD_NODES;
+    use hafront_netns_tests::etcd::{block, unblock};
+    use std::time::Duration;
+
+    let mut cluster = Cluster::start_with_quorum("dbquorum", DEFAULTS);
+    let etcd = cluster.etcd.as_ref().expect("etcd");
+    assert!(
+        hafront_netns_tests::wait_until(SETTLE, || etcd.get("/hafront/failover/db").as_deref()
+            == Some("n4")),
+        "the front never took the pool's key; log:\n{}",
+        cluster.front_log()
+    );
+    // The front loses etcd, then the primary dies: without the key it must not promote.
+    block(&cluster.lab, 4, &ETCD_NODES);
+    assert!(
+        hafront_netns_tests::wait_until(SETTLE, || cluster
+            .front_log()
+            .contains("failover leadership (the pool's quorum key) pool=db leader=false")),
+        "the front never let go of the pool's leadership; log:\n{}",
+        cluster.front_log()
+    );
+    cluster.server_mut(1).kill();
+    std::thread::sleep(Duration::from_secs(4));
+    for replica in [2, 3] {
+        assert_eq!(
+            cluster
+                .server(replica)
+                .try_query("SELECT @@global.read_only")
+                .as_deref(),
+            Ok("1"),
+            "n{replica} was promoted without the key; log:\n{}",
+            cluster.front_log()
+        );
+    }
+    // etcd back: the front takes the key again and fails over.
+    let back = Instant::now();
+    unblock(&cluster.lab, 4, &ETCD_NODES);
+    assert!(
+        cluster.wait_for_topology(2, &[3]) || cluster.wait_for_topology(3, &[2]),
+        "no failover once the front held the key again; log:\n{}",
+        cluster.front_log()
+    );
+    eprintln!(
+        "failover {:?} after the front reached etcd again",
+        back.elapsed()
+    );
+}

@@ -267,3 +267,145 @@ fn smtp_server_down_during_the_failover() {
         );
     }
 }
+
+#[test]
+fn partition_between_the_nodes_with_a_quorum_gives_no_second_vip_or_primary() {
+    if skip_unless_root("partition_between_the_nodes_with_a_quorum_gives_no_second_vip_or_primary")
+        || hafront_netns_tests::etcd::skip_unless_etcd(
+            "partition_between_the_nodes_with_a_quorum_gives_no_second_vip_or_primary",
+        )
+    {
+        return;
+    }
+    // The partition case with a quorum (etcd on n3-n5, both nodes still reach it): n2 stops
+    // hearing n1 and asks for the key n1 holds, so it stays backup and read-only. n1 keeps the
+    // VIP but acknowledges nothing while its semi-synchronous replica is cut off.
+    let name = "qpartition";
+    let pair = MysqlPair::start_with_quorum(name, Narrator::new(false));
+    let watch = pair.watch();
+    let client = pair.client();
+    assert!(
+        client.wait_for_acks(100, Duration::from_secs(10)),
+        "{name}: no writes before the fault"
+    );
+    let since = Instant::now();
+    pair.partition(true);
+    // Poll both servers' read_only as fast as the client allows for the whole partition.
+    let mut polls = 0;
+    let mut both_writable = 0;
+    let partition_ends = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < partition_ends {
+        if writable_now(&pair.servers[0]) && writable_now(&pair.servers[1]) {
+            both_writable += 1;
+        }
+        polls += 1;
+    }
+    let poll_interval = Duration::from_secs(4) / polls;
+    pair.partition(false);
+    let healed = Instant::now();
+    assert!(
+        client.wait_for_acks(50, Duration::from_secs(15)),
+        "{name}: no writes after the heal; events:\n{}",
+        events(&pair)
+    );
+    let writes: WriteLog = client.finish();
+    let vips = watch.finish();
+    let duplicate = vips.longest_duplicate_after(since);
+    eprintln!(
+        "RESULT | {name} | two VIP holders {} ms | both writable in {both_writable} of {polls} polls (one every {poll_interval:?}) | outage {} ms (until {} ms after the heal) | {} acked, {} lost |",
+        duplicate.as_millis(),
+        writes.longest_outage_after(since).as_millis(),
+        writes
+            .first_ack_after(healed)
+            .map_or(0, |ack| ack.saturating_duration_since(healed).as_millis()),
+        writes.acked().len(),
+        writes.lost(&pair.servers[0].ids()).len(),
+    );
+    assert_eq!(
+        duplicate,
+        Duration::ZERO,
+        "{name}: two VIP holders; events:\n{}",
+        events(&pair)
+    );
+    assert_eq!(both_writable, 0, "{name}: two writable servers");
+    assert_eq!(
+        pair.lab.vip_holders(),
+        [1],
+        "{name}: the key holder keeps the VIP"
+    );
+    assert!(pair.servers[0].writable() && !pair.servers[1].writable());
+    assert_eq!(writes.lost(&pair.servers[0].ids()), Vec::<u64>::new());
+}
+
+#[test]
+fn primary_cut_off_from_etcd_with_a_quorum_hands_over_without_two_primaries() {
+    let test = "primary_cut_off_from_etcd_with_a_quorum_hands_over_without_two_primaries";
+    if skip_unless_root(test) || hafront_netns_tests::etcd::skip_unless_etcd(test) {
+        return;
+    }
+    // n1 (master, writable) loses every etcd member but still reaches n2 and the client: it
+    // resigns at its lease deadline and its server is fenced; n2 takes the key once etcd
+    // expired n1's lease, and promotes.
+    let name = "qetcdcut";
+    let pair = MysqlPair::start_with_quorum(name, Narrator::new(false));
+    let watch = pair.watch();
+    let client = pair.client();
+    assert!(
+        client.wait_for_acks(100, Duration::from_secs(10)),
+        "{name}: no writes before the fault"
+    );
+    let since = Instant::now();
+    hafront_netns_tests::etcd::block(&pair.lab, 1, &hafront_netns_tests::story::ETCD_NODES);
+    let mut polls = 0;
+    let mut both_writable = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut promoted = None;
+    while Instant::now() < deadline {
+        let (one, two) = (
+            writable_now(&pair.servers[0]),
+            writable_now(&pair.servers[1]),
+        );
+        both_writable += usize::from(one && two);
+        polls += 1;
+        if two && !one && pair.lab.vip_holders() == [2] {
+            promoted = Some(Instant::now());
+            break;
+        }
+    }
+    let promoted = promoted.unwrap_or_else(|| {
+        panic!(
+            "{name}: n2 never became the writable VIP holder; events:\n{}",
+            events(&pair)
+        )
+    });
+    assert!(
+        client.wait_for_acks(50, Duration::from_secs(15)),
+        "{name}: no writes after the hand-over; events:\n{}",
+        events(&pair)
+    );
+    let writes: WriteLog = client.finish();
+    let vips = watch.finish();
+    let duplicate = vips.longest_duplicate_after(since);
+    eprintln!(
+        "RESULT | {name} | two VIP holders {} ms | both writable in {both_writable} of {polls} polls | n2 writable VIP holder {} ms after the cut | outage {} ms | {} acked, {} lost |",
+        duplicate.as_millis(),
+        (promoted - since).as_millis(),
+        writes.longest_outage_after(since).as_millis(),
+        writes.acked().len(),
+        writes.lost(&pair.servers[1].ids()).len(),
+    );
+    assert_eq!(
+        duplicate,
+        Duration::ZERO,
+        "{name}: two VIP holders; events:\n{}",
+        events(&pair)
+    );
+    assert_eq!(both_writable, 0, "{name}: two writable servers");
+    assert_eq!(writes.lost(&pair.servers[1].ids()), Vec::<u64>::new());
+}
+
+/// Whether `server` answers that it is writable now; a session ended by a fence (or any
+/// other failed query) counts as not writable.
+fn writable_now(server: &hafront_netns_tests::mariadb::LabMariaDb) -> bool {
+    server.try_query("SELECT @@global.read_only").as_deref() == Ok("0")
+}

@@ -62,6 +62,14 @@ pub enum EventKind {
     },
     /// A step of a database failover, switchover or rejoin.
     Failover(FailoverEvent),
+    /// This node lost its etcd lease (`reachable: false`: no live lease since its deadline)
+    /// or has one again after losing it.
+    Quorum {
+        /// Whether it holds a live lease now.
+        reachable: bool,
+        /// What follows for this node, or the last etcd error, in words.
+        detail: String,
+    },
 }
 
 /// A change of one server's status or role.
@@ -162,6 +170,12 @@ impl Event {
             EventKind::VrrpAddressMismatch { .. } => "vrrp_address_mismatch",
             EventKind::RelaySaturated { .. } => "relay_saturated",
             EventKind::Failover(f) => f.step.event_name(),
+            EventKind::Quorum {
+                reachable: false, ..
+            } => "quorum_lost",
+            EventKind::Quorum {
+                reachable: true, ..
+            } => "quorum_regained",
         }
     }
 
@@ -173,7 +187,9 @@ impl Event {
             | EventKind::PoolRecovered { pool, .. }
             | EventKind::RelaySaturated { pool, .. } => Some(pool),
             EventKind::Failover(f) => Some(&f.pool),
-            EventKind::Vrrp(_) | EventKind::VrrpAddressMismatch { .. } => None,
+            EventKind::Vrrp(_)
+            | EventKind::VrrpAddressMismatch { .. }
+            | EventKind::Quorum { .. } => None,
         }
     }
 
@@ -209,6 +225,9 @@ impl Event {
             EventKind::Failover(f) if f.step.needs_attention() => 1,
             EventKind::Vrrp(t) if t.new == VrrpState::Fault || t.old == VrrpState::Master => 1,
             EventKind::VrrpAddressMismatch { .. } => 1,
+            EventKind::Quorum {
+                reachable: false, ..
+            } => 1,
             EventKind::Server(t) if t.new == Status::Down => 2,
             EventKind::RelaySaturated { .. } => 3,
             EventKind::Vrrp(_) => 4,
@@ -279,6 +298,14 @@ impl fmt::Display for Event {
                 counted(*max_connections as u64, "connection")
             ),
             EventKind::Failover(failover) => failover.fmt(f),
+            EventKind::Quorum {
+                reachable: false,
+                detail,
+            } => write!(f, "quorum LOST: no live etcd lease: {detail}"),
+            EventKind::Quorum {
+                reachable: true,
+                detail,
+            } => write!(f, "quorum regained: etcd lease live again: {detail}"),
         }
     }
 }
@@ -458,6 +485,29 @@ fn pool_verdict(members: &BTreeMap<String, Status>) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quorum_events_are_named_ranked_and_described() {
+        let event = |reachable| Event {
+            at: SystemTime::UNIX_EPOCH,
+            kind: EventKind::Quorum {
+                reachable,
+                detail: "every VRRP master here resigns until etcd answers".into(),
+            },
+        };
+        let (lost, regained) = (event(false), event(true));
+        assert_eq!(
+            (lost.name(), regained.name()),
+            ("quorum_lost", "quorum_regained")
+        );
+        assert_eq!(lost.severity_rank(), 1);
+        assert!(lost.is_mail_worthy() && regained.is_mail_worthy());
+        assert_eq!(lost.pool(), None);
+        assert_eq!(
+            lost.to_string(),
+            "quorum LOST: no live etcd lease: every VRRP master here resigns until etcd answers"
+        );
+    }
 
     fn server_event(server: &str, old: Status, new: Status, at_secs: u64) -> Event {
         Event {

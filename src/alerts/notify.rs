@@ -105,6 +105,13 @@ pub fn event_environment(node: &str, event: &Event) -> Vec<(&'static str, String
             ("HAFRONT_POOL", pool.clone()),
             ("HAFRONT_MAX_CONNECTIONS", max_connections.to_string()),
         ]),
+        EventKind::Quorum { reachable, detail } => env.extend([
+            (
+                "HAFRONT_NEW",
+                if *reachable { "regained" } else { "lost" }.to_owned(),
+            ),
+            ("HAFRONT_REASON", detail.clone()),
+        ]),
         EventKind::Failover(f) => {
             env.extend([
                 ("HAFRONT_POOL", f.pool.clone()),

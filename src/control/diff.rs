@@ -25,6 +25,8 @@ pub enum Section {
     Alerts,
     /// `notify:`.
     Notify,
+    /// `quorum:` (applies at the next restart).
+    Quorum,
 }
 
 /// How an entry changes.
@@ -66,6 +68,7 @@ impl fmt::Display for Change {
             Section::Instance => "instance",
             Section::Alerts => "alerts",
             Section::Notify => "notify",
+            Section::Quorum => "quorum",
         };
         if self.name.is_empty() {
             write!(f, "{sign} {section}")
@@ -91,6 +94,7 @@ pub fn diff(running: &Config, new: &Config) -> Vec<Change> {
     );
     unnamed(&mut changes, Section::Alerts, &running.alerts, &new.alerts);
     unnamed(&mut changes, Section::Notify, &running.notify, &new.notify);
+    unnamed(&mut changes, Section::Quorum, &running.quorum, &new.quorum);
     changes
 }
 
@@ -175,6 +179,21 @@ relays:
             .map(ToString::to_string)
             .collect();
         assert_eq!(shown, ["~ check tcp", "+ relay fresh", "- relay gone"]);
+    }
+
+    #[test]
+    fn a_changed_quorum_section_is_one_change() {
+        let with = |ttl: &str| {
+            parse(&format!(
+                "{BASE}quorum: {{endpoints: [http://10.0.0.5:2379], ttl: {ttl}}}\n"
+            ))
+        };
+        let shown: Vec<String> = diff(&with("2s"), &with("3s"))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["~ quorum"]);
+        assert!(diff(&with("2s"), &with("2s")).is_empty());
     }
 
     #[test]

@@ -39,6 +39,37 @@ pub struct Status {
     /// Replication topology of each pool with failover, by pool.
     #[serde(default)]
     pub replication: BTreeMap<String, Topology>,
+    /// The etcd session and leader keys, when a quorum is configured.
+    #[serde(default)]
+    pub quorum: Option<QuorumView>,
+}
+
+/// The node's etcd session and its leader keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuorumView {
+    /// Whether this node holds a live lease.
+    pub reachable: bool,
+    /// The live lease's id.
+    pub lease_id: Option<i64>,
+    /// The TTL etcd granted, in milliseconds.
+    pub granted_ttl_ms: Option<u64>,
+    /// How long the lease may still be acted on without a renewal, in milliseconds.
+    pub time_left_ms: Option<u64>,
+    /// The last etcd failure, in words.
+    pub last_error: Option<String>,
+    /// Every leader key this node follows.
+    pub keys: Vec<LeaderKey>,
+}
+
+/// One leader key as this node knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderKey {
+    /// The key under the prefix, such as `vrrp/db`.
+    pub key: String,
+    /// `held` (by this node), `held_by`, `free` or `unreachable`.
+    pub state: String,
+    /// The holder's node name, when known.
+    pub holder: Option<String>,
 }
 
 /// One VRRP instance.
@@ -664,6 +695,41 @@ impl Status {
             for line in summaries {
                 let _ = writeln!(out, "{line}");
             }
+        }
+
+        if let Some(quorum) = &self.quorum {
+            let _ = writeln!(
+                out,
+                "\nQUORUM\n  etcd {}, lease {}, granted TTL {}, time left {}{}",
+                if quorum.reachable {
+                    "reachable"
+                } else {
+                    "UNREACHABLE"
+                },
+                quorum
+                    .lease_id
+                    .map_or_else(|| "-".to_owned(), |id| format!("{id:x}")),
+                quorum
+                    .granted_ttl_ms
+                    .map_or_else(|| "-".to_owned(), |ms| format!("{}s", ms / 1000)),
+                quorum
+                    .time_left_ms
+                    .map_or_else(|| "-".to_owned(), |ms| format!("{ms}ms")),
+                quorum
+                    .last_error
+                    .as_ref()
+                    .map(|error| format!(", last error: {error}"))
+                    .unwrap_or_default()
+            );
+            let mut table = Table::new(&["KEY", "STATE", "HOLDER"]);
+            for key in &quorum.keys {
+                table.row(vec![
+                    key.key.clone(),
+                    key.state.clone(),
+                    key.holder.clone().unwrap_or_else(|| "-".to_owned()),
+                ]);
+            }
+            table.render_into(&mut out, "no leader keys");
         }
 
         let _ = writeln!(

@@ -17,6 +17,7 @@ use super::mapping::driver_config;
 use super::tracking::{Rules, Tracking, track};
 use crate::alerts::{AlertSender, EventKind, VrrpState, VrrpTransition};
 use crate::control::InstanceStatus;
+use crate::quorum::{NodeQuorum, grant_mastership};
 
 /// Commands queued for a driver before it must wait.
 const CONTROL_BACKLOG: usize = 8;
@@ -30,6 +31,10 @@ pub(super) struct Instance {
     /// New tracking rules for the tracker, on reload.
     retrack: mpsc::Sender<Rules>,
     reporter: JoinHandle<()>,
+    /// Passes the leader key's state to the driver, under a quorum.
+    granter: Option<JoinHandle<()>>,
+    /// The leader key's state, under a quorum.
+    pub(super) leader_key: Option<watch::Receiver<hafront_quorum::ClaimState>>,
     pub(super) board: Arc<Mutex<Board>>,
     drops: Arc<DropCounters>,
     pub(super) activity: Arc<Activity>,
@@ -52,8 +57,10 @@ impl Instance {
         monitor: &Monitor,
         alerts: &Arc<Mutex<AlertSender>>,
         master: watch::Sender<bool>,
+        quorum: Option<&NodeQuorum>,
     ) -> Result<Instance, VrrpError> {
-        let driver_config = driver_config(name, config).await?;
+        let mut driver_config = driver_config(name, config).await?;
+        driver_config.mastership_gate = quorum.is_some();
         let (events_tx, events) = mpsc::channel(linux::EVENT_BACKLOG);
         let driver = Driver::new(driver_config, events_tx)
             .await
@@ -107,12 +114,25 @@ impl Instance {
             control.clone(),
             Arc::clone(&board),
         ));
+        // Under a quorum: the leader key `vrrp/<name>`, wanted when the driver would be
+        // master, and its state passed back as the mastership grant.
+        let claim = quorum.map(|quorum| quorum.vrrp_claim(name));
+        let leader_key = claim.as_ref().map(hafront_quorum::Claim::state);
+        let granter = quorum.zip(claim.as_ref()).map(|(quorum, claim)| {
+            tokio::spawn(grant_mastership(
+                name.to_owned(),
+                claim.state(),
+                control.clone(),
+                quorum.on_loss(),
+            ))
+        });
         let reporter = tokio::spawn(report(
             name.to_owned(),
             events,
             Arc::clone(&board),
             Arc::clone(alerts),
             master,
+            claim,
         ));
         Ok(Instance {
             config: config.clone(),
@@ -121,6 +141,8 @@ impl Instance {
             tracker,
             retrack,
             reporter,
+            granter,
+            leader_key,
             board,
             drops,
             activity,
@@ -162,6 +184,9 @@ impl Instance {
     /// final transition before it ends.
     pub(super) async fn stop(self) {
         self.tracker.abort();
+        if let Some(granter) = &self.granter {
+            granter.abort();
+        }
         let _ = self.control.send(Control::Shutdown).await;
         drop(self.control);
         // A driver error was logged when it happened.
@@ -180,6 +205,7 @@ async fn report(
     board: Arc<Mutex<Board>>,
     alerts: Arc<Mutex<AlertSender>>,
     master: watch::Sender<bool>,
+    claim: Option<hafront_quorum::Claim>,
 ) {
     let publish = |kind: EventKind| {
         let sender = alerts
@@ -194,6 +220,12 @@ async fn report(
     while let Some(event) = events.recv().await {
         let (old, new, reason) = match event {
             Event::Transition { old, new, reason } => (old, new, reason),
+            Event::WantMastership(wanted) => {
+                if let Some(claim) = &claim {
+                    claim.want(wanted);
+                }
+                continue;
+            }
             Event::AddressMismatch { peer, advertised } => {
                 if !publish(EventKind::VrrpAddressMismatch {
                     instance: instance.clone(),

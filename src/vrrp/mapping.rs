@@ -99,6 +99,8 @@ pub(super) async fn driver_config(
     Ok(DriverConfig {
         interface: config.interface.clone(),
         vip_lifetime: DriverConfig::default_vip_lifetime(config.advert_interval),
+        // Set by the instance when a quorum gates mastership.
+        mastership_gate: false,
         instance,
         unicast_peers: config.unicast_peers.clone(),
         checksum: match config.v3_checksum {

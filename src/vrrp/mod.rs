@@ -18,7 +18,8 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::alerts::AlertSender;
-use crate::control::InstanceStatus;
+use crate::control::{InstanceStatus, LeaderKey};
+use crate::quorum::NodeQuorum;
 use instance::{Board, Instance};
 use mapping::{applies_live, tunables};
 
@@ -81,6 +82,10 @@ pub struct VrrpInstances {
     masters: BTreeMap<String, watch::Sender<bool>>,
     /// The control channel of each running instance, for [`VrrpInstances::resigner`].
     controls: BTreeMap<String, Arc<Mutex<Option<mpsc::Sender<Control>>>>>,
+    /// The quorum whose leader keys gate mastership, if configured.
+    quorum: Option<Arc<NodeQuorum>>,
+    /// Publishes the quorum's losses and regains as alerts.
+    quorum_alerts: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl VrrpInstances {
@@ -91,16 +96,23 @@ impl VrrpInstances {
         config: &Config,
         monitor: &Monitor,
         alerts: AlertSender,
+        quorum: Option<Arc<NodeQuorum>>,
     ) -> Result<VrrpInstances, VrrpError> {
         let mut vrrp = VrrpInstances {
             instances: BTreeMap::new(),
             alerts: Arc::new(Mutex::new(alerts)),
             masters: BTreeMap::new(),
             controls: BTreeMap::new(),
+            quorum_alerts: None,
+            quorum,
         };
+        vrrp.quorum_alerts = vrrp.quorum.as_ref().map(|quorum| {
+            tokio::spawn(Arc::clone(quorum).report_reachability(Arc::clone(&vrrp.alerts)))
+        });
         for (name, instance) in &config.vrrp.instances {
             let master = vrrp.master_sender(name);
-            match Instance::start(name, instance, monitor, &vrrp.alerts, master).await {
+            let quorum = vrrp.quorum.as_deref();
+            match Instance::start(name, instance, monitor, &vrrp.alerts, master, quorum).await {
                 Ok(started) => {
                     vrrp.follow_control(name, &started);
                     vrrp.instances.insert(name.clone(), started);
@@ -145,7 +157,8 @@ impl VrrpInstances {
                 running.stop().await;
             }
             let master = self.master_sender(name);
-            match Instance::start(name, wanted, monitor, &self.alerts, master).await {
+            let quorum = self.quorum.as_deref();
+            match Instance::start(name, wanted, monitor, &self.alerts, master, quorum).await {
                 Ok(started) => {
                     self.follow_control(name, &started);
                     self.instances.insert(name.clone(), started);
@@ -209,6 +222,22 @@ impl VrrpInstances {
             .collect()
     }
 
+    /// The quorum whose leader keys gate mastership, if configured.
+    pub fn quorum(&self) -> Option<&Arc<NodeQuorum>> {
+        self.quorum.as_ref()
+    }
+
+    /// The leader key of every instance, under a quorum.
+    pub fn leader_keys(&self) -> Vec<LeaderKey> {
+        self.instances
+            .iter()
+            .filter_map(|(name, instance)| {
+                let state = instance.leader_key.as_ref()?.borrow().clone();
+                Some(crate::quorum::leader_key(&format!("vrrp/{name}"), &state))
+            })
+            .collect()
+    }
+
     /// A shareable view of the instances' live state, for the alert mail.
     pub fn view(&self) -> VrrpView {
         VrrpView(
@@ -228,6 +257,9 @@ impl VrrpInstances {
     /// Makes every master resign (priority 0 advert), withdraws the VIPs and waits until
     /// that is done.
     pub async fn stop(&mut self) {
+        if let Some(reporter) = self.quorum_alerts.take() {
+            reporter.abort();
+        }
         let instances = std::mem::take(&mut self.instances);
         for instance in instances.values() {
             // A driver that already ended has withdrawn its VIPs.

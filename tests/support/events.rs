@@ -37,6 +37,7 @@ pub fn mysql_pool_config(global: Global, alerts: Alerts, notify: Vec<Notify>) ->
         vrrp: Vrrp::default(),
         alerts,
         notify,
+        quorum: None,
     }
 }
 

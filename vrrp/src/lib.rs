@@ -63,6 +63,7 @@
 //!     instance,
 //!     unicast_peers: vec![],
 //!     checksum: hafront_vrrp::ChecksumForm::PseudoHeader,
+//!     mastership_gate: false,
 //! };
 //! let (events_tx, mut events) = tokio::sync::mpsc::channel(hafront_vrrp::linux::EVENT_BACKLOG);
 //! let (control, control_rx) = tokio::sync::mpsc::channel(8);

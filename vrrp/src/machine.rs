@@ -22,7 +22,11 @@
 //!   gratuitous ARP burst at most once per [`GARP_CONTEST_HOLDOFF_INTERVALS`] intervals, so
 //!   a flood of adverts cannot turn into a storm;
 //! - a FAULT state driven by tracking, entered with a priority 0 advert so the backup takes
-//!   over after skew time instead of the full master down interval.
+//!   over after skew time instead of the full master down interval;
+//! - an optional mastership gate ([`Machine::gate_mastership`]) for a quorum: the machine is
+//!   master only while [`Machine::set_mastership_grant`] says so. Where it would become
+//!   master without the grant it stays backup and asks for it
+//!   ([`Action::WantMastership`]); a master that loses the grant resigns at once.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -233,6 +237,8 @@ pub enum Reason {
     Shutdown,
     /// The master handed its role over on request (a planned switchover).
     Resigned,
+    /// The master lost its mastership grant (the quorum's leader key).
+    GrantLost,
 }
 
 impl Reason {
@@ -248,6 +254,7 @@ impl Reason {
             Reason::FaultCleared => "fault_cleared",
             Reason::Shutdown => "shutdown",
             Reason::Resigned => "resigned",
+            Reason::GrantLost => "grant_lost",
         }
     }
 }
@@ -272,6 +279,9 @@ pub enum Action {
         /// Why.
         reason: Reason,
     },
+    /// Under a mastership gate: ask for the grant (`true`: this machine would be master)
+    /// or give it up (`false`). Sent only when the wish changes.
+    WantMastership(bool),
     /// A peer advertises another address list (a classic cause of two masters). Reported
     /// once per peer and list, then every [`MISMATCH_REMINDER`] while it lasts; its adverts
     /// are dropped unless it is the owner.
@@ -305,7 +315,19 @@ pub struct Machine {
     reply_window: Option<Instant>,
     replies_in_window: u32,
     last_contest_garp: Option<Instant>,
+    gate: Option<Gate>,
     actions: VecDeque<Action>,
+}
+
+/// The mastership gate of a machine under a quorum.
+#[derive(Debug, Clone, Copy, Default)]
+struct Gate {
+    /// Whether mastership is granted now.
+    granted: bool,
+    /// Whether the last [`Action::WantMastership`] asked for it.
+    wanted: bool,
+    /// Why this backup would be master, while it waits for the grant.
+    waiting: Option<Reason>,
 }
 
 /// When a mismatch was last reported and last seen.
@@ -343,9 +365,50 @@ impl Machine {
             reply_window: None,
             replies_in_window: 0,
             last_contest_garp: None,
+            gate: None,
             actions: VecDeque::new(),
             config,
         })
+    }
+
+    /// Makes the machine master only while granted ([`Machine::set_mastership_grant`]);
+    /// nothing is granted at first. Call before [`Machine::start`].
+    pub fn gate_mastership(&mut self) {
+        self.gate = Some(Gate::default());
+    }
+
+    /// Whether this backup waits for the mastership grant to become master.
+    pub fn awaits_grant(&self) -> bool {
+        self.gate.is_some_and(|gate| gate.waiting.is_some())
+    }
+
+    /// Grants or withdraws mastership (under a gate; ignored otherwise). A backup waiting
+    /// for the grant becomes master at once; a master that loses it resigns at once
+    /// (priority 0 advert, addresses withdrawn) and waits for it again.
+    pub fn set_mastership_grant(&mut self, now: Instant, granted: bool) {
+        let Some(gate) = &mut self.gate else {
+            return;
+        };
+        gate.granted = granted;
+        match (granted, self.state) {
+            (true, State::Backup) => {
+                if let Some(reason) = gate.waiting.take() {
+                    self.become_master(now, reason);
+                }
+            }
+            (false, State::Master) => {
+                self.leave_current(true);
+                self.master_down_timer = Some(now + self.master_down_interval());
+                self.master_down_reason = Reason::MasterDown;
+                if let Some(gate) = &mut self.gate {
+                    // Still the best candidate: take the role back once granted again,
+                    // unless a master is heard first.
+                    gate.waiting = Some(Reason::MasterDown);
+                }
+                self.transition(State::Backup, Reason::GrantLost);
+            }
+            _ => {}
+        }
     }
 
     /// The configuration.
@@ -401,6 +464,7 @@ impl Machine {
             return;
         }
         self.leave_current(true);
+        self.stop_wanting();
         self.transition(State::Initialize, Reason::Shutdown);
     }
 
@@ -423,6 +487,7 @@ impl Machine {
             return;
         }
         self.leave_current(true);
+        self.stop_wanting();
         self.master_down_timer = Some(now + self.master_down_interval());
         self.master_down_reason = Reason::MasterDown;
         self.transition(State::Backup, Reason::Resigned);
@@ -452,6 +517,7 @@ impl Machine {
         match (fault, self.state) {
             (true, State::Backup | State::Master) => {
                 self.leave_current(true);
+                self.stop_wanting();
                 self.transition(State::Fault, Reason::FaultRaised);
             }
             (false, State::Fault) => self.enter_running(now, Reason::FaultCleared),
@@ -478,6 +544,8 @@ impl Machine {
                     self.learn_master_interval(advert);
                     self.master_down_timer = Some(now + self.master_down_interval());
                     self.master_down_reason = Reason::MasterDown;
+                    // A master is heard: this backup is no candidate any more.
+                    self.stop_wanting();
                 }
             }
             State::Master => {
@@ -495,6 +563,7 @@ impl Machine {
                     self.learn_master_interval(advert);
                     self.master_down_timer = Some(now + self.master_down_interval());
                     self.master_down_reason = Reason::MasterDown;
+                    self.stop_wanting();
                     self.transition(State::Backup, Reason::HigherPriorityAdvert);
                 } else {
                     // Another router believes it is master: assert the role now and correct
@@ -521,7 +590,7 @@ impl Machine {
         let due = |timer: Option<Instant>| timer.is_some_and(|at| at <= now);
         if self.state == State::Backup && due(self.master_down_timer) {
             let reason = self.master_down_reason;
-            self.become_master(now, reason);
+            self.try_become_master(now, reason);
         }
         if self.state != State::Master {
             return;
@@ -677,12 +746,46 @@ impl Machine {
             } else {
                 reason
             };
-            self.become_master(now, reason);
+            if self.gate.is_some() {
+                self.transition(State::Backup, reason);
+            }
+            self.try_become_master(now, reason);
         } else {
             self.master_adver_interval = self.advert_interval;
             self.master_down_timer = Some(now + self.master_down_interval());
             self.master_down_reason = Reason::MasterDown;
             self.transition(State::Backup, reason);
+        }
+    }
+
+    /// Becomes master, or under a gate without the grant stays backup and asks for it.
+    fn try_become_master(&mut self, now: Instant, reason: Reason) {
+        match &mut self.gate {
+            None => self.become_master(now, reason),
+            Some(gate) => {
+                if !gate.wanted {
+                    gate.wanted = true;
+                    self.actions.push_back(Action::WantMastership(true));
+                }
+                if gate.granted {
+                    gate.waiting = None;
+                    self.become_master(now, reason);
+                } else {
+                    self.master_down_timer = None;
+                    gate.waiting = Some(reason);
+                }
+            }
+        }
+    }
+
+    /// Under a gate: gives up the wish to be master (and the grant, if held).
+    fn stop_wanting(&mut self) {
+        if let Some(gate) = &mut self.gate {
+            gate.waiting = None;
+            if gate.wanted {
+                gate.wanted = false;
+                self.actions.push_back(Action::WantMastership(false));
+            }
         }
     }
 
@@ -993,6 +1096,148 @@ mod tests {
             priority: OWNER_PRIORITY,
             ..v2_config()
         })
+    }
+
+    /// A v3 backup at 100 ms under a mastership gate, started, actions drained.
+    fn started_gated() -> (Machine, Instant) {
+        let mut machine = Machine::new(InstanceConfig {
+            version: Version::V3,
+            auth: Auth::None,
+            advert_interval: Duration::from_millis(100),
+            ..v2_config()
+        })
+        .unwrap();
+        machine.gate_mastership();
+        let now = Instant::now();
+        machine.start(now);
+        drain(&mut machine);
+        (machine, now)
+    }
+
+    #[test]
+    fn a_gated_backup_waits_for_the_grant_before_it_becomes_master() {
+        let (mut machine, start) = started_gated();
+        let down = machine.poll_timeout().unwrap();
+        machine.handle_timeout(down);
+        // Would be master: stays backup, asks once, and sets no timer.
+        assert_eq!(machine.state(), State::Backup);
+        assert_eq!(drain(&mut machine), [Action::WantMastership(true)]);
+        assert!(machine.awaits_grant());
+        assert_eq!(machine.poll_timeout(), None);
+        let granted = down + Duration::from_secs(2);
+        machine.set_mastership_grant(granted, true);
+        assert_eq!(machine.state(), State::Master);
+        let actions = drain(&mut machine);
+        assert_eq!(
+            actions[..2],
+            [
+                Action::Transition {
+                    old: State::Backup,
+                    new: State::Master,
+                    reason: Reason::MasterDown
+                },
+                Action::AddVips
+            ]
+        );
+        assert!(!actions.contains(&Action::WantMastership(true)));
+        assert!(start < granted);
+    }
+
+    #[test]
+    fn a_gated_master_that_loses_the_grant_resigns_at_once_and_asks_again() {
+        let (mut machine, _) = started_gated();
+        machine.set_mastership_grant(Instant::now(), true);
+        let down = machine.poll_timeout().unwrap();
+        machine.handle_timeout(down);
+        assert_eq!(machine.state(), State::Master);
+        drain(&mut machine);
+
+        let lost = down + Duration::from_millis(500);
+        machine.set_mastership_grant(lost, false);
+        assert_eq!(machine.state(), State::Backup);
+        let actions = drain(&mut machine);
+        assert!(
+            matches!(&actions[0], Action::SendAdvert(advert) if advert.priority == RESIGN_PRIORITY),
+            "{actions:?}"
+        );
+        assert_eq!(
+            actions[1..],
+            [
+                Action::RemoveVips,
+                Action::Transition {
+                    old: State::Master,
+                    new: State::Backup,
+                    reason: Reason::GrantLost
+                }
+            ]
+        );
+        // It still wants the key (never said otherwise) and takes the role back with it.
+        assert!(machine.awaits_grant());
+        machine.set_mastership_grant(lost + Duration::from_secs(1), true);
+        assert_eq!(machine.state(), State::Master);
+    }
+
+    #[test]
+    fn a_gated_backup_that_hears_a_master_gives_up_the_wish() {
+        let (mut machine, _) = started_gated();
+        let down = machine.poll_timeout().unwrap();
+        machine.handle_timeout(down);
+        drain(&mut machine);
+        // The master is back (a healed partition): no candidate any more.
+        let advert = peer_advert(&machine);
+        machine
+            .handle_advert(down + Duration::from_millis(10), peer(), &advert)
+            .unwrap();
+        assert_eq!(drain(&mut machine), [Action::WantMastership(false)]);
+        assert!(!machine.awaits_grant());
+        // A grant arriving late does not make it master.
+        machine.set_mastership_grant(down + Duration::from_millis(20), true);
+        assert_eq!(machine.state(), State::Backup);
+        assert!(machine.poll_timeout().is_some());
+    }
+
+    #[test]
+    fn a_gated_master_gives_the_grant_up_on_resign_fault_and_shutdown() {
+        for leave in [
+            |machine: &mut Machine, now| machine.resign(now),
+            |machine: &mut Machine, now| machine.set_fault(now, true),
+            |machine: &mut Machine, now| machine.shutdown(now),
+        ] {
+            let (mut machine, _) = started_gated();
+            machine.set_mastership_grant(Instant::now(), true);
+            let down = machine.poll_timeout().unwrap();
+            machine.handle_timeout(down);
+            assert_eq!(machine.state(), State::Master);
+            drain(&mut machine);
+            leave(&mut machine, down + Duration::from_millis(1));
+            let actions = drain(&mut machine);
+            assert!(
+                actions.contains(&Action::WantMastership(false)),
+                "{actions:?}"
+            );
+            assert!(actions.contains(&Action::RemoveVips), "{actions:?}");
+        }
+    }
+
+    #[test]
+    fn without_a_gate_the_grant_changes_nothing() {
+        let (mut machine, start) = started(InstanceConfig {
+            version: Version::V3,
+            auth: Auth::None,
+            advert_interval: Duration::from_millis(100),
+            ..v2_config()
+        });
+        machine.set_mastership_grant(start, false);
+        let down = machine.poll_timeout().unwrap();
+        machine.handle_timeout(down);
+        assert_eq!(machine.state(), State::Master);
+        assert!(
+            !drain(&mut machine)
+                .iter()
+                .any(|action| matches!(action, Action::WantMastership(_)))
+        );
+        machine.set_mastership_grant(down, false);
+        assert_eq!(machine.state(), State::Master);
     }
 
     /// A machine with `config`, started, actions drained.

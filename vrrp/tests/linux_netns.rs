@@ -123,6 +123,7 @@ fn driver_config(interface: &str, instance: InstanceConfig) -> DriverConfig {
     DriverConfig {
         interface: interface.to_owned(),
         vip_lifetime: DriverConfig::default_vip_lifetime(instance.advert_interval),
+        mastership_gate: false,
         instance,
         unicast_peers: Vec::new(),
         checksum: ChecksumForm::PseudoHeader,

@@ -171,6 +171,7 @@ impl Lan {
                 Action::RemoveVips => self.nodes[node].holds_vips = false,
                 Action::SendGratuitous
                 | Action::Transition { .. }
+                | Action::WantMastership(_)
                 | Action::AddressMismatch { .. } => {}
             }
             let at = self.elapsed();

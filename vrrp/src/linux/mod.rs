@@ -52,6 +52,9 @@ pub struct DriverConfig {
     /// killed daemon. Whole seconds (rounded down), at least 1; see
     /// [`DriverConfig::default_vip_lifetime`].
     pub vip_lifetime: Duration,
+    /// Master only while granted ([`Control::SetMastershipGrant`]): under a quorum. The
+    /// driver reports when it would be master ([`Event::WantMastership`]).
+    pub mastership_gate: bool,
 }
 
 impl DriverConfig {
@@ -82,6 +85,8 @@ pub enum Control {
     Resign,
     /// New preemption and gratuitous ARP settings (a reload), applied without a transition.
     SetTunables(Tunables),
+    /// Under [`DriverConfig::mastership_gate`]: whether mastership is granted now.
+    SetMastershipGrant(bool),
 }
 
 /// What the driver reports.
@@ -96,6 +101,9 @@ pub enum Event {
         /// Why.
         reason: Reason,
     },
+    /// Under [`DriverConfig::mastership_gate`]: the instance would be master (`true`), or
+    /// no longer (`false`).
+    WantMastership(bool),
     /// A peer advertises another address list (reported once per peer and list, then as a
     /// reminder while it lasts).
     AddressMismatch {
@@ -274,7 +282,10 @@ impl Driver {
         config: DriverConfig,
         events: mpsc::Sender<Event>,
     ) -> Result<Driver, DriverError> {
-        let machine = Machine::new(config.instance.clone())?;
+        let mut machine = Machine::new(config.instance.clone())?;
+        if config.mastership_gate {
+            machine.gate_mastership();
+        }
         let (netlink, link) = Netlink::connect(&config.interface).await?;
         let vips = &config.instance.virtual_addresses;
         let leftovers = netlink
@@ -339,6 +350,9 @@ impl Driver {
                 Control::SetTunables(tunables) => {
                     self.machine.set_tunables(Instant::now(), tunables)
                 }
+                Control::SetMastershipGrant(granted) => {
+                    self.machine.set_mastership_grant(Instant::now(), granted)
+                }
                 Control::Shutdown => return Ok(()),
             }
         }
@@ -402,6 +416,7 @@ impl Driver {
                     Some(Control::SetFault(fault)) => self.machine.set_fault(Instant::now(), fault),
                     Some(Control::Resign) => self.machine.resign(Instant::now()),
                     Some(Control::SetTunables(tunables)) => self.machine.set_tunables(Instant::now(), tunables),
+                    Some(Control::SetMastershipGrant(granted)) => self.machine.set_mastership_grant(Instant::now(), granted),
                     Some(Control::Shutdown) | None => {
                         self.machine.shutdown(Instant::now());
                         self.carry_out_actions().await;
@@ -489,6 +504,17 @@ impl Driver {
                         .events
                         .send(Event::Transition { old, new, reason })
                         .await;
+                }
+                Action::WantMastership(wanted) => {
+                    tracing::info!(
+                        interface = %self.config.interface,
+                        vrid = self.config.instance.vrid,
+                        wanted,
+                        "VRRP mastership {}",
+                        if wanted { "wanted: waiting for the grant" } else { "no longer wanted" }
+                    );
+                    // Like a transition: wait for room rather than lose one.
+                    let _ = self.events.send(Event::WantMastership(wanted)).await;
                 }
                 Action::AddressMismatch { peer, advertised } => {
                     tracing::warn!(
