@@ -62,9 +62,10 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Remove the VRRP instances' virtual addresses from their interfaces:
-    /// what a killed daemon left behind. For systemd's `ExecStopPost`; prints
-    /// each address removed.
+    /// Remove the VRRP instances' virtual addresses from their interfaces, and
+    /// with a quorum delete the leader keys this node holds in etcd: what a
+    /// killed daemon left behind. For systemd's `ExecStopPost` (run it only
+    /// when the daemon is not running); prints each address and key released.
     Release {
         /// Configuration file.
         #[arg(short, long, default_value = DEFAULT_CONFIG)]
@@ -372,12 +373,7 @@ fn check_servers(path: &std::path::Path, config: &hafront_config::Config) -> Exi
         return ExitCode::FAILURE;
     };
     let file = path.display().to_string();
-    let node = config
-        .global
-        .node
-        .clone()
-        .or_else(|| nix::unistd::gethostname().ok()?.into_string().ok())
-        .unwrap_or_else(|| "hafront".to_owned());
+    let node = node_name(config);
     let errors = runtime.block_on(async {
         let mut errors = hafront::failover::check_servers(config, &file, &text).await;
         errors.extend(hafront::quorum::check_etcd(config, &node, &file, &text).await);
@@ -456,7 +452,29 @@ fn release(config: &std::path::Path) -> ExitCode {
             }
         }
     }
+    let node = node_name(&loaded);
+    match runtime.block_on(hafront::quorum::release_node_keys(&loaded, &node)) {
+        Ok(keys) => {
+            for key in keys {
+                println!("quorum: released {key}");
+            }
+        }
+        Err(err) => {
+            eprintln!("hafront: quorum: {err}; this node's keys expire with its lease");
+            code = ExitCode::FAILURE;
+        }
+    }
     code
+}
+
+/// This node's name: `global.node`, else the host name.
+fn node_name(config: &hafront_config::Config) -> String {
+    config
+        .global
+        .node
+        .clone()
+        .or_else(|| nix::unistd::gethostname().ok()?.into_string().ok())
+        .unwrap_or_else(|| "hafront".to_owned())
 }
 
 fn reload(target: &ControlTarget, dry_run: bool) -> ExitCode {

@@ -140,6 +140,33 @@ impl NodeQuorum {
     }
 }
 
+/// `hafront release` for the quorum: deletes the leader keys of `config` (its VRRP
+/// instances', and those of failover pools that follow no instance) that `node` still
+/// holds after its daemon ended, so another node takes over without waiting for the
+/// lease. Returns the keys released; nothing without a `quorum` section.
+pub async fn release_node_keys(config: &Config, node: &str) -> Result<Vec<String>, String> {
+    let Some(quorum) = &config.quorum else {
+        return Ok(Vec::new());
+    };
+    let settings = settings(quorum, node)?;
+    let instances = config
+        .vrrp
+        .instances
+        .keys()
+        .map(|instance| format!("vrrp/{instance}"));
+    let pools = config
+        .pools
+        .iter()
+        .filter(|(_, pool)| {
+            pool.failover
+                .as_ref()
+                .is_some_and(|failover| failover.vrrp.is_none())
+        })
+        .map(|(pool, _)| format!("failover/{pool}"));
+    let keys: Vec<String> = instances.chain(pools).collect();
+    hafront_quorum::release_node_keys(&settings, &keys).await
+}
+
 /// The crate's settings for `config`; `node` names this node when the section does not.
 /// Fails only when the password file cannot be read.
 fn settings(config: &QuorumConfig, node: &str) -> Result<Settings, String> {

@@ -282,6 +282,42 @@ fn a_crashed_master_is_replaced_once_its_lease_expired_and_a_stop_hands_over_at_
 }
 
 #[test]
+fn release_after_a_crash_hands_the_key_over_without_waiting_for_the_lease() {
+    if skip("release_after_a_crash_hands_the_key_over_without_waiting_for_the_lease") {
+        return;
+    }
+    let mut pair = Pair::start("qrelease");
+    let config = pair.node(1).config().to_owned();
+    pair.node(1).kill();
+    // What systemd's ExecStopPost runs once the daemon is gone.
+    let released = Instant::now();
+    let output = std::process::Command::new("ip")
+        .args(["netns", "exec", pair.lab.node(1)])
+        .arg(hafront_netns_tests::hafront_binary())
+        .args(["release", "-c"])
+        .arg(&config)
+        .output()
+        .expect("run hafront release");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains("quorum: released vrrp/vip"),
+        "the key was not released: {stdout}"
+    );
+    assert_ne!(pair.etcd.get("/hafront/vrrp/vip").as_deref(), Some("n1"));
+    assert!(
+        wait_until(TTL, || pair.lab.vip_holders() == [2]),
+        "n2 did not take over; logs:\n{}",
+        pair.logs()
+    );
+    let took_over = released.elapsed();
+    eprintln!("release after a crash: n2 holds the VIP {took_over:?} after the release began");
+    // Its master down interval (3 x 100 ms + skew) and a round trip to etcd, well under
+    // the TTL the key would otherwise have lived.
+    assert!(took_over < TTL / 2, "took {took_over:?}");
+}
+
+#[test]
 fn one_etcd_member_killed_changes_nothing() {
     if skip("one_etcd_member_killed_changes_nothing") {
         return;

@@ -153,6 +153,34 @@ pub async fn granted_ttl(settings: &Settings) -> Result<Duration, String> {
         .ok_or_else(|| "etcd granted no time".to_owned())
 }
 
+/// Deletes each of `keys` whose value is this node's name, whatever lease holds it: the
+/// keys a dead daemon of this node left (`hafront release`, run once the daemon has
+/// exited), so that another node need not wait for the lease to expire. Returns the keys
+/// deleted.
+pub async fn release_node_keys(
+    settings: &Settings,
+    keys: &[String],
+) -> Result<Vec<String>, String> {
+    use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+    let timeout = settings.request_timeout;
+    let mut client = bounded(timeout, session::connect(settings)).await?;
+    let mut released = Vec::new();
+    for key in keys {
+        let full = settings.key(key);
+        let transaction = Txn::new()
+            .when([Compare::value(
+                full.clone(),
+                CompareOp::Equal,
+                settings.node_name.clone(),
+            )])
+            .and_then([TxnOp::delete(full, None)]);
+        if bounded(timeout, client.txn(transaction)).await?.succeeded() {
+            released.push(key.clone());
+        }
+    }
+    Ok(released)
+}
+
 impl Drop for Quorum {
     fn drop(&mut self) {
         self.cancel.cancel();
