@@ -441,7 +441,8 @@ async fn serve(shared: Arc<Shared>, mut client: TcpStream, peer: SocketAddr) {
     };
     let proxy_header = proxy_header.as_deref();
     if let Some(timeout) = shared.transport.client_speaks_first() {
-        match opening(&client, timeout).await {
+        // Boxed, like every state that ends before forwarding: see `connection_size`.
+        match Box::pin(opening(&client, timeout)).await {
             Opening::Spoke => {}
             Opening::Empty => {
                 // A TCP health check or a port scan: HAProxy's `dontlognull`.
@@ -453,7 +454,7 @@ async fn serve(shared: Arc<Shared>, mut client: TcpStream, peer: SocketAddr) {
                 let error = format!("client sent nothing within {timeout:?}");
                 shared.handshake_failed(peer, &error);
                 if shared.transport.gateway().is_some() {
-                    gateway::refuse(client, gateway::Status::BadRequest).await;
+                    Box::pin(gateway::refuse(client, gateway::Status::BadRequest)).await;
                 }
                 return;
             }
@@ -486,7 +487,9 @@ async fn serve(shared: Arc<Shared>, mut client: TcpStream, peer: SocketAddr) {
         let disconnect = backend.link.disconnect.subscribe();
         let address = backend.health.address;
         let server_name = backend.health.name.as_str();
-        let connected = match connect(address, settings.connect_timeout, proxy_header).await {
+        let connected = match Box::pin(connect(address, settings.connect_timeout, proxy_header))
+            .await
+        {
             Ok(server) => Box::pin(shared.transport.secure(server))
                 .await
                 .inspect_err(|error| {
@@ -827,4 +830,29 @@ pub(crate) async fn connected_pair() -> (tokio::net::TcpStream, tokio::net::TcpS
     let connecting = tokio::net::TcpStream::connect(listener.local_addr().expect("address"));
     let (accepted, connected) = tokio::join!(listener.accept(), connecting);
     (accepted.expect("accept").0, connected.expect("connect"))
+}
+
+#[cfg(test)]
+mod connection_size {
+    /// The size of the future `serve` returns: what every open connection holds.
+    fn future_size<F, Fut>(_: F) -> usize
+    where
+        F: FnOnce(
+            std::sync::Arc<super::Shared>,
+            tokio::net::TcpStream,
+            std::net::SocketAddr,
+        ) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// Every idle connection holds its task's future: states that end before forwarding
+    /// (connecting, waiting for the first byte, refusing) are boxed so they do not
+    /// reserve room beside the forwarding state. Unboxed, the future was 4.8 KB and an
+    /// idle relayed connection cost 6.0 KiB of RSS instead of 3.5.
+    #[test]
+    fn a_connection_future_is_little_more_than_its_forwarding_state() {
+        let size = future_size(super::serve);
+        assert!(size <= 2600, "serve's future is {size} bytes");
+    }
 }
