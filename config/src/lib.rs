@@ -25,6 +25,7 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors, KeyPath, Position, Segment};
 pub use schema::*;
+pub use validate::looks_like_mail_address;
 
 /// What [`parse_with`] checks besides the YAML itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

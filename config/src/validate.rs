@@ -1160,7 +1160,9 @@ fn endpoint_scheme(endpoint: &str) -> Option<&'static str> {
     valid.then_some(scheme)
 }
 
-fn looks_like_mail_address(address: &str) -> bool {
+/// Whether `address` is a bare mail address as `alerts.email` accepts it (`user@domain`
+/// with a dotted domain, no display name).
+pub fn looks_like_mail_address(address: &str) -> bool {
     let Some((local, domain)) = address.rsplit_once('@') else {
         return false;
     };

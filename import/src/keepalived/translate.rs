@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use hafront_config::looks_like_mail_address;
+
 use super::parse::Statement;
 use crate::SECRETS_DIR;
 use crate::source::{Comment, Line, seconds, split_command};
@@ -936,19 +938,6 @@ fn file_safe(name: &str) -> String {
             }
         })
         .collect()
-}
-
-/// What hafront's validation accepts as a mail address.
-fn looks_like_mail_address(address: &str) -> bool {
-    let Some((local, domain)) = address.rsplit_once('@') else {
-        return false;
-    };
-    let forbidden = |c: char| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '@');
-    !local.is_empty()
-        && !local.contains(forbidden)
-        && domain.contains('.')
-        && !domain.contains(forbidden)
-        && domain.split('.').all(|label| !label.is_empty())
 }
 
 #[cfg(test)]
