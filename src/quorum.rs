@@ -221,7 +221,13 @@ pub async fn check_etcd(config: &Config, node: &str, file: &str, text: &str) -> 
         ),
         Err(problem) => error(
             path.key("endpoints"),
-            format!("cannot get a lease from etcd: {problem}"),
+            format!(
+                "cannot get a lease from etcd at {}: {problem}; check that etcd runs there and \
+                 that this host reaches it (`etcdctl --endpoints={} endpoint health`), and the \
+                 quorum's TLS files, user and password",
+                settings.endpoints.join(", "),
+                settings.endpoints.join(",")
+            ),
         ),
     }
 }

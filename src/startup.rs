@@ -1,7 +1,8 @@
 //! What `hafront run` loads at start beyond the configuration file's own
 //! checks: each relay's keys, certificates and secrets as its transport
 //! reads them (a private key given as a certificate, a garbage CA file, a
-//! certificate whose key does not match) and the alert mail settings.
+//! certificate whose key does not match), the alert mail settings, and the
+//! VRRP instances' interfaces.
 //! `check`, `run` and `reload` all call [`check`], so a file `check` passes
 //! starts, and one it refuses is refused at the same location.
 
@@ -23,6 +24,21 @@ pub fn check(config: &Config, file: &str, text: &str) -> Vec<ConfigError> {
                 .into_iter()
                 .find(|(_, path)| message.contains(&format!("{}:", path.display())))
                 .map_or(mode.clone(), |(key, _)| mode.key(key));
+            errors.push(error(key, message));
+        }
+    }
+    for (name, instance) in &config.vrrp.instances {
+        if nix::net::if_::if_nametoindex(instance.interface.as_str()).is_err() {
+            let key = KeyPath::root()
+                .key("vrrp")
+                .key("instances")
+                .key(name)
+                .key("interface");
+            let message = format!(
+                "no network interface named {:?} on this host (`ip link` lists them); a file \
+                 written for another machine is checked with --skip-files",
+                instance.interface
+            );
             errors.push(error(key, message));
         }
     }
