@@ -22,6 +22,7 @@ use crate::control::{
     AlertsStatus, ControlRequest, ControlServer, RelayStatus, ReloadOutcome, ReloadReport, Request,
     Response, SinceTracker, Status,
 };
+use crate::direct::DirectRelays;
 use crate::failover::{Drains, Failovers};
 use crate::metrics::MetricsServer;
 use crate::quorum::NodeQuorum;
@@ -58,6 +59,10 @@ pub enum DaemonError {
     /// The quorum could not start (its password file unreadable).
     #[error("{0}")]
     Quorum(String),
+    /// A direct-routing relay could not start (its program refused by the
+    /// kernel, say; located in the configuration file).
+    #[error("{0}")]
+    Direct(String),
 }
 
 /// Control requests waiting for the main loop before senders wait.
@@ -93,6 +98,8 @@ struct Daemon {
     saturation: BTreeMap<String, SaturationWatch>,
     failovers: Failovers,
     drains: Drains,
+    /// Relays forwarding in the kernel (`forward: direct_routing`).
+    direct: DirectRelays,
 }
 
 /// Runs the daemon for `config` (read from `config_path`) until SIGTERM or
@@ -291,7 +298,7 @@ impl Daemon {
         monitor.reload(&config)?;
         board.write().unwrap_or_else(PoisonError::into_inner).pools = monitor_pools(&monitor);
         let mut relays = BTreeMap::new();
-        for (name, relay_config) in &config.relays {
+        for (name, relay_config) in proxy_relays(&config) {
             let relay = start_relay(&monitor, name, relay_config).map_err(|err| {
                 let located = relay_failure(path, name, relay_config, &err);
                 DaemonError::Relay(std::io::Error::new(err.kind(), located))
@@ -320,7 +327,19 @@ impl Daemon {
                 problem,
             )));
         }
+        let mut direct = DirectRelays::default();
+        let problems = direct.follow(&config, &monitor, &mut vrrp);
+        if let Some((relay, problem)) = problems.into_iter().next() {
+            direct.stop().await;
+            vrrp.stop().await;
+            return Err(DaemonError::Direct(located(
+                path,
+                relay_key(&relay),
+                problem,
+            )));
+        }
         Ok(Daemon {
+            direct,
             node,
             config,
             monitor,
@@ -407,6 +426,7 @@ impl Daemon {
                 .quorum
                 .as_ref()
                 .map(|quorum| quorum.view(self.vrrp.leader_keys())),
+            direct: self.direct.status(),
         }
     }
 
@@ -505,7 +525,7 @@ impl Daemon {
         // connections and only see the new pool; the others restart.
         let mut old_relays = std::mem::take(&mut self.relays);
         let mut failed = Vec::new();
-        for (name, relay_config) in &new.relays {
+        for (name, relay_config) in proxy_relays(&new) {
             let unchanged = self.config.relays.get(name) == Some(relay_config);
             match old_relays.remove(name) {
                 Some(relay) if unchanged => {
@@ -573,6 +593,11 @@ impl Daemon {
         {
             problems.push(located(path, failover_key(&pool), problem));
         }
+        // A direct-routing relay that could not start is tried again by the next reload.
+        for (relay, problem) in self.direct.follow(&new, &self.monitor, &mut self.vrrp) {
+            new.relays.remove(&relay);
+            problems.push(located(path, relay_key(&relay), problem));
+        }
         self.config = new;
         info!("configuration reloaded");
         Ok(problems)
@@ -582,6 +607,7 @@ impl Daemon {
         drop(self.failovers);
         // VIPs first: clients move to the new master while the relays still serve.
         self.vrrp.stop().await;
+        self.direct.stop().await;
         // Then the leader keys, at once: a backup takes over without waiting for the TTL.
         if let Some(quorum) = &self.quorum {
             quorum.release_all().await;
@@ -614,6 +640,19 @@ impl Daemon {
 fn located(path: &Path, key: KeyPath, message: String) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     crate::startup::located(&path.display().to_string(), &text, key, message).to_string()
+}
+
+/// Relay `relay`'s settings.
+fn relay_key(relay: &str) -> KeyPath {
+    KeyPath::root().key("relays").key(relay)
+}
+
+/// The relays that accept clients themselves (not direct routing).
+fn proxy_relays(config: &Config) -> impl Iterator<Item = (&String, &hafront_config::Relay)> {
+    config
+        .relays
+        .iter()
+        .filter(|(_, relay)| relay.forward == hafront_config::Forward::Proxy)
 }
 
 /// The `failover` block of pool `pool`.

@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod control;
 pub mod daemon;
+pub mod direct;
 pub mod failover;
 pub mod logging;
 pub mod manual;

@@ -27,8 +27,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
 use crate::control::{
-    ControlRequest, InstanceState, Request, Response, ServerRole, ServerState, ServerStatus,
-    Status, accept_bounded,
+    ControlRequest, DirectServerStatus, InstanceState, Request, Response, ServerRole, ServerState,
+    ServerStatus, Status, accept_bounded,
 };
 
 /// Largest request head read.
@@ -414,6 +414,42 @@ pub fn render(status: &Status) -> String {
     }
 
     out.family(
+        "hafront_direct_attached",
+        "gauge",
+        "1 while the direct-routing relay's services are live in its kernel program.",
+    );
+    for relay in &status.direct {
+        out.sample(&[("relay", &relay.name)], u64::from(relay.attached));
+    }
+    for (family, help, figure) in [
+        (
+            "hafront_direct_packets_total",
+            "Packets the direct-routing program sent to the server.",
+            (|server| server.packets) as fn(&DirectServerStatus) -> u64,
+        ),
+        (
+            "hafront_direct_bytes_total",
+            "Bytes the direct-routing program sent to the server.",
+            |server| server.bytes,
+        ),
+        (
+            "hafront_direct_flows_total",
+            "Flows the direct-routing program gave the server.",
+            |server| server.flows,
+        ),
+    ] {
+        out.family(family, "counter", help);
+        for relay in &status.direct {
+            for server in &relay.servers {
+                out.sample(
+                    &[("relay", &relay.name), ("server", &server.name)],
+                    figure(server),
+                );
+            }
+        }
+    }
+
+    out.family(
         "hafront_failover_steps_total",
         "counter",
         "Failover, switchover and rejoin steps taken, by pool and step.",
@@ -619,6 +655,38 @@ mod tests {
                     },
                 ],
             }),
+            direct: vec![crate::control::DirectRelayStatus {
+                name: "mysql-dr".to_owned(),
+                pool: "db".to_owned(),
+                interface: "eth0".to_owned(),
+                hook: "xdp_generic".to_owned(),
+                listen: vec!["10.0.0.100:3306".parse().unwrap()],
+                attached: true,
+                problem: None,
+                servers: vec![DirectServerStatus {
+                    name: "db1".to_owned(),
+                    address: "10.0.0.11".parse().unwrap(),
+                    local: false,
+                    forwarding: true,
+                    packets: 42,
+                    bytes: 4200,
+                    flows: 3,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn direct_routing_figures_are_labelled_by_relay_and_server() {
+        let text = render(&status_with_instance("db"));
+        for line in [
+            "hafront_direct_attached{relay=\"mysql-dr\"} 1",
+            "hafront_direct_packets_total{relay=\"mysql-dr\",server=\"db1\"} 42",
+            "hafront_direct_bytes_total{relay=\"mysql-dr\",server=\"db1\"} 4200",
+            "hafront_direct_flows_total{relay=\"mysql-dr\",server=\"db1\"} 3",
+            "# TYPE hafront_direct_flows_total counter",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }
     }
 

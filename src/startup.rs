@@ -2,13 +2,15 @@
 //! checks: each relay's keys, certificates and secrets as its transport
 //! reads them (a private key given as a certificate, a garbage CA file, a
 //! certificate whose key does not match), the alert mail settings, and the
-//! VRRP instances' interfaces.
+//! VRRP instances' interfaces, and that direct-routing servers are on their
+//! interface's subnet.
 //! `check`, `run` and `reload` all call [`check`], so a file `check` passes
 //! starts, and one it refuses is refused at the same location.
 
+use std::net::IpAddr;
 use std::path::Path;
 
-use hafront_config::{Config, ConfigError, KeyPath, Relay, RelayMode, Secret};
+use hafront_config::{Config, ConfigError, Forward, KeyPath, Relay, RelayMode, Secret};
 
 /// Loads what `config` needs at start, without starting anything, and
 /// returns each problem located in `text` (the file named `file`).
@@ -42,11 +44,74 @@ pub fn check(config: &Config, file: &str, text: &str) -> Vec<ConfigError> {
             errors.push(error(key, message));
         }
     }
+    errors.extend(direct_routing_subnets(config, &error));
     if let Some(email) = &config.alerts.email
         && let Err(problem) = crate::alerts::check_email(email)
     {
         let key = KeyPath::root().key("alerts").key("email");
         errors.push(error(key, problem.to_string()));
+    }
+    errors
+}
+
+/// Direct routing reaches servers by their MAC address on the VIP's
+/// interface: each server of a direct-routing relay must be on one of the
+/// interface's IPv4 networks on this host.
+fn direct_routing_subnets(
+    config: &Config,
+    error: &impl Fn(KeyPath, String) -> ConfigError,
+) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for relay in config.relays.values() {
+        if relay.forward != Forward::DirectRouting {
+            continue;
+        }
+        let Some(first) = relay.listen.first() else {
+            continue;
+        };
+        let Some(instance) = config.vrrp.instances.values().find(|instance| {
+            instance
+                .virtual_addresses
+                .iter()
+                .any(|vip| vip.addr() == first.ip())
+        }) else {
+            continue;
+        };
+        // A missing interface is reported with its instance.
+        let Ok(networks) = hafront_direct::interface_networks(&instance.interface) else {
+            continue;
+        };
+        let Some(pool) = config.pools.get(&relay.pool) else {
+            continue;
+        };
+        for (index, server) in pool.servers.iter().enumerate() {
+            let IpAddr::V4(address) = server.address.ip() else {
+                continue;
+            };
+            if networks.iter().any(|network| network.contains(&address)) {
+                continue;
+            }
+            let key = KeyPath::root()
+                .key("pools")
+                .key(&relay.pool)
+                .key("servers")
+                .index(index)
+                .key("address");
+            let on = if networks.is_empty() {
+                "it has no IPv4 address".to_owned()
+            } else {
+                let list: Vec<String> = networks.iter().map(ToString::to_string).collect();
+                format!("its networks are {}", list.join(", "))
+            };
+            errors.push(error(
+                key,
+                format!(
+                    "direct routing reaches servers by their MAC address on {}, so {address} \
+                     must be on that interface's subnet, but {on}",
+                    instance.interface
+                ),
+            ));
+        }
     }
     errors
 }

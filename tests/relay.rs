@@ -127,6 +127,8 @@ fn config(policy: Policy) -> hafront_config::Relay {
         send_proxy: None,
         accept_proxy: false,
         accept_proxy_from: Vec::new(),
+        forward: hafront_config::Forward::Proxy,
+        hook: None,
     }
 }
 

@@ -163,6 +163,8 @@ pub const SECTIONS: &[Section] = &[
             key("send_proxy", "none", "`v1` or `v2`: send a PROXY protocol header with the client's address to the server first (MariaDB: `proxy_protocol_networks`)."),
             key("accept_proxy", "false", "Every client must start with a PROXY protocol header (v1 or v2), read within 3 s; its address replaces the peer's."),
             key("accept_proxy_from", "[]", "With `accept_proxy`, the only peers (load balancers) allowed, as networks; others are refused. Empty: any peer."),
+            key("forward", "proxy", "`proxy`: the relay accepts clients and connects to servers. `direct_routing`: on the master of the VRRP instance owning the `listen` addresses, an eBPF program sends each packet to a server's MAC unchanged and servers answer clients directly (LVS-DR; IPv4, plain mode; servers on the interface's subnet, listening on the same port, with the VIP on `lo` and `arp_ignore=1`, `arp_announce=2`)."),
+            key("hook", "auto, with direct_routing", "With `direct_routing`: `auto` (native XDP on a device with a driver, generic XDP on veth and bridges), `xdp_native`, `xdp_generic` or `tc`."),
         ],
     },
     Section {
@@ -388,7 +390,7 @@ mod tests {
     }
 
     /// Defaults that describe rather than state a value.
-    const DESCRIBED: [&str; 10] = [
+    const DESCRIBED: [&str; 11] = [
         "required",
         "none",
         "each key's default",
@@ -399,6 +401,7 @@ mod tests {
         "web PKI roots",
         "the daemon's",
         "`global.node`",
+        "auto, with direct_routing",
     ];
 
     /// A small valid file with `%` where a key of the section goes, written in flow style.

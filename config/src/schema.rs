@@ -713,6 +713,42 @@ pub struct Relay {
     /// connect; others are closed unserved. Empty: any peer.
     #[serde(default, deserialize_with = "value::allowed_networks")]
     pub accept_proxy_from: Vec<IpNet>,
+    /// How clients' traffic reaches the servers.
+    #[serde(default)]
+    pub forward: Forward,
+    /// With `forward: direct_routing`, where the kernel program attaches
+    /// (default `auto`).
+    #[serde(default)]
+    pub hook: Option<KernelHook>,
+}
+
+/// How a relay carries clients' traffic to its servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Forward {
+    /// The relay accepts each client's connection and opens one to a server.
+    #[default]
+    Proxy,
+    /// LVS-style direct routing: on the master of the VRRP instance holding
+    /// the listen addresses, an eBPF program sends each packet for them to a
+    /// server's MAC address unchanged; servers answer clients directly.
+    DirectRouting,
+}
+
+/// Where a direct-routing program attaches on the VIP's interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelHook {
+    /// Native XDP on an interface with a device driver, generic XDP otherwise
+    /// (veth, bridges: native XDP there does not transmit).
+    #[default]
+    Auto,
+    /// XDP in the driver.
+    XdpNative,
+    /// XDP in the kernel's generic path (any interface).
+    XdpGeneric,
+    /// A tc ingress classifier.
+    Tc,
 }
 
 /// A PROXY protocol version to send.

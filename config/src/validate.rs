@@ -2,7 +2,7 @@
 //! resolve, numbers are in range, VRRP settings are coherent, and secret
 //! files are private. Every problem found is reported, not just the first.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -14,8 +14,8 @@ use crate::ParseOptions;
 use crate::document::Document;
 use crate::error::{ConfigError, KeyPath, Position};
 use crate::schema::{
-    Check, CheckKind, Config, Email, Failover, Notify, Pool, Quorum, Relay, RelayMode, Secret,
-    Track, VrrpInstance,
+    Check, CheckKind, Config, Email, Failover, Forward, Notify, Pool, Quorum, Relay, RelayMode,
+    Secret, Track, VrrpInstance,
 };
 
 /// The longest `global.stop_grace`.
@@ -488,6 +488,17 @@ impl Validator<'_> {
             self.relay_role(&path.key("role"), &relay.pool);
         }
         self.relay_proxy_protocol(path, relay);
+        match relay.forward {
+            Forward::DirectRouting => self.relay_direct_routing(path, relay),
+            Forward::Proxy => {
+                if relay.hook.is_some() {
+                    self.report(
+                        &path.key("hook"),
+                        "only with `forward: direct_routing`: a proxy relay runs no kernel program",
+                    );
+                }
+            }
+        }
         let mode = path.key("mode");
         self.settings_match_kind(
             &mode,
@@ -573,6 +584,137 @@ impl Validator<'_> {
             self.report(
                 &path.key("accept_proxy_from"),
                 "only with `accept_proxy: true`: it lists the proxies allowed to send headers",
+            );
+        }
+    }
+
+    /// A direct-routing relay forwards packets unchanged from the master of
+    /// one VRRP instance: plain IPv4 to that instance's virtual addresses,
+    /// servers listening on the same port.
+    fn relay_direct_routing(&mut self, path: &KeyPath, relay: &Relay) {
+        const UNCHANGED: &str = "direct routing forwards packets unchanged";
+        if !matches!(relay.mode, RelayMode::Plain) {
+            self.report(
+                &path.key("mode"),
+                format!("{UNCHANGED}, so it cannot encrypt: use a proxy relay for this mode"),
+            );
+        }
+        if relay.send_proxy.is_some() {
+            self.report(
+                &path.key("send_proxy"),
+                format!("{UNCHANGED}: servers see the client's own address, no header is needed"),
+            );
+        }
+        if relay.accept_proxy {
+            self.report(
+                &path.key("accept_proxy"),
+                format!("{UNCHANGED}, so it cannot read a PROXY protocol header"),
+            );
+        }
+        let listen = path.key("listen");
+        let mut owner: Option<&str> = None;
+        for (index, address) in relay.listen.iter().enumerate() {
+            let at = listen.index(index);
+            if !address.is_ipv4() {
+                self.report(&at, "direct routing is IPv4 only");
+                continue;
+            }
+            let instance = self.config.vrrp.instances.iter().find(|(_, instance)| {
+                instance
+                    .virtual_addresses
+                    .iter()
+                    .any(|vip| vip.addr() == address.ip())
+            });
+            match (instance, owner) {
+                (None, _) => self.report(
+                    &at,
+                    format!(
+                        "{} is not a virtual address of any vrrp instance: direct routing \
+                         runs on the master of the instance that holds the address",
+                        address.ip()
+                    ),
+                ),
+                (Some((name, _)), Some(first)) if name != first => self.report(
+                    &at,
+                    format!(
+                        "belongs to vrrp instance {name:?}, but this relay's first address \
+                         belongs to {first:?}: one relay follows one instance's master; \
+                         make a relay per instance"
+                    ),
+                ),
+                (Some((name, _)), _) => owner = Some(name),
+            }
+        }
+        if let Some(owner) = owner {
+            self.direct_routing_hook(path, relay, owner);
+        }
+        let ports: BTreeSet<u16> = relay.listen.iter().map(SocketAddr::port).collect();
+        if ports.len() > 1 {
+            self.report(
+                &listen,
+                format!(
+                    "{UNCHANGED}, keeping their port, so the servers can serve only one: \
+                     use one port, or one relay per port"
+                ),
+            );
+        }
+        let Some(pool) = self.config.pools.get(&relay.pool) else {
+            return;
+        };
+        let servers = KeyPath::root().key("pools").key(&relay.pool).key("servers");
+        for (index, server) in pool.servers.iter().enumerate() {
+            let at = servers.index(index).key("address");
+            if !server.address.is_ipv4() {
+                self.report(&at, "direct routing is IPv4 only");
+            } else if let [port] = ports.iter().copied().collect::<Vec<_>>()[..]
+                && server.address.port() != port
+            {
+                self.report(
+                    &at,
+                    format!(
+                        "a direct-routing relay forwards to this pool, keeping the destination \
+                         port: the server must listen on {port}, the relay's port"
+                    ),
+                );
+            }
+        }
+    }
+
+    /// One program runs per interface: direct-routing relays on the same
+    /// interface (through their instances) must name the same hook.
+    fn direct_routing_hook(&mut self, path: &KeyPath, relay: &Relay, instance: &str) {
+        let interface_of = |instance: &str| {
+            self.config
+                .vrrp
+                .instances
+                .get(instance)
+                .map(|instance| instance.interface.clone())
+        };
+        let Some(interface) = interface_of(instance) else {
+            return;
+        };
+        let hook = relay.hook.unwrap_or_default();
+        let clash = self.config.relays.iter().find(|(_, other)| {
+            !std::ptr::eq(*other, relay)
+                && other.forward == Forward::DirectRouting
+                && other.hook.unwrap_or_default() != hook
+                && other.listen.first().is_some_and(|first| {
+                    self.config.vrrp.instances.values().any(|instance| {
+                        instance.interface == interface
+                            && instance
+                                .virtual_addresses
+                                .iter()
+                                .any(|vip| vip.addr() == first.ip())
+                    })
+                })
+        });
+        if let Some((other, _)) = clash {
+            self.report(
+                &path.key("hook"),
+                format!(
+                    "relay {other:?} also forwards on {interface} with another hook; one \
+                     program runs per interface, so give both relays the same hook"
+                ),
             );
         }
     }

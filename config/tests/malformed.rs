@@ -1189,6 +1189,46 @@ relays:
         ],
     },
     Case {
+        name: "direct routing: not a VIP, two instances, a port the servers do not use, encryption, PROXY, IPv6, hook",
+        yaml: "\
+checks:
+  port: { kind: tcp }
+pools:
+  db: { check: port, servers: [{ address: 10.0.0.11:3306 }, { address: 10.0.0.12:3307 }] }
+vrrp:
+  instances:
+    a: { interface: eth0, vrid: 1, priority: 100, virtual_addresses: [10.0.0.100/24] }
+    b: { interface: eth0, vrid: 2, priority: 100, virtual_addresses: [10.0.0.101/24] }
+relays:
+  x: { listen: [10.0.0.100:3306, 10.0.0.101:3306], pool: db, forward: direct_routing }
+  yy: { listen: [10.0.0.200:3306], pool: db, forward: direct_routing, send_proxy: v1, accept_proxy: true }
+  z: { listen: [\"[::1]:3306\"], pool: db, forward: direct_routing, mode: { kind: gateway, secret: { value: s }, allow: [10.0.0.0/8] } }
+  w: { listen: [127.0.0.1:3306], pool: db, hook: tc }
+",
+        errors: &[
+            (
+                "4:72",
+                "pools.db.servers[1].address",
+                "the server must listen on 3306, the relay's port",
+            ),
+            (
+                "10:34",
+                "relays.x.listen[1]",
+                "belongs to vrrp instance \"b\", but this relay's first address belongs to \"a\"",
+            ),
+            (
+                "11:18",
+                "relays.yy.listen[0]",
+                "10.0.0.200 is not a virtual address of any vrrp instance",
+            ),
+            ("11:83", "relays.yy.send_proxy", "no header is needed"),
+            ("11:101", "relays.yy.accept_proxy", "cannot read a PROXY protocol header"),
+            ("12:17", "relays.z.listen[0]", "direct routing is IPv4 only"),
+            ("12:73", "relays.z.mode", "so it cannot encrypt"),
+            ("13:50", "relays.w.hook", "only with `forward: direct_routing`"),
+        ],
+    },
+    Case {
         name: "quorum: https without TLS, a password without a user, a TTL too long",
         yaml: "\
 quorum:

@@ -23,6 +23,7 @@ use aya::maps::{Array, HashMap as BpfHashMap, MapError, PerCpuArray, PerCpuValue
 use aya::programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader, Pod};
 
+pub mod colocated;
 pub mod maglev;
 mod netlink;
 
@@ -181,9 +182,7 @@ pub enum DirectError {
         service: Service,
     },
     /// More servers than a service holds.
-    #[error(
-        "service {service} has {count} servers; direct routing takes at most {MAX_BACKENDS}"
-    )]
+    #[error("service {service} has {count} servers; direct routing takes at most {MAX_BACKENDS}")]
     TooManyBackends {
         /// The service.
         service: Service,
@@ -204,6 +203,14 @@ pub enum DirectError {
         /// What was being asked.
         action: String,
         /// The kernel's error.
+        source: std::io::Error,
+    },
+    /// A network setting in `/proc/sys` could not be read or written.
+    #[error("cannot set {}: {source}", path.display())]
+    Sysctl {
+        /// The setting's file.
+        path: std::path::PathBuf,
+        /// Why.
         source: std::io::Error,
     },
 }
@@ -424,8 +431,9 @@ impl Director {
             }) {
                 let previous = slot.slots[index].as_ref().map(|placed| placed.id);
                 let id = match previous {
-                    Some(id) if slot.slots[index].as_ref().map(|p| p.backend.address)
-                        == Some(backend.address) =>
+                    Some(id)
+                        if slot.slots[index].as_ref().map(|p| p.backend.address)
+                            == Some(backend.address) =>
                     {
                         id
                     }
@@ -439,7 +447,11 @@ impl Director {
             }
         }
         for (position, backend) in backends.iter().enumerate() {
-            if next.iter().flatten().any(|placed| placed.backend.name == backend.name) {
+            if next
+                .iter()
+                .flatten()
+                .any(|placed| placed.backend.name == backend.name)
+            {
                 continue;
             }
             // A slot free both before and after, so a departing server's slot is not
@@ -518,7 +530,10 @@ impl Director {
             }
         }
         slot.slots = next;
-        slot.order = backends.iter().map(|backend| backend.name.clone()).collect();
+        slot.order = backends
+            .iter()
+            .map(|backend| backend.name.clone())
+            .collect();
         Ok(())
     }
 
@@ -587,9 +602,7 @@ impl Director {
             return Ok(());
         };
         let detached = match attachment {
-            Attachment::Xdp(link) => {
-                program_mut::<Xdp>(&mut self.ebpf, XDP_PROGRAM)?.detach(link)
-            }
+            Attachment::Xdp(link) => program_mut::<Xdp>(&mut self.ebpf, XDP_PROGRAM)?.detach(link),
             Attachment::Tc(link) => {
                 program_mut::<SchedClassifier>(&mut self.ebpf, TC_PROGRAM)?.detach(link)
             }
@@ -622,11 +635,13 @@ impl Director {
             let values = counters
                 .get(&counter_index(service, index), 0)
                 .map_err(DirectError::map("read", "counters"))?;
-            Ok(values.iter().fold(Counters::default(), |sum, value| Counters {
-                packets: sum.packets + value.packets,
-                bytes: sum.bytes + value.bytes,
-                flows: sum.flows + value.flows,
-            }))
+            Ok(values
+                .iter()
+                .fold(Counters::default(), |sum, value| Counters {
+                    packets: sum.packets + value.packets,
+                    bytes: sum.bytes + value.bytes,
+                    flows: sum.flows + value.flows,
+                }))
         };
         let mut all = Vec::new();
         for (service, slot) in &self.services {
@@ -692,10 +707,11 @@ impl Director {
         let cpus = aya::util::nr_cpus().map_err(|(_, error)| DirectError::Load {
             detail: format!("cannot count the possible CPUs: {error}"),
         })?;
-        let zeros = PerCpuValues::try_from(vec![Counters::default(); cpus])
-            .map_err(|error| DirectError::Load {
+        let zeros = PerCpuValues::try_from(vec![Counters::default(); cpus]).map_err(|error| {
+            DirectError::Load {
                 detail: format!("cannot size the per-CPU counters: {error}"),
-            })?;
+            }
+        })?;
         counters
             .set(counter_index(service, index), zeros, 0)
             .map_err(DirectError::map("write", "counters"))
@@ -729,9 +745,11 @@ where
     let program = ebpf.program_mut(name).ok_or_else(|| DirectError::Load {
         detail: format!("the object has no program {name}"),
     })?;
-    program.try_into().map_err(|error: ProgramError| DirectError::Load {
-        detail: error_chain(&error),
-    })
+    program
+        .try_into()
+        .map_err(|error: ProgramError| DirectError::Load {
+            detail: error_chain(&error),
+        })
 }
 
 fn map_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, DirectError>
@@ -759,7 +777,9 @@ fn resolve_hook(interface: &str, hook: Hook) -> Hook {
     if hook != Hook::Auto {
         return hook;
     }
-    let device = std::path::Path::new("/sys/class/net").join(interface).join("device");
+    let device = std::path::Path::new("/sys/class/net")
+        .join(interface)
+        .join("device");
     let driver = std::fs::read_link(device.join("driver")).ok();
     let is_veth = driver
         .as_ref()
@@ -810,9 +830,9 @@ fn remove_leftovers(interface: &str, ifindex: u32) -> Result<(), DirectError> {
             ),
             // Held by a bpf_link: a live process owns it; attach will say so if it is in
             // the way.
-            Err(error) => tracing::debug!(
-                "left program {program_id} on {interface} in place: {error}"
-            ),
+            Err(error) => {
+                tracing::debug!("left program {program_id} on {interface} in place: {error}")
+            }
         }
     }
     match aya::programs::tc::qdisc_detach_program(interface, TcAttachType::Ingress, TC_PROGRAM) {
@@ -856,12 +876,13 @@ pub fn attached_programs(interface: &str) -> Result<Vec<AttachedProgram>, Direct
         })
         .collect();
     if tcx_supported() {
-        let (_, tcx) = SchedClassifier::query_tcx(interface, TcAttachType::Ingress).map_err(
-            |error| DirectError::Netlink {
-                action: format!("list the tc programs of {interface}"),
-                source: std::io::Error::other(error_chain(&error)),
-            },
-        )?;
+        let (_, tcx) =
+            SchedClassifier::query_tcx(interface, TcAttachType::Ingress).map_err(|error| {
+                DirectError::Netlink {
+                    action: format!("list the tc programs of {interface}"),
+                    source: std::io::Error::other(error_chain(&error)),
+                }
+            })?;
         programs.extend(tcx.into_iter().map(|program| AttachedProgram {
             hook: "tcx ingress",
             id: program.id(),

@@ -69,11 +69,14 @@ pub fn interface_networks(interface: &str) -> Result<Vec<Ipv4Net>, DirectError> 
         if message.header.index != ifindex {
             continue;
         }
-        let address = message.attributes.iter().find_map(|attribute| match attribute {
-            AddressAttribute::Local(IpAddr::V4(address))
-            | AddressAttribute::Address(IpAddr::V4(address)) => Some(*address),
-            _ => None,
-        });
+        let address = message
+            .attributes
+            .iter()
+            .find_map(|attribute| match attribute {
+                AddressAttribute::Local(IpAddr::V4(address))
+                | AddressAttribute::Address(IpAddr::V4(address)) => Some(*address),
+                _ => None,
+            });
         if let Some(network) = address
             .and_then(|address| Ipv4Net::new(address, message.header.prefix_len).ok())
             .map(|network| network.trunc())
@@ -93,7 +96,11 @@ pub(crate) fn interface_index(interface: &str) -> Result<u32, DirectError> {
     let name = std::ffi::CString::new(interface).map_err(|_| missing())?;
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
     let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 { Err(missing()) } else { Ok(index) }
+    if index == 0 {
+        Err(missing())
+    } else {
+        Ok(index)
+    }
 }
 
 /// The XDP programs attached to interface `ifindex`: (program id, attach mode flags).
@@ -144,9 +151,10 @@ pub(crate) fn xdp_programs(ifindex: u32) -> Result<Vec<(u32, u32)>, DirectError>
 pub(crate) fn detach_xdp(ifindex: u32, mode: u32) -> Result<(), DirectError> {
     let mut request = LinkMessage::default();
     request.header.index = ifindex;
-    request
-        .attributes
-        .push(LinkAttribute::Xdp(vec![LinkXdp::Fd(-1), LinkXdp::Flags(mode)]));
+    request.attributes.push(LinkAttribute::Xdp(vec![
+        LinkXdp::Fd(-1),
+        LinkXdp::Flags(mode),
+    ]));
     request_reply(
         RouteNetlinkMessage::SetLink(request),
         NLM_F_REQUEST | NLM_F_ACK,
@@ -177,10 +185,15 @@ fn neighbour(ifindex: u32, address: Ipv4Addr) -> Result<Option<[u8; 6]>, DirectE
         let matches = entry.attributes.iter().any(|attribute| {
             matches!(attribute, NeighbourAttribute::Destination(NeighbourAddress::Inet(destination)) if *destination == address)
         });
-        let mac = entry.attributes.iter().find_map(|attribute| match attribute {
-            NeighbourAttribute::LinkLayerAddress(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok(),
-            _ => None,
-        });
+        let mac = entry
+            .attributes
+            .iter()
+            .find_map(|attribute| match attribute {
+                NeighbourAttribute::LinkLayerAddress(bytes) => {
+                    <[u8; 6]>::try_from(bytes.as_slice()).ok()
+                }
+                _ => None,
+            });
         if matches && let Some(mac) = mac {
             return Ok(Some(mac));
         }
@@ -226,7 +239,7 @@ fn dump(
 
 /// Sends `request` and collects the replies until the dump ends, the ACK arrives or (for a
 /// plain request) the answer came.
-fn request_reply(
+pub(crate) fn request_reply(
     request: RouteNetlinkMessage,
     flags: u16,
     action: &str,
@@ -237,9 +250,7 @@ fn request_reply(
     };
     let mut socket = Socket::new(NETLINK_ROUTE).map_err(fail)?;
     socket.bind_auto().map_err(fail)?;
-    socket
-        .connect(&NetlinkAddress::new(0, 0))
-        .map_err(fail)?;
+    socket.connect(&NetlinkAddress::new(0, 0)).map_err(fail)?;
     let mut header = NetlinkHeader::default();
     header.flags = flags;
     header.sequence_number = 1;

@@ -26,9 +26,9 @@ pub use diff::{Action, Change, Section, diff};
 pub use server::ControlServer;
 pub(crate) use server::{accept_bounded, ask};
 pub use status::{
-    AlertsStatus, CheckStatus, InstanceState, InstanceStatus, LeaderKey, PoolStatus, QuorumView,
-    Refusals, RelayStatus, ServerRole, ServerState, ServerStatus, SinceTracker, Status,
-    pool_statuses, queued_mails,
+    AlertsStatus, CheckStatus, DirectRelayStatus, DirectServerStatus, InstanceState,
+    InstanceStatus, LeaderKey, PoolStatus, QuorumView, Refusals, RelayStatus, ServerRole,
+    ServerState, ServerStatus, SinceTracker, Status, pool_statuses, queued_mails,
 };
 
 /// What a client asks.

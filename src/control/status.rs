@@ -42,6 +42,49 @@ pub struct Status {
     /// The etcd session and leader keys, when a quorum is configured.
     #[serde(default)]
     pub quorum: Option<QuorumView>,
+    /// Direct-routing relays, by name.
+    #[serde(default)]
+    pub direct: Vec<DirectRelayStatus>,
+}
+
+/// A direct-routing relay: its kernel program and per-server counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirectRelayStatus {
+    /// Relay name.
+    pub name: String,
+    /// The pool it forwards to.
+    pub pool: String,
+    /// The interface its program runs on.
+    pub interface: String,
+    /// Where the program attaches: `xdp_native`, `xdp_generic` or `tc`.
+    pub hook: String,
+    /// The virtual addresses and port it forwards.
+    pub listen: Vec<SocketAddr>,
+    /// Whether its services are live (this node is the instance's master).
+    pub attached: bool,
+    /// The last failure to load, attach or update, in words.
+    pub problem: Option<String>,
+    /// Servers given flows now, and any that carried packets before.
+    pub servers: Vec<DirectServerStatus>,
+}
+
+/// One server of a direct-routing relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectServerStatus {
+    /// Server name.
+    pub name: String,
+    /// The server's own address.
+    pub address: IpAddr,
+    /// This host itself: its packets go up the local stack.
+    pub local: bool,
+    /// Whether new flows may go to it now.
+    pub forwarding: bool,
+    /// Packets sent to it.
+    pub packets: u64,
+    /// Bytes sent to it.
+    pub bytes: u64,
+    /// Flows given to it.
+    pub flows: u64,
 }
 
 /// The node's etcd session and its leader keys.
@@ -630,6 +673,58 @@ impl Status {
             ]);
         }
         table.render_into(&mut out, "no relays");
+
+        if !self.direct.is_empty() {
+            out.push_str("\nDIRECT ROUTING\n");
+            let mut table = Table::new(&[
+                "RELAY", "LISTEN", "HOOK", "STATE", "SERVER", "FLOWS", "PACKETS", "BYTES",
+            ]);
+            for relay in &self.direct {
+                let listen = relay
+                    .listen
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let state = match (&relay.problem, relay.attached) {
+                    (Some(problem), _) => format!("error: {problem}"),
+                    (None, true) => format!("forwarding on {}", relay.interface),
+                    (None, false) => "standby".to_owned(),
+                };
+                if relay.servers.is_empty() {
+                    table.row(vec![
+                        relay.name.clone(),
+                        listen.clone(),
+                        relay.hook.clone(),
+                        state.clone(),
+                        "-".to_owned(),
+                        "0".to_owned(),
+                        "0".to_owned(),
+                        "0".to_owned(),
+                    ]);
+                }
+                for server in &relay.servers {
+                    let mut name = server.name.clone();
+                    if server.local {
+                        name.push_str(" (this host)");
+                    }
+                    if !server.forwarding {
+                        name.push_str(" (no new flows)");
+                    }
+                    table.row(vec![
+                        relay.name.clone(),
+                        listen.clone(),
+                        relay.hook.clone(),
+                        state.clone(),
+                        name,
+                        server.flows.to_string(),
+                        server.packets.to_string(),
+                        server.bytes.to_string(),
+                    ]);
+                }
+            }
+            table.render_into(&mut out, "no direct-routing relays");
+        }
 
         if !self.replication.is_empty() {
             out.push_str("\nREPLICATION\n");

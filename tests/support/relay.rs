@@ -22,5 +22,7 @@ pub fn relay_config(mode: RelayMode) -> hafront_config::Relay {
         send_proxy: None,
         accept_proxy: false,
         accept_proxy_from: Vec::new(),
+        forward: hafront_config::Forward::Proxy,
+        hook: None,
     }
 }

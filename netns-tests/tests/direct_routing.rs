@@ -1,0 +1,611 @@
+//! Direct routing (`forward: direct_routing`) end to end, with the real `hafront` binary in
+//! lab namespaces: the director is the VRRP master, servers have the VIP on `lo`, clients
+//! in the switch namespace reach the VIP and servers answer them directly.
+//!
+//! - Clients spread over the servers by weight, and a down server gets no new flows.
+//! - Real Redis: connections pinned to a server survive the removal of another server and
+//!   its return (the flow table, not only Maglev's small disruption).
+//! - Real MariaDB: queries through the VIP, and the server sees the client's own address.
+//! - Co-located pair: each node is director and server; VRRP failover moves the program,
+//!   hafront itself puts the VIP on `lo` and keeps ARP for it quiet on the backup; a
+//!   daemon killed with -9 leaves no program on its interface, and its restart as backup
+//!   attaches none.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use hafront_netns_tests::mariadb::{APP_PASSWORD, APP_USER, LabMariaDb, MYSQL_PORT};
+use hafront_netns_tests::{
+    Hafront, Lab, NODE_INTERFACE, NodeProcess, SERVICE_PORT, VIP, enter_namespace, ip,
+    skip_unless_root, vrrp_section, wait_until,
+};
+
+/// The Redis port on every server.
+const REDIS_PORT: u16 = 6379;
+/// Time for VRRP to elect, checks to rise and the program to attach.
+const SETTLE: Duration = Duration::from_secs(10);
+
+/// Makes node `number` a direct-routing server: the VIP on `lo`, no ARP answers for it,
+/// no reverse-path filter.
+fn make_server(lab: &Lab, number: usize) {
+    let namespace = lab.node(number);
+    ip(&[
+        "-n",
+        namespace,
+        "address",
+        "add",
+        &format!("{VIP}/32"),
+        "dev",
+        "lo",
+    ]);
+    for (key, value) in [
+        ("net.ipv4.conf.all.arp_ignore", "1"),
+        ("net.ipv4.conf.all.arp_announce", "2"),
+        ("net.ipv4.conf.all.rp_filter", "0"),
+        ("net.ipv4.conf.eth0.rp_filter", "0"),
+    ] {
+        sysctl(namespace, key, value);
+    }
+}
+
+fn sysctl(namespace: &str, key: &str, value: &str) {
+    let output = Command::new("ip")
+        .args(["netns", "exec", namespace, "sysctl", "-q", "-w"])
+        .arg(format!("{key}={value}"))
+        .output()
+        .expect("run sysctl");
+    assert!(
+        output.status.success(),
+        "sysctl {key}={value} in {namespace}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn read_sysctl(namespace: &str, key: &str) -> String {
+    let output = Command::new("ip")
+        .args(["netns", "exec", namespace, "sysctl", "-n", key])
+        .output()
+        .expect("run sysctl");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// The hafront configuration of a director: one VRRP instance for the VIP, a tcp check,
+/// a pool of `servers` (`(node, weight)`) on `port`, a direct-routing relay to it.
+fn director_config(priority: u8, port: u16, servers: &[(usize, u32)], check: &str) -> String {
+    let mut pool = String::new();
+    for (number, weight) in servers {
+        pool.push_str(&format!(
+            "      - name: n{number}\n        address: {}:{port}\n        weight: {weight}\n",
+            Lab::address(*number)
+        ));
+    }
+    format!(
+        "checks:\n  up:\n{check}pools:\n  svc:\n    check: up\n    servers:\n{pool}relays:\n  dr:\n    listen: [{VIP}:{port}]\n    pool: svc\n    forward: direct_routing\n{vrrp}",
+        vrrp = vrrp_section(3, priority, "100ms", "")
+    )
+}
+
+const TCP_CHECK: &str =
+    "    kind: tcp\n    interval: 100ms\n    timeout: 100ms\n    rise: 1\n    fall: 2\n";
+
+/// Runs `work` on a thread inside `namespace` (the test's own sockets) and returns its result.
+fn in_namespace<T: Send + 'static>(
+    namespace: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let namespace = namespace.to_owned();
+    std::thread::spawn(move || {
+        enter_namespace(&namespace);
+        work()
+    })
+    .join()
+    .expect("namespace thread")
+}
+
+/// Connects `count` times to the VIP's node service from the switch and returns who
+/// answered each time (`n2`, ...; `refused`/`timeout` for failures).
+fn answers(lab: &Lab, count: usize) -> Vec<String> {
+    in_namespace(lab.switch(), move || {
+        (0..count)
+            .map(|_| {
+                let target = SocketAddr::from((VIP, SERVICE_PORT));
+                match TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
+                    Ok(mut stream) => {
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                        let mut reply = String::new();
+                        match stream.read_to_string(&mut reply) {
+                            Ok(_) => reply.trim().to_owned(),
+                            Err(_) => "timeout".to_owned(),
+                        }
+                    }
+                    Err(err) if err.kind() == std::io::ErrorKind::TimedOut => "timeout".to_owned(),
+                    Err(_) => "refused".to_owned(),
+                }
+            })
+            .collect()
+    })
+}
+
+fn count(answers: &[String], who: &str) -> usize {
+    answers.iter().filter(|answer| *answer == who).count()
+}
+
+/// The direct-routing relay `dr` in a daemon's status.
+fn direct_status(hafront: &Hafront) -> serde_json::Value {
+    let status = hafront.status();
+    status["direct"]
+        .as_array()
+        .and_then(|relays| relays.iter().find(|relay| relay["name"] == "dr").cloned())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Whether `hafront` has the relay's services live with exactly `servers` taking flows.
+fn forwarding_to(hafront: &Hafront, servers: &[&str]) -> bool {
+    let relay = direct_status(hafront);
+    if relay["attached"] != true {
+        return false;
+    }
+    let mut names: Vec<String> = relay["servers"]
+        .as_array()
+        .map(|servers| {
+            servers
+                .iter()
+                .filter(|server| server["forwarding"] == true)
+                .filter_map(|server| server["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names == servers
+}
+
+/// Whether node `number`'s interface has an XDP program or a tc classifier on it.
+fn has_program(lab: &Lab, number: usize) -> bool {
+    let link = Command::new("ip")
+        .args([
+            "-n",
+            lab.node(number),
+            "-d",
+            "link",
+            "show",
+            "dev",
+            NODE_INTERFACE,
+        ])
+        .output()
+        .expect("run ip");
+    let link = String::from_utf8_lossy(&link.stdout);
+    let tc = Command::new("tc")
+        .args([
+            "-n",
+            lab.node(number),
+            "filter",
+            "show",
+            "dev",
+            NODE_INTERFACE,
+            "ingress",
+        ])
+        .output()
+        .expect("run tc");
+    let tc = String::from_utf8_lossy(&tc.stdout);
+    link.contains("prog/xdp") || link.contains(" xdp") || tc.contains("bpf")
+}
+
+#[test]
+fn clients_spread_by_weight_and_a_down_server_gets_no_new_flows() {
+    if skip_unless_root("clients_spread_by_weight_and_a_down_server_gets_no_new_flows") {
+        return;
+    }
+    let lab = Lab::new("drspread", 3);
+    make_server(&lab, 2);
+    make_server(&lab, 3);
+    let _service2 = lab.service(2);
+    let mut service3 = Some(lab.service(3));
+    let director = Hafront::start(
+        &lab,
+        1,
+        &director_config(150, SERVICE_PORT, &[(2, 3), (3, 1)], TCP_CHECK),
+    );
+    assert!(
+        wait_until(SETTLE, || forwarding_to(&director, &["n2", "n3"])),
+        "the director never forwarded to n2 and n3: {}\n{}",
+        director_status_text(&director),
+        director.log()
+    );
+
+    let spread = answers(&lab, 400);
+    let (n2, n3) = (count(&spread, "n2"), count(&spread, "n3"));
+    assert_eq!(n2 + n3, 400, "some clients were not served: {spread:?}");
+    // Weights 3:1 over hashed flows: n2 should take about 75 %.
+    let share = n2 as f64 / 400.0;
+    assert!(
+        (0.62..=0.88).contains(&share),
+        "n2 took {n2} of 400 clients ({share:.2}), n3 {n3}; weights are 3:1"
+    );
+    let relay = direct_status(&director);
+    let flows: u64 = relay["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .filter_map(|server| server["flows"].as_u64())
+        .sum();
+    assert!(
+        flows >= 400,
+        "the counters show {flows} flows for 400 clients: {relay}"
+    );
+    let packets = relay["servers"][0]["packets"].as_u64().unwrap_or(0);
+    assert!(packets > 0, "no packets counted: {relay}");
+
+    // n3's service stops: once its check says so it gets no new flow.
+    drop(service3.take());
+    assert!(
+        wait_until(SETTLE, || forwarding_to(&director, &["n2"])),
+        "n3 still takes flows after its service stopped: {}",
+        director_status_text(&director)
+    );
+    let after = answers(&lab, 100);
+    assert_eq!(
+        count(&after, "n2"),
+        100,
+        "a client went elsewhere than n2: {after:?}"
+    );
+
+    // Back up: it takes new flows again.
+    let _service3 = lab.service(3);
+    assert!(wait_until(SETTLE, || forwarding_to(
+        &director,
+        &["n2", "n3"]
+    )));
+    let again = answers(&lab, 200);
+    assert!(
+        count(&again, "n3") > 10,
+        "n3 took no flows after it came back: {again:?}"
+    );
+
+    let metrics_like = director.status();
+    assert!(
+        metrics_like["direct"][0]["hook"] == "xdp_generic",
+        "{metrics_like}"
+    );
+}
+
+fn director_status_text(hafront: &Hafront) -> String {
+    let output = Command::new(hafront_netns_tests::hafront_binary())
+        .args(["status", "-c"])
+        .arg(hafront.config())
+        .output()
+        .expect("run hafront status");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A Redis server on node `number`, listening on every address (the VIP on `lo` too), its
+/// key `node` set to `n<number>`.
+fn start_redis(lab: &Lab, number: usize) -> NodeProcess {
+    let dir = lab.dir().join(format!("redis-n{number}"));
+    std::fs::create_dir_all(&dir).expect("redis directory");
+    let process = NodeProcess::spawn(
+        lab.node(number),
+        std::path::Path::new("/usr/bin/redis-server"),
+        &[
+            "--port",
+            &REDIS_PORT.to_string(),
+            "--bind",
+            "0.0.0.0",
+            "--protected-mode",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            dir.to_str().expect("UTF-8 path"),
+        ],
+        dir.join("redis.log"),
+    );
+    let address = SocketAddr::from((Lab::address(number), REDIS_PORT));
+    let name = format!("n{number}");
+    let set = in_namespace(lab.switch(), move || {
+        wait_until(Duration::from_secs(10), || {
+            TcpStream::connect_timeout(&address, Duration::from_millis(200))
+                .ok()
+                .and_then(|stream| {
+                    let mut client = Redis::new(stream);
+                    client.command(&["SET", "node", &name])
+                })
+                .is_some_and(|reply| reply == "OK")
+        })
+    });
+    assert!(set, "redis on n{number} did not start:\n{}", process.log());
+    process
+}
+
+/// A minimal RESP client: commands as arrays, replies of one line or one bulk string.
+struct Redis {
+    reader: BufReader<TcpStream>,
+}
+
+impl Redis {
+    fn new(stream: TcpStream) -> Redis {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        Redis {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    fn connect_vip() -> Option<Redis> {
+        let target = SocketAddr::from((VIP, REDIS_PORT));
+        TcpStream::connect_timeout(&target, Duration::from_secs(1))
+            .ok()
+            .map(Redis::new)
+    }
+
+    /// Sends `args`; the reply's text, `None` when the connection failed.
+    fn command(&mut self, args: &[&str]) -> Option<String> {
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        self.reader.get_mut().write_all(request.as_bytes()).ok()?;
+        let mut line = String::new();
+        if self.reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        match line.as_bytes().first()? {
+            b'+' | b'-' | b':' => Some(line[1..].to_owned()),
+            b'$' => {
+                let length: usize = line[1..].parse().ok()?;
+                let mut bulk = vec![0; length + 2];
+                self.reader.read_exact(&mut bulk).ok()?;
+                bulk.truncate(length);
+                String::from_utf8(bulk).ok()
+            }
+            _ => None,
+        }
+    }
+}
+
+#[test]
+fn redis_connections_stay_on_their_server_when_another_leaves_and_returns() {
+    if skip_unless_root("redis_connections_stay_on_their_server_when_another_leaves_and_returns") {
+        return;
+    }
+    let lab = Lab::new("drredis", 3);
+    make_server(&lab, 2);
+    make_server(&lab, 3);
+    let _redis2 = start_redis(&lab, 2);
+    let mut redis3 = Some(start_redis(&lab, 3));
+    let director = Hafront::start(
+        &lab,
+        1,
+        &director_config(150, REDIS_PORT, &[(2, 1), (3, 1)], TCP_CHECK),
+    );
+    assert!(
+        wait_until(SETTLE, || forwarding_to(&director, &["n2", "n3"])),
+        "the director never forwarded to n2 and n3:\n{}",
+        director.log()
+    );
+
+    // Hold 60 connections: each knows its server; about half are on n2.
+    let held = in_namespace(lab.switch(), || {
+        let mut held = Vec::new();
+        for _ in 0..60 {
+            let mut client = Redis::connect_vip().expect("connect to the VIP");
+            let node = client
+                .command(&["GET", "node"])
+                .expect("GET through the VIP");
+            held.push((node, client));
+        }
+        held
+    });
+    let on_n2 = held.iter().filter(|(node, _)| node == "n2").count();
+    assert!(
+        (10..=50).contains(&on_n2),
+        "{on_n2} of 60 connections on n2: not spread"
+    );
+
+    // n3 goes down: n2's connections keep working, on n2.
+    drop(redis3.take());
+    assert!(
+        wait_until(SETTLE, || forwarding_to(&director, &["n2"])),
+        "n3 still takes flows after redis stopped:\n{}",
+        director.log()
+    );
+    let (held, survivors) = in_namespace(lab.switch(), move || {
+        let mut held = held;
+        let mut survivors = 0;
+        for (node, client) in held.iter_mut() {
+            if node == "n2" && client.command(&["GET", "node"]).as_deref() == Some("n2") {
+                survivors += 1;
+            }
+        }
+        held.retain(|(node, _)| node == "n2");
+        (held, survivors)
+    });
+    assert_eq!(survivors, on_n2, "connections on n2 broke when n3 left");
+
+    // n3 returns, taking part of the hash space back: every connection on n2 stays there
+    // (without the flow table, about half would be sent to n3 and reset).
+    let _redis3 = start_redis(&lab, 3);
+    assert!(
+        wait_until(SETTLE, || forwarding_to(&director, &["n2", "n3"])),
+        "n3 never came back:\n{}",
+        director.log()
+    );
+    let (survivors, fresh_on_n3) = in_namespace(lab.switch(), move || {
+        let mut held = held;
+        let survivors = held
+            .iter_mut()
+            .filter_map(|(_, client)| client.command(&["GET", "node"]))
+            .filter(|node| node == "n2")
+            .count();
+        let fresh_on_n3 = (0..40)
+            .filter_map(|_| Redis::connect_vip()?.command(&["GET", "node"]))
+            .filter(|node| node == "n3")
+            .count();
+        (survivors, fresh_on_n3)
+    });
+    assert_eq!(
+        survivors, on_n2,
+        "connections pinned to n2 were moved when n3 returned"
+    );
+    assert!(
+        fresh_on_n3 > 5,
+        "only {fresh_on_n3} of 40 new connections on n3"
+    );
+}
+
+#[test]
+fn mariadb_behind_direct_routing_sees_the_clients_own_address() {
+    if skip_unless_root("mariadb_behind_direct_routing_sees_the_clients_own_address") {
+        return;
+    }
+    let lab = Lab::new("drmaria", 3);
+    make_server(&lab, 2);
+    make_server(&lab, 3);
+    let db2 = LabMariaDb::start(lab.node(2), 2, "0.0.0.0");
+    let db3 = LabMariaDb::start(lab.node(3), 3, "0.0.0.0");
+    db2.create_schema();
+    db3.create_schema();
+    let director = Hafront::start(
+        &lab,
+        1,
+        &director_config(150, MYSQL_PORT, &[(2, 1), (3, 1)], TCP_CHECK),
+    );
+    assert!(
+        wait_until(SETTLE, || forwarding_to(&director, &["n2", "n3"])),
+        "the director never forwarded to n2 and n3:\n{}",
+        director.log()
+    );
+    // Queries through the VIP from the switch, each on a new connection, with the
+    // mariadb client run in the switch namespace.
+    let mut servers = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let output = Command::new("ip")
+            .args(["netns", "exec", lab.switch(), "mariadb", "--protocol=TCP"])
+            .args(["-h", &VIP.to_string(), "-P", &MYSQL_PORT.to_string()])
+            .args(["-u", APP_USER, &format!("-p{APP_PASSWORD}")])
+            .args(["-N", "-B", "-e", "SELECT @@server_id, USER()"])
+            .output()
+            .expect("run mariadb");
+        assert!(
+            output.status.success(),
+            "query through the VIP failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let mut fields = text.split_whitespace();
+        servers.insert(fields.next().unwrap_or_default().to_owned());
+        // Direct routing keeps the client's address: the server saw 10.213.0.254.
+        assert!(
+            fields.next().unwrap_or_default().ends_with("@10.213.0.254"),
+            "the server saw another address than the client's: {text}"
+        );
+    }
+    assert_eq!(
+        servers.into_iter().collect::<Vec<_>>(),
+        ["2", "3"],
+        "20 connections did not reach both servers"
+    );
+    drop((db2, db3));
+}
+
+#[test]
+fn colocated_directors_fail_over_and_a_killed_daemon_leaves_no_program() {
+    if skip_unless_root("colocated_directors_fail_over_and_a_killed_daemon_leaves_no_program") {
+        return;
+    }
+    let lab = Lab::new("drpair", 3);
+    // n1 and n2 are directors and servers (hafront prepares them); n3 only a server.
+    make_server(&lab, 3);
+    let _services: Vec<_> = (1..=3).map(|number| lab.service(number)).collect();
+    let config =
+        |priority| director_config(priority, SERVICE_PORT, &[(1, 1), (2, 1), (3, 1)], TCP_CHECK);
+    let mut n1 = Hafront::start(&lab, 1, &config(150));
+    let mut n2 = Hafront::start(&lab, 2, &config(100));
+    let all = ["n1", "n2", "n3"];
+    assert!(
+        wait_until(SETTLE, || forwarding_to(&n1, &all)),
+        "n1 never forwarded to every server: {}\n{}",
+        director_status_text(&n1),
+        n1.log()
+    );
+    // The backup runs no program, and hafront set it up as a server.
+    assert!(direct_status(&n2)["attached"] == false);
+    assert!(!has_program(&lab, 2), "the backup has a program attached");
+    for number in [1, 2] {
+        assert_eq!(
+            read_sysctl(lab.node(number), "net.ipv4.conf.eth0.arp_ignore"),
+            "1"
+        );
+        assert_eq!(
+            read_sysctl(lab.node(number), "net.ipv4.conf.eth0.arp_announce"),
+            "2"
+        );
+    }
+    let spread = answers(&lab, 150);
+    for who in all {
+        assert!(
+            count(&spread, who) > 15,
+            "{who} got too few clients: {spread:?}"
+        );
+    }
+
+    // n1 stops: n2 becomes master and forwards to all three, n1 now a plain server.
+    n1.terminate();
+    assert!(
+        !has_program(&lab, 1),
+        "n1 left its program after a clean stop"
+    );
+    assert!(
+        wait_until(SETTLE, || forwarding_to(&n2, &all)),
+        "n2 never took over: {}\n{}",
+        director_status_text(&n2),
+        n2.log()
+    );
+    let spread = answers(&lab, 150);
+    for who in all {
+        assert!(
+            count(&spread, who) > 15,
+            "after failover {who} got too few: {spread:?}"
+        );
+    }
+
+    // n2 is killed with -9: its program goes with it.
+    n2.kill();
+    assert!(
+        wait_until(Duration::from_secs(2), || !has_program(&lab, 2)),
+        "a program stayed on n2's interface after kill -9"
+    );
+    // n1 comes back as master; n2 restarts as backup and attaches nothing.
+    let n1 = Hafront::start(&lab, 1, &config(150));
+    assert!(
+        wait_until(SETTLE, || forwarding_to(&n1, &all)),
+        "{}",
+        n1.log()
+    );
+    let n2 = Hafront::start(&lab, 2, &config(100));
+    assert!(
+        wait_until(SETTLE, || direct_status(&n2)["name"] == "dr"
+            && n2.wait_backup_hearing(
+                Lab::address(1),
+                3,
+                Duration::from_secs(3)
+            )),
+        "n2 did not settle as backup:\n{}",
+        n2.log()
+    );
+    assert!(
+        !has_program(&lab, 2),
+        "the restarted backup attached a program"
+    );
+    let spread = answers(&lab, 90);
+    assert_eq!(
+        count(&spread, "n1") + count(&spread, "n2") + count(&spread, "n3"),
+        90,
+        "clients lost after the restarts: {spread:?}"
+    );
+}
