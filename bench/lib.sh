@@ -127,6 +127,23 @@ bench_link() {
     ip -n "$4" link set "$5" up
 }
 
+# bench_switch SWITCH_NS: a bridge br0, up, in SWITCH_NS (an L2 segment
+# with no address and no route anywhere).
+bench_switch() {
+    ip -n "$1" link add br0 type bridge
+    ip -n "$1" link set br0 up
+}
+
+# bench_switch_port SWITCH_NS PORT NS IF ADDR: a veth pair from port PORT of
+# SWITCH_NS's bridge to interface IF of NS, which gets ADDR (with prefix).
+bench_switch_port() {
+    ip link add "$2" netns "$1" type veth peer name "$4" netns "$3"
+    ip -n "$1" link set "$2" master br0
+    ip -n "$1" link set "$2" up
+    ip -n "$3" addr add "$5" dev "$4"
+    ip -n "$3" link set "$4" up
+}
+
 # bench_wait SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.1 s until
 # it succeeds; dies after SECONDS.
 bench_wait() {
@@ -148,6 +165,12 @@ bench_cpu_ticks() {
 # bench_rss_kib PID: resident set size in KiB.
 bench_rss_kib() {
     awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+
+# bench_busy_ticks: the machine's busy CPU time so far (all CPUs; user,
+# nice, system, irq and softirq), in clock ticks.
+bench_busy_ticks() {
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat
 }
 
 # bench_now: seconds since the epoch with nanoseconds.
