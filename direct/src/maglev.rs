@@ -166,9 +166,9 @@ mod tests {
         // Another director (or a later release) must build the same table: a new master
         // sends established flows where the old one did. A change of hash shows up here.
         let entries = table(&[("db-a", 1), ("db-b", 1), ("db-c", 2)], SIZE);
-        let checksum = entries
-            .iter()
-            .fold(0u64, |sum, &entry| sum.wrapping_mul(31).wrapping_add(u64::from(entry)));
+        let checksum = entries.iter().fold(0u64, |sum, &entry| {
+            sum.wrapping_mul(31).wrapping_add(u64::from(entry))
+        });
         assert_eq!(shares(&entries, 3), vec![4095, 4095, 8191]);
         assert_eq!(checksum, 4_726_661_904_018_083_629);
     }

@@ -9,7 +9,7 @@ use netlink_packet_core::{
     NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkMessage, LinkXdp, XdpAttached};
+use netlink_packet_route::link::{LinkAttribute, LinkInfo, LinkMessage, LinkXdp, XdpAttached};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
@@ -69,11 +69,14 @@ pub fn interface_networks(interface: &str) -> Result<Vec<Ipv4Net>, DirectError> 
         if message.header.index != ifindex {
             continue;
         }
-        let address = message.attributes.iter().find_map(|attribute| match attribute {
-            AddressAttribute::Local(IpAddr::V4(address))
-            | AddressAttribute::Address(IpAddr::V4(address)) => Some(*address),
-            _ => None,
-        });
+        let address = message
+            .attributes
+            .iter()
+            .find_map(|attribute| match attribute {
+                AddressAttribute::Local(IpAddr::V4(address))
+                | AddressAttribute::Address(IpAddr::V4(address)) => Some(*address),
+                _ => None,
+            });
         if let Some(network) = address
             .and_then(|address| Ipv4Net::new(address, message.header.prefix_len).ok())
             .map(|network| network.trunc())
@@ -93,50 +96,82 @@ pub(crate) fn interface_index(interface: &str) -> Result<u32, DirectError> {
     let name = std::ffi::CString::new(interface).map_err(|_| missing())?;
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
     let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 { Err(missing()) } else { Ok(index) }
+    if index == 0 {
+        Err(missing())
+    } else {
+        Ok(index)
+    }
 }
 
-/// The XDP programs attached to interface `ifindex`: (program id, attach mode flags).
-pub(crate) fn xdp_programs(ifindex: u32) -> Result<Vec<(u32, u32)>, DirectError> {
+/// What the director needs to know of an interface, read in the caller's network
+/// namespace (sysfs shows the namespace it was mounted in, not the thread's).
+pub(crate) struct Link {
+    /// Its Ethernet address.
+    pub(crate) mac: Option<[u8; 6]>,
+    /// A virtual device (veth, bridge, macvlan, ...: the kernel names a kind), as opposed
+    /// to one with a hardware driver.
+    pub(crate) is_virtual: bool,
+    /// The XDP programs attached: (program id, attach mode flags).
+    pub(crate) xdp_programs: Vec<(u32, u32)>,
+}
+
+/// Reads interface `ifindex`.
+pub(crate) fn link(ifindex: u32) -> Result<Link, DirectError> {
     let mut request = LinkMessage::default();
     request.header.index = ifindex;
     let replies = request_reply(
         RouteNetlinkMessage::GetLink(request),
         NLM_F_REQUEST,
-        &format!("read the XDP state of interface {ifindex}"),
+        &format!("read interface {ifindex}"),
     )?;
-    let mut programs = Vec::new();
+    let mut link = Link {
+        mac: None,
+        is_virtual: false,
+        xdp_programs: Vec::new(),
+    };
     for reply in replies {
-        let RouteNetlinkMessage::NewLink(link) = reply else {
+        let RouteNetlinkMessage::NewLink(message) = reply else {
             continue;
         };
-        for attribute in &link.attributes {
-            let LinkAttribute::Xdp(xdp) = attribute else {
-                continue;
-            };
-            let mut mode = 0;
-            for item in xdp {
-                match item {
-                    LinkXdp::Attached(XdpAttached::Driver) => mode = XDP_FLAGS_DRV_MODE,
-                    LinkXdp::Attached(XdpAttached::SocketBuffer) => mode = XDP_FLAGS_SKB_MODE,
-                    LinkXdp::Attached(XdpAttached::Hardware) => mode = XDP_FLAGS_HW_MODE,
-                    _ => {}
+        for attribute in &message.attributes {
+            match attribute {
+                LinkAttribute::Address(bytes) => {
+                    link.mac = <[u8; 6]>::try_from(bytes.as_slice()).ok()
                 }
-            }
-            for item in xdp {
-                match *item {
-                    LinkXdp::ProgId(id) if mode != 0 => programs.push((id, mode)),
-                    LinkXdp::DrvProgId(id) => programs.push((id, XDP_FLAGS_DRV_MODE)),
-                    LinkXdp::SkbProgId(id) => programs.push((id, XDP_FLAGS_SKB_MODE)),
-                    LinkXdp::HwProgId(id) => programs.push((id, XDP_FLAGS_HW_MODE)),
-                    _ => {}
+                LinkAttribute::LinkInfo(infos) => {
+                    link.is_virtual |= infos.iter().any(|info| matches!(info, LinkInfo::Kind(_)));
                 }
+                LinkAttribute::Xdp(xdp) => link.xdp_programs.extend(xdp_programs(xdp)),
+                _ => {}
             }
         }
     }
-    programs.sort_unstable();
-    programs.dedup();
-    Ok(programs)
+    link.xdp_programs.sort_unstable();
+    link.xdp_programs.dedup();
+    Ok(link)
+}
+
+fn xdp_programs(xdp: &[LinkXdp]) -> Vec<(u32, u32)> {
+    let mut mode = 0;
+    for item in xdp {
+        match item {
+            LinkXdp::Attached(XdpAttached::Driver) => mode = XDP_FLAGS_DRV_MODE,
+            LinkXdp::Attached(XdpAttached::SocketBuffer) => mode = XDP_FLAGS_SKB_MODE,
+            LinkXdp::Attached(XdpAttached::Hardware) => mode = XDP_FLAGS_HW_MODE,
+            _ => {}
+        }
+    }
+    let mut programs = Vec::new();
+    for item in xdp {
+        match *item {
+            LinkXdp::ProgId(id) if mode != 0 => programs.push((id, mode)),
+            LinkXdp::DrvProgId(id) => programs.push((id, XDP_FLAGS_DRV_MODE)),
+            LinkXdp::SkbProgId(id) => programs.push((id, XDP_FLAGS_SKB_MODE)),
+            LinkXdp::HwProgId(id) => programs.push((id, XDP_FLAGS_HW_MODE)),
+            _ => {}
+        }
+    }
+    programs
 }
 
 /// Detaches the XDP program attached in `mode` through netlink (fails for one held by a
@@ -144,9 +179,10 @@ pub(crate) fn xdp_programs(ifindex: u32) -> Result<Vec<(u32, u32)>, DirectError>
 pub(crate) fn detach_xdp(ifindex: u32, mode: u32) -> Result<(), DirectError> {
     let mut request = LinkMessage::default();
     request.header.index = ifindex;
-    request
-        .attributes
-        .push(LinkAttribute::Xdp(vec![LinkXdp::Fd(-1), LinkXdp::Flags(mode)]));
+    request.attributes.push(LinkAttribute::Xdp(vec![
+        LinkXdp::Fd(-1),
+        LinkXdp::Flags(mode),
+    ]));
     request_reply(
         RouteNetlinkMessage::SetLink(request),
         NLM_F_REQUEST | NLM_F_ACK,
@@ -177,10 +213,15 @@ fn neighbour(ifindex: u32, address: Ipv4Addr) -> Result<Option<[u8; 6]>, DirectE
         let matches = entry.attributes.iter().any(|attribute| {
             matches!(attribute, NeighbourAttribute::Destination(NeighbourAddress::Inet(destination)) if *destination == address)
         });
-        let mac = entry.attributes.iter().find_map(|attribute| match attribute {
-            NeighbourAttribute::LinkLayerAddress(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok(),
-            _ => None,
-        });
+        let mac = entry
+            .attributes
+            .iter()
+            .find_map(|attribute| match attribute {
+                NeighbourAttribute::LinkLayerAddress(bytes) => {
+                    <[u8; 6]>::try_from(bytes.as_slice()).ok()
+                }
+                _ => None,
+            });
         if matches && let Some(mac) = mac {
             return Ok(Some(mac));
         }
@@ -237,9 +278,7 @@ fn request_reply(
     };
     let mut socket = Socket::new(NETLINK_ROUTE).map_err(fail)?;
     socket.bind_auto().map_err(fail)?;
-    socket
-        .connect(&NetlinkAddress::new(0, 0))
-        .map_err(fail)?;
+    socket.connect(&NetlinkAddress::new(0, 0)).map_err(fail)?;
     let mut header = NetlinkHeader::default();
     header.flags = flags;
     header.sequence_number = 1;
