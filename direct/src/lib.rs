@@ -451,7 +451,10 @@ impl Director {
             let index = (0..MAX_BACKENDS)
                 .find(|&index| next[index].is_none() && slot.slots[index].is_none())
                 .or_else(|| (0..MAX_BACKENDS).find(|&index| next[index].is_none()))
-                .expect("at most MAX_BACKENDS servers");
+                .ok_or(DirectError::TooManyBackends {
+                    service,
+                    count: backends.len(),
+                })?;
             next[index] = Some(Placed {
                 backend: backend.clone(),
                 id: self.fresh_id(),
@@ -516,10 +519,11 @@ impl Director {
         slot.active = inactive;
 
         // 4. Servers that left: gone only now, after the table stopped naming them.
-        for index in 0..MAX_BACKENDS {
-            if slot.slots[index].is_some() && next[index].is_none() {
-                self.write_backend(slot.index, index, None)?;
-            }
+        let departed: Vec<usize> = (0..MAX_BACKENDS)
+            .filter(|&index| slot.slots[index].is_some() && next[index].is_none())
+            .collect();
+        for index in departed {
+            self.write_backend(slot.index, index, None)?;
         }
         slot.slots = next;
         slot.order = backends
@@ -817,6 +821,12 @@ fn program_name(id: u32) -> Option<String> {
         .flatten()
         .find(|program| program.id() == id)
         .and_then(|program| program.name_as_str().map(str::to_owned))
+}
+
+/// The compiled eBPF object this crate loads (`bpf/director.c`), for inspection with
+/// `llvm-objdump` or `bpftool`.
+pub fn program_object() -> &'static [u8] {
+    PROGRAM
 }
 
 /// A program attached to an interface, as the kernel reports it.

@@ -356,7 +356,7 @@ fn established_flows_stay_when_another_server_leaves_and_it_gets_no_new_flows() 
 
     let before = topology.client(|| connections_received(SERVER_B));
     director
-        .set_service(SERVICE, &[a.clone()])
+        .set_service(SERVICE, std::slice::from_ref(&a))
         .expect("remove B");
     sender.send("after removal").expect("ask");
     assert_eq!(
@@ -506,6 +506,52 @@ fn a_director_killed_with_sigkill_leaves_nothing_forwarding_and_a_new_one_attach
             .client(|| request(vip(), &["GET", "whoami"]))
             .expect("through the VIP"),
         name(SERVER_B)
+    );
+}
+
+#[test]
+fn load_removes_a_program_of_ours_left_attached_through_netlink() {
+    let Some(topology) = Topology::start("dr-left") else {
+        return;
+    };
+    // What a crashed daemon leaves when its kernel has no bpf_link for XDP: a netlink
+    // attachment that outlives the process (here made by iproute2 from our object).
+    let object = topology.lab.dir().join("director.o");
+    std::fs::write(&object, hafront_direct::program_object()).expect("write the object");
+    let object = object.to_str().expect("UTF-8 path");
+    ip(&[
+        "-n",
+        topology.lab.node(DIRECTOR),
+        "link",
+        "set",
+        "dev",
+        NODE_INTERFACE,
+        "xdpgeneric",
+        "obj",
+        object,
+        "sec",
+        "xdp",
+    ]);
+    let programs = hafront_direct::attached_programs(NODE_INTERFACE).expect("programs");
+    assert!(
+        programs.iter().any(|program| program.name == "hafront_xdp"),
+        "{programs:?}"
+    );
+
+    let mut director = Director::load(NODE_INTERFACE, Hook::XdpGeneric).expect("load");
+    assert_eq!(
+        hafront_direct::attached_programs(NODE_INTERFACE).expect("programs"),
+        []
+    );
+    director
+        .set_service(SERVICE, &[topology.backend(SERVER_A, 1)])
+        .expect("set the service");
+    director.attach().expect("attach");
+    assert_eq!(
+        topology
+            .client(|| request(vip(), &["GET", "whoami"]))
+            .expect("through the VIP"),
+        name(SERVER_A)
     );
 }
 
