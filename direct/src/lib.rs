@@ -923,6 +923,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_director_can_move_between_threads() {
+        // The daemon keeps it in a task that may run on any worker thread.
+        fn is_send<T: Send>() {}
+        is_send::<Director>();
+    }
+
+    #[test]
     fn auto_means_native_xdp_on_hardware_and_generic_on_virtual_devices() {
         let link = |is_virtual| netlink::Link {
             mac: None,

@@ -38,6 +38,11 @@ struct Topology {
 impl Topology {
     /// `None` when the test cannot run here (and may skip).
     fn start(test: &str) -> Option<Topology> {
+        Topology::start_with(test, false)
+    }
+
+    /// With `director_serves`, the director runs a Redis on the VIP too (co-located).
+    fn start_with(test: &str, director_serves: bool) -> Option<Topology> {
         if skip_unless_root(test) {
             return None;
         }
@@ -59,26 +64,16 @@ impl Topology {
             NODE_INTERFACE,
         ]);
         let mut servers = Vec::new();
-        for number in [SERVER_A, SERVER_B] {
+        let numbers: &[usize] = if director_serves {
+            &[DIRECTOR, SERVER_A, SERVER_B]
+        } else {
+            &[SERVER_A, SERVER_B]
+        };
+        for &number in numbers {
             let namespace = lab.node(number);
-            ip(&[
-                "-n",
-                namespace,
-                "address",
-                "add",
-                &format!("{VIP}/32"),
-                "dev",
-                "lo",
-            ]);
-            sysctl(
-                namespace,
-                &[
-                    "net.ipv4.conf.all.arp_ignore=1",
-                    "net.ipv4.conf.all.arp_announce=2",
-                    "net.ipv4.conf.all.rp_filter=0",
-                    "net.ipv4.conf.eth0.rp_filter=0",
-                ],
-            );
+            if number != DIRECTOR {
+                hide_the_vip(namespace);
+            }
             let dir = lab.dir().join(format!("redis-n{number}"));
             std::fs::create_dir_all(&dir).expect("Redis directory");
             let own = Lab::address(number).to_string();
@@ -106,8 +101,9 @@ impl Topology {
             ));
         }
         let switch = lab.switch().to_owned();
-        in_namespace(&switch, || {
-            for number in [SERVER_A, SERVER_B] {
+        let numbers = numbers.to_vec();
+        in_namespace(&switch, move || {
+            for number in numbers {
                 let server = SocketAddr::from((Lab::address(number), PORT));
                 assert!(
                     wait_until(Duration::from_secs(10), || request(server, &["PING"])
@@ -150,6 +146,28 @@ impl Topology {
 
 fn name(number: usize) -> String {
     format!("server-{number}")
+}
+
+/// A server's side of direct routing: the VIP on `lo`, never answered for in ARP.
+fn hide_the_vip(namespace: &str) {
+    ip(&[
+        "-n",
+        namespace,
+        "address",
+        "add",
+        &format!("{VIP}/32"),
+        "dev",
+        "lo",
+    ]);
+    sysctl(
+        namespace,
+        &[
+            "net.ipv4.conf.all.arp_ignore=1",
+            "net.ipv4.conf.all.arp_announce=2",
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.eth0.rp_filter=0",
+        ],
+    );
 }
 
 fn sysctl(namespace: &str, settings: &[&str]) {
@@ -312,6 +330,36 @@ fn generic_xdp_spreads_clients_over_servers_by_weight_and_counts_them() {
 #[test]
 fn tc_spreads_clients_over_servers_by_weight_and_counts_them() {
     spreads_clients_by_weight("dr-tc", Hook::Tc);
+}
+
+#[test]
+fn a_local_server_is_served_by_the_directors_own_stack() {
+    let Some(topology) = Topology::start_with("dr-local", true) else {
+        return;
+    };
+    let mut director = Director::load(NODE_INTERFACE, Hook::XdpGeneric).expect("load");
+    let local = Backend {
+        name: name(DIRECTOR),
+        address: Lab::address(DIRECTOR),
+        // Never used: a local server's packets go up this host's stack.
+        mac: [0; 6],
+        weight: 1,
+        local: true,
+    };
+    director
+        .set_service(SERVICE, &[local, topology.backend(SERVER_A, 1)])
+        .expect("set the service");
+    director.attach().expect("attach");
+    let answers = topology.client(|| who_answers(200));
+    let (here, there) = (count(&answers, DIRECTOR), count(&answers, SERVER_A));
+    assert_eq!(here + there, 200, "{answers:?}");
+    // 1:1; 200 connections: sd 7, so 60..140 is over 5 sd either way.
+    assert!(
+        (60..=140).contains(&here),
+        "director {here}, server {there}"
+    );
+    let counters = director.counters().expect("counters");
+    assert_eq!(counters[0].backends[0].flows, here as u64, "{counters:?}");
 }
 
 #[test]
