@@ -9,7 +9,8 @@
 # --profile NAME (default release) and --no-build (package the binary already
 # built) are read here; the other arguments go to cargo deb. Needs cargo-deb
 # (cargo install cargo-deb --locked), and Debian's protobuf-compiler and
-# libprotobuf-dev to build (the etcd client compiles etcd's protocol files).
+# libprotobuf-dev (the etcd client compiles etcd's protocol files) and clang and
+# libbpf-dev (the eBPF director) to build.
 set -eu
 cd "$(dirname "$0")/.."
 

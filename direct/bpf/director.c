@@ -144,13 +144,13 @@ static __always_inline __u32 flow_hash(const struct flow_key *key)
 static __always_inline void count(__u32 service, __u32 slot, __u64 bytes, int new_flow)
 {
     __u32 index = service * (MAX_BACKENDS + 1) + slot;
-    struct counters *counters = bpf_map_lookup_elem(&counters, &index);
-    if (!counters)
+    struct counters *totals = bpf_map_lookup_elem(&counters, &index);
+    if (!totals)
         return;
     // Per-CPU values: no other CPU writes this copy.
-    counters->packets += 1;
-    counters->bytes += bytes;
-    counters->flows += new_flow;
+    totals->packets += 1;
+    totals->bytes += bytes;
+    totals->flows += new_flow;
 }
 
 static __always_inline struct backend *present_backend(__u32 service, __u32 slot, __u32 id)
@@ -208,7 +208,12 @@ static __always_inline enum verdict direct(void *data, void *data_end, __u64 len
         struct table *table = bpf_map_lookup_elem(&tables, &table_index);
         if (!table)
             return PASS;
-        __u32 slot = table->slots[flow_hash(&flow_key) % TABLE_SIZE];
+        __u32 position = flow_hash(&flow_key) % TABLE_SIZE;
+        // The verifier does not follow a modulo: bound the index where it can see it.
+        asm volatile("" : "+r"(position));
+        if (position >= TABLE_SIZE)
+            return PASS;
+        __u32 slot = table->slots[position];
         if (slot >= MAX_BACKENDS) {
             count(service_index, UNMATCHED, length, 0);
             return PASS;
@@ -250,10 +255,13 @@ int hafront_tc(struct __sk_buff *skb)
 {
     // Headers up to a TCP header behind maximal IP options must be in the linear part.
     const __u32 headers = sizeof(struct ethhdr) + 60 + sizeof(struct tcphdr);
-    if (skb->data + headers > skb->data_end)
-        bpf_skb_pull_data(skb, skb->len < headers ? skb->len : headers);
     void *data = (void *)(long)skb->data;
     void *data_end = (void *)(long)skb->data_end;
+    if (data + headers > data_end && data_end - data < skb->len) {
+        bpf_skb_pull_data(skb, skb->len < headers ? skb->len : headers);
+        data = (void *)(long)skb->data;
+        data_end = (void *)(long)skb->data_end;
+    }
     if (direct(data, data_end, skb->len) != FORWARD)
         return TC_ACT_OK;
     __u32 zero = 0;

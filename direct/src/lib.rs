@@ -140,9 +140,7 @@ pub enum DirectError {
         interface: String,
     },
     /// The kernel refused the program or its maps.
-    #[error(
-        "cannot load the eBPF program: the kernel refused it: {detail} (are you root? is CAP_BPF with CAP_NET_ADMIN given?)"
-    )]
+    #[error("cannot load the eBPF program: {detail}")]
     Load {
         /// The kernel's or loader's words.
         detail: String,
@@ -337,22 +335,25 @@ impl Director {
     /// through netlink.
     pub fn load(interface: &str, hook: Hook) -> Result<Director, DirectError> {
         let ifindex = netlink::interface_index(interface)?;
-        let hook = resolve_hook(interface, hook);
-        remove_leftovers(interface, ifindex)?;
+        let link = netlink::link(ifindex)?;
+        let hook = resolve_hook(&link, hook);
+        remove_leftovers(interface, ifindex, &link)?;
         let mut ebpf = EbpfLoader::new()
             .load(PROGRAM)
             .map_err(|error| DirectError::Load {
-                detail: error_chain(&error),
+                detail: refusal(&error_chain(&error)),
             })?;
         let loaded = match hook {
             Hook::Tc => program_mut::<SchedClassifier>(&mut ebpf, TC_PROGRAM)?.load(),
             _ => program_mut::<Xdp>(&mut ebpf, XDP_PROGRAM)?.load(),
         };
         loaded.map_err(|error| DirectError::Load {
-            detail: error_chain(&error),
+            detail: refusal(&error_chain(&error)),
         })?;
         let settings = Settings {
-            mac: interface_mac(interface)?,
+            mac: link.mac.ok_or_else(|| DirectError::Load {
+                detail: format!("{interface} has no Ethernet address"),
+            })?,
             padding: 0,
             ifindex,
         };
@@ -459,7 +460,10 @@ impl Director {
             let index = (0..MAX_BACKENDS)
                 .find(|&index| next[index].is_none() && slot.slots[index].is_none())
                 .or_else(|| (0..MAX_BACKENDS).find(|&index| next[index].is_none()))
-                .expect("at most MAX_BACKENDS servers");
+                .ok_or(DirectError::TooManyBackends {
+                    service,
+                    count: backends.len(),
+                })?;
             next[index] = Some(Placed {
                 backend: backend.clone(),
                 id: self.fresh_id(),
@@ -524,10 +528,11 @@ impl Director {
         slot.active = inactive;
 
         // 4. Servers that left: gone only now, after the table stopped naming them.
-        for index in 0..MAX_BACKENDS {
-            if slot.slots[index].is_some() && next[index].is_none() {
-                self.write_backend(slot.index, index, None)?;
-            }
+        let departed: Vec<usize> = (0..MAX_BACKENDS)
+            .filter(|&index| slot.slots[index].is_some() && next[index].is_none())
+            .collect();
+        for index in departed {
+            self.write_backend(slot.index, index, None)?;
         }
         slot.slots = next;
         slot.order = backends
@@ -772,23 +777,13 @@ where
     T::try_from(map).map_err(DirectError::map("open", name))
 }
 
-/// Native XDP where a real driver is behind the interface (not veth), generic elsewhere.
-fn resolve_hook(interface: &str, hook: Hook) -> Hook {
-    if hook != Hook::Auto {
-        return hook;
-    }
-    let device = std::path::Path::new("/sys/class/net")
-        .join(interface)
-        .join("device");
-    let driver = std::fs::read_link(device.join("driver")).ok();
-    let is_veth = driver
-        .as_ref()
-        .and_then(|driver| driver.file_name())
-        .is_some_and(|name| name == "veth");
-    if device.exists() && !is_veth {
-        Hook::XdpNative
-    } else {
-        Hook::XdpGeneric
+/// Native XDP where a hardware driver is behind the interface, generic on virtual devices
+/// (veth and the like: XDP_TX on a veth forwards nothing unless its peer runs XDP too).
+fn resolve_hook(link: &netlink::Link, hook: Hook) -> Hook {
+    match hook {
+        Hook::Auto if link.is_virtual => Hook::XdpGeneric,
+        Hook::Auto => Hook::XdpNative,
+        hook => hook,
     }
 }
 
@@ -798,29 +793,14 @@ fn tcx_supported() -> bool {
         .is_ok_and(|version| version >= aya::util::KernelVersion::new(6, 6, 0))
 }
 
-fn interface_mac(interface: &str) -> Result<[u8; 6], DirectError> {
-    let path = format!("/sys/class/net/{interface}/address");
-    let text = std::fs::read_to_string(&path).map_err(|_| DirectError::NoInterface {
-        interface: interface.to_owned(),
-    })?;
-    parse_mac(text.trim()).ok_or_else(|| DirectError::Load {
-        detail: format!("{interface} has no Ethernet address ({path} says {text:?})"),
-    })
-}
-
-fn parse_mac(text: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = text.split(':');
-    for byte in &mut mac {
-        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
-}
-
 /// Removes programs of ours that a crashed process left attached through netlink (XDP, or
 /// a tc filter): a bpf_link attachment dies with its process, these do not.
-fn remove_leftovers(interface: &str, ifindex: u32) -> Result<(), DirectError> {
-    for (program_id, mode) in netlink::xdp_programs(ifindex)? {
+fn remove_leftovers(
+    interface: &str,
+    ifindex: u32,
+    link: &netlink::Link,
+) -> Result<(), DirectError> {
+    for &(program_id, mode) in &link.xdp_programs {
         if program_name(program_id).as_deref() != Some(XDP_PROGRAM) {
             continue;
         }
@@ -852,6 +832,12 @@ fn program_name(id: u32) -> Option<String> {
         .and_then(|program| program.name_as_str().map(str::to_owned))
 }
 
+/// The compiled eBPF object this crate loads (`bpf/director.c`), for inspection with
+/// `llvm-objdump` or `bpftool`.
+pub fn program_object() -> &'static [u8] {
+    PROGRAM
+}
+
 /// A program attached to an interface, as the kernel reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttachedProgram {
@@ -867,7 +853,8 @@ pub struct AttachedProgram {
 /// them: to check that nothing forwards after a detach or a crash.
 pub fn attached_programs(interface: &str) -> Result<Vec<AttachedProgram>, DirectError> {
     let ifindex = netlink::interface_index(interface)?;
-    let mut programs: Vec<AttachedProgram> = netlink::xdp_programs(ifindex)?
+    let mut programs: Vec<AttachedProgram> = netlink::link(ifindex)?
+        .xdp_programs
         .into_iter()
         .map(|(id, _)| AttachedProgram {
             hook: "xdp",
@@ -907,6 +894,25 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// The kernel's refusal in an operator's words: a permission hint, and only the end of a
+/// verifier log (the verdict is at its end).
+fn refusal(text: &str) -> String {
+    const VERIFIER_LINES: usize = 12;
+    if text.contains("Operation not permitted") || text.contains("os error 1)") {
+        return format!(
+            "the kernel refused it: {text} (are you root? is CAP_BPF with CAP_NET_ADMIN given?)"
+        );
+    }
+    match text.split_once("Verifier output:") {
+        Some((head, log)) => {
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(VERIFIER_LINES)..].join("\n");
+            format!("the kernel's verifier rejected it: {head}... {tail}")
+        }
+        None => format!("the kernel refused it: {text}"),
+    }
+}
+
 fn attach_hint(error: &ProgramError) -> String {
     let text = error_chain(error);
     let busy = text.contains("Device or resource busy") || text.contains("os error 16");
@@ -926,13 +932,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mac_addresses_parse_from_sysfs_text() {
+    fn a_director_can_move_between_threads() {
+        // The daemon keeps it in a task that may run on any worker thread.
+        fn is_send<T: Send>() {}
+        is_send::<Director>();
+    }
+
+    #[test]
+    fn auto_means_native_xdp_on_hardware_and_generic_on_virtual_devices() {
+        let link = |is_virtual| netlink::Link {
+            mac: None,
+            is_virtual,
+            xdp_programs: Vec::new(),
+        };
+        assert_eq!(resolve_hook(&link(false), Hook::Auto), Hook::XdpNative);
+        assert_eq!(resolve_hook(&link(true), Hook::Auto), Hook::XdpGeneric);
+        assert_eq!(resolve_hook(&link(true), Hook::Tc), Hook::Tc);
         assert_eq!(
-            parse_mac("02:ab:cd:00:10:ff"),
-            Some([0x02, 0xab, 0xcd, 0x00, 0x10, 0xff])
+            resolve_hook(&link(false), Hook::XdpGeneric),
+            Hook::XdpGeneric
         );
-        assert_eq!(parse_mac("02:ab:cd:00:10"), None);
-        assert_eq!(parse_mac("02:ab:cd:00:10:ff:00"), None);
-        assert_eq!(parse_mac("zz:ab:cd:00:10:ff"), None);
+    }
+
+    #[test]
+    fn a_verifier_log_is_cut_to_its_verdict_and_a_permission_error_gets_a_hint() {
+        let log: String = (0..100).map(|line| format!("{line}: insn\n")).collect();
+        let text = refusal(&format!("BPF_PROG_LOAD failed. Verifier output: {log}"));
+        assert!(text.contains("verifier rejected it"), "{text}");
+        assert!(
+            text.contains("99: insn") && !text.contains("50: insn"),
+            "{text}"
+        );
+        let text = refusal("BPF_PROG_LOAD: Operation not permitted (os error 1)");
+        assert!(text.contains("are you root?"), "{text}");
     }
 }

@@ -9,7 +9,7 @@ use netlink_packet_core::{
     NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkMessage, LinkXdp, XdpAttached};
+use netlink_packet_route::link::{LinkAttribute, LinkInfo, LinkMessage, LinkXdp, XdpAttached};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
@@ -103,47 +103,75 @@ pub(crate) fn interface_index(interface: &str) -> Result<u32, DirectError> {
     }
 }
 
-/// The XDP programs attached to interface `ifindex`: (program id, attach mode flags).
-pub(crate) fn xdp_programs(ifindex: u32) -> Result<Vec<(u32, u32)>, DirectError> {
+/// What the director needs to know of an interface, read in the caller's network
+/// namespace (sysfs shows the namespace it was mounted in, not the thread's).
+pub(crate) struct Link {
+    /// Its Ethernet address.
+    pub(crate) mac: Option<[u8; 6]>,
+    /// A virtual device (veth, bridge, macvlan, ...: the kernel names a kind), as opposed
+    /// to one with a hardware driver.
+    pub(crate) is_virtual: bool,
+    /// The XDP programs attached: (program id, attach mode flags).
+    pub(crate) xdp_programs: Vec<(u32, u32)>,
+}
+
+/// Reads interface `ifindex`.
+pub(crate) fn link(ifindex: u32) -> Result<Link, DirectError> {
     let mut request = LinkMessage::default();
     request.header.index = ifindex;
     let replies = request_reply(
         RouteNetlinkMessage::GetLink(request),
         NLM_F_REQUEST,
-        &format!("read the XDP state of interface {ifindex}"),
+        &format!("read interface {ifindex}"),
     )?;
-    let mut programs = Vec::new();
+    let mut link = Link {
+        mac: None,
+        is_virtual: false,
+        xdp_programs: Vec::new(),
+    };
     for reply in replies {
-        let RouteNetlinkMessage::NewLink(link) = reply else {
+        let RouteNetlinkMessage::NewLink(message) = reply else {
             continue;
         };
-        for attribute in &link.attributes {
-            let LinkAttribute::Xdp(xdp) = attribute else {
-                continue;
-            };
-            let mut mode = 0;
-            for item in xdp {
-                match item {
-                    LinkXdp::Attached(XdpAttached::Driver) => mode = XDP_FLAGS_DRV_MODE,
-                    LinkXdp::Attached(XdpAttached::SocketBuffer) => mode = XDP_FLAGS_SKB_MODE,
-                    LinkXdp::Attached(XdpAttached::Hardware) => mode = XDP_FLAGS_HW_MODE,
-                    _ => {}
+        for attribute in &message.attributes {
+            match attribute {
+                LinkAttribute::Address(bytes) => {
+                    link.mac = <[u8; 6]>::try_from(bytes.as_slice()).ok()
                 }
-            }
-            for item in xdp {
-                match *item {
-                    LinkXdp::ProgId(id) if mode != 0 => programs.push((id, mode)),
-                    LinkXdp::DrvProgId(id) => programs.push((id, XDP_FLAGS_DRV_MODE)),
-                    LinkXdp::SkbProgId(id) => programs.push((id, XDP_FLAGS_SKB_MODE)),
-                    LinkXdp::HwProgId(id) => programs.push((id, XDP_FLAGS_HW_MODE)),
-                    _ => {}
+                LinkAttribute::LinkInfo(infos) => {
+                    link.is_virtual |= infos.iter().any(|info| matches!(info, LinkInfo::Kind(_)));
                 }
+                LinkAttribute::Xdp(xdp) => link.xdp_programs.extend(xdp_programs(xdp)),
+                _ => {}
             }
         }
     }
-    programs.sort_unstable();
-    programs.dedup();
-    Ok(programs)
+    link.xdp_programs.sort_unstable();
+    link.xdp_programs.dedup();
+    Ok(link)
+}
+
+fn xdp_programs(xdp: &[LinkXdp]) -> Vec<(u32, u32)> {
+    let mut mode = 0;
+    for item in xdp {
+        match item {
+            LinkXdp::Attached(XdpAttached::Driver) => mode = XDP_FLAGS_DRV_MODE,
+            LinkXdp::Attached(XdpAttached::SocketBuffer) => mode = XDP_FLAGS_SKB_MODE,
+            LinkXdp::Attached(XdpAttached::Hardware) => mode = XDP_FLAGS_HW_MODE,
+            _ => {}
+        }
+    }
+    let mut programs = Vec::new();
+    for item in xdp {
+        match *item {
+            LinkXdp::ProgId(id) if mode != 0 => programs.push((id, mode)),
+            LinkXdp::DrvProgId(id) => programs.push((id, XDP_FLAGS_DRV_MODE)),
+            LinkXdp::SkbProgId(id) => programs.push((id, XDP_FLAGS_SKB_MODE)),
+            LinkXdp::HwProgId(id) => programs.push((id, XDP_FLAGS_HW_MODE)),
+            _ => {}
+        }
+    }
+    programs
 }
 
 /// Detaches the XDP program attached in `mode` through netlink (fails for one held by a
