@@ -435,7 +435,7 @@ fn redis_connections_stay_on_their_server_when_another_leaves_and_returns() {
         "n3 never came back:\n{}",
         director.log()
     );
-    let (survivors, fresh_on_n3) = in_namespace(lab.switch(), move || {
+    let (held_after_return, survivors, fresh_on_n3) = in_namespace(lab.switch(), move || {
         let mut held = held;
         let survivors = held
             .iter_mut()
@@ -446,7 +446,7 @@ fn redis_connections_stay_on_their_server_when_another_leaves_and_returns() {
             .filter_map(|_| Redis::connect_vip()?.command(&["GET", "node"]))
             .filter(|node| node == "n3")
             .count();
-        (survivors, fresh_on_n3)
+        (held, survivors, fresh_on_n3)
     });
     assert_eq!(
         survivors, on_n2,
@@ -455,6 +455,48 @@ fn redis_connections_stay_on_their_server_when_another_leaves_and_returns() {
     assert!(
         fresh_on_n3 > 5,
         "only {fresh_on_n3} of 40 new connections on n3"
+    );
+
+    // A reload that changes the weights (not the relay) keeps the program attached and
+    // every pinned connection on its server; new flows follow the new weights.
+    let held = held_after_return;
+    let config = std::fs::read_to_string(director.config()).expect("read the configuration");
+    let reweighted = config.replacen("weight: 1", "weight: 9", 1);
+    assert_ne!(config, reweighted);
+    std::fs::write(director.config(), reweighted).expect("write the configuration");
+    let reload = Command::new("ip")
+        .args(["netns", "exec", lab.node(1)])
+        .arg(hafront_netns_tests::hafront_binary())
+        .args(["reload", "-c"])
+        .arg(director.config())
+        .output()
+        .expect("run hafront reload");
+    assert!(
+        reload.status.success(),
+        "reload failed: {}",
+        String::from_utf8_lossy(&reload.stderr)
+    );
+    assert!(
+        forwarding_to(&director, &["n2", "n3"]),
+        "not forwarding after the reload"
+    );
+    let (survivors, fresh_on_n2) = in_namespace(lab.switch(), move || {
+        let mut held = held;
+        let survivors = held
+            .iter_mut()
+            .filter_map(|(_, client)| client.command(&["GET", "node"]))
+            .filter(|node| node == "n2")
+            .count();
+        let fresh_on_n2 = (0..100)
+            .filter_map(|_| Redis::connect_vip()?.command(&["GET", "node"]))
+            .filter(|node| node == "n2")
+            .count();
+        (survivors, fresh_on_n2)
+    });
+    assert_eq!(survivors, on_n2, "a reload moved pinned connections");
+    assert!(
+        fresh_on_n2 >= 75,
+        "n2, now weight 9 against 1, took {fresh_on_n2} of 100 new connections"
     );
 }
 
