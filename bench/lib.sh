@@ -28,10 +28,15 @@ bench_require_root() {
     [ "$(id -u)" = 0 ] || bench_die "run as root (it creates network namespaces and installs packages)"
 }
 
-# bench_install PACKAGE...: installs the missing Debian packages without
-# letting their system services start (the repository's install-packages.sh).
+# What building hafront needs beyond Rust: protoc and the well-known protos
+# (the etcd client), clang and libbpf's headers (the eBPF director).
+bench_build_packages=(protobuf-compiler libprotobuf-dev clang libbpf-dev)
+
+# bench_install PACKAGE...: installs the missing Debian packages, and what
+# building hafront needs, without letting their system services start (the
+# repository's install-packages.sh).
 bench_install() {
-    "$(dirname "${BASH_SOURCE[0]}")/../install-packages.sh" "$@" ||
+    "$(dirname "${BASH_SOURCE[0]}")/../install-packages.sh" "$@" "${bench_build_packages[@]}" ||
         bench_die "installing $* failed"
 }
 

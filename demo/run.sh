@@ -18,7 +18,8 @@ fi
 
 say() { printf '\n>>> %s\n' "$*"; }
 
-./install-packages.sh mariadb-server mariadb-client python3-aiosmtpd iproute2
+./install-packages.sh mariadb-server mariadb-client python3-aiosmtpd iproute2 \
+    protobuf-compiler libprotobuf-dev clang libbpf-dev
 
 say "building hafront and the demo runner (cargo build --release)"
 cargo build --release -q -p hafront
