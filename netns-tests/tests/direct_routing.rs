@@ -236,6 +236,18 @@ fn clients_spread_by_weight_and_a_down_server_gets_no_new_flows() {
     );
     let packets = relay["servers"][0]["packets"].as_u64().unwrap_or(0);
     assert!(packets > 0, "no packets counted: {relay}");
+    let text = director_status_text(&director);
+    assert!(
+        text.contains("DIRECT ROUTING")
+            && text.contains("forwarding on eth0")
+            && text.contains("xdp_generic")
+            && text
+                .lines()
+                .filter(|line| line.trim_start().starts_with("dr "))
+                .count()
+                == 2,
+        "hafront status does not show the relay's two servers forwarding:\n{text}"
+    );
 
     // n3's service stops: once its check says so it gets no new flow.
     drop(service3.take());
