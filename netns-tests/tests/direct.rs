@@ -235,6 +235,27 @@ impl Client {
     }
 }
 
+/// Four bytes of IP options on every packet of `socket`: three no-ops and an end of list.
+fn set_ip_options(socket: &socket2::Socket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let options: [u8; 4] = [1, 1, 1, 0];
+    // SAFETY: the pointer and length describe `options`, valid for the call.
+    let result = unsafe {
+        nix::libc::setsockopt(
+            socket.as_raw_fd(),
+            nix::libc::IPPROTO_IP,
+            nix::libc::IP_OPTIONS,
+            options.as_ptr().cast(),
+            options.len() as nix::libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// One command on a fresh connection.
 fn request(server: SocketAddr, command: &[&str]) -> std::io::Result<String> {
     Client::connect(server)?.call(command)
@@ -467,6 +488,31 @@ fn after_detach_the_vip_port_reaches_the_director_itself() {
             .expect("through the VIP"),
         name(SERVER_A)
     );
+    // Another port of the VIP is not a service: it reaches the director's own listener.
+    let _own_service = topology.lab.service(DIRECTOR);
+    let answer = topology.client(|| {
+        let mut stream = TcpStream::connect_timeout(
+            &SocketAddr::from((VIP, hafront_netns_tests::SERVICE_PORT)),
+            REQUEST_TIMEOUT,
+        )?;
+        stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).map(|_| answer)
+    });
+    assert_eq!(answer.expect("the director's own service"), "n1");
+    // A client whose packets carry IP options (the TCP header further in) is forwarded.
+    let through = topology.client(|| {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        set_ip_options(&socket)?;
+        socket.connect_timeout(&vip().into(), REQUEST_TIMEOUT)?;
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+        Client {
+            reader: BufReader::new(stream),
+        }
+        .call(&["GET", "whoami"])
+    });
+    assert_eq!(through.expect("a request with IP options"), name(SERVER_A));
 
     director.detach().expect("detach");
     director.detach().expect("detach is idempotent");
