@@ -408,7 +408,8 @@ impl Director {
             },
         };
         let result = self.apply(service, &mut slot, backends, is_new);
-        // The userspace view follows what reached the maps, even after a failure midway.
+        // Kept even after a failure midway (the maps may hold part of it): the next update
+        // of the service rewrites it.
         self.services.insert(service, slot);
         result
     }
@@ -425,20 +426,17 @@ impl Director {
         let mut placement = vec![0usize; backends.len()];
         let mut next: Vec<Option<Placed>> = vec![None; MAX_BACKENDS];
         for (position, backend) in backends.iter().enumerate() {
-            if let Some(index) = slot.slots.iter().position(|placed| {
+            let kept = slot.slots.iter().enumerate().find_map(|(index, placed)| {
                 placed
                     .as_ref()
-                    .is_some_and(|placed| placed.backend.name == backend.name)
-            }) {
-                let previous = slot.slots[index].as_ref().map(|placed| placed.id);
-                let id = match previous {
-                    Some(id)
-                        if slot.slots[index].as_ref().map(|p| p.backend.address)
-                            == Some(backend.address) =>
-                    {
-                        id
-                    }
-                    _ => self.fresh_id(),
+                    .filter(|placed| placed.backend.name == backend.name)
+                    .map(|placed| (index, placed))
+            });
+            if let Some((index, placed)) = kept {
+                let id = if placed.backend.address == backend.address {
+                    placed.id
+                } else {
+                    self.fresh_id()
                 };
                 next[index] = Some(Placed {
                     backend: backend.clone(),
