@@ -222,8 +222,8 @@ fn every_metric_the_dashboard_queries_is_in_a_live_scrape() {
     );
     check_against(&used, &families(&live), false, "a live scrape");
 
-    // The same daemon's status with what it cannot have here: a VRRP instance and a pool
-    // that failed over.
+    // The same daemon's status with what it cannot have here: a VRRP instance, a pool
+    // that failed over and a direct-routing relay (it needs root and an interface).
     let socket = dir.path().join("control.sock");
     let mut status = match hafront::control::request(&socket, &hafront::control::Request::Status) {
         Ok(hafront::control::Response::Status(status)) => status,
@@ -254,6 +254,24 @@ fn every_metric_the_dashboard_queries_is_in_a_live_scrape() {
             ..Default::default()
         },
     );
+    status.direct.push(hafront::control::DirectRelayStatus {
+        name: "mysql-dr".to_owned(),
+        pool: "db".to_owned(),
+        interface: "eth0".to_owned(),
+        hook: "xdp_generic".to_owned(),
+        listen: vec!["10.0.0.100:3306".parse().expect("address")],
+        attached: true,
+        problem: None,
+        servers: vec![hafront::control::DirectServerStatus {
+            name: "db-a".to_owned(),
+            address: "10.0.0.11".parse().expect("address"),
+            local: false,
+            forwarding: true,
+            packets: 10,
+            bytes: 1000,
+            flows: 1,
+        }],
+    });
     let rendered = hafront::metrics::render(&status);
     check_against(&used, &families(&rendered), true, "the rendered status");
     eprintln!("{} metrics queried, all published", names.len());
