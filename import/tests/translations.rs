@@ -283,6 +283,11 @@ fn virtual_servers_become_relays_with_their_checks() {
         "{}",
         translation.yaml
     );
+    assert!(
+        translation.yaml.contains("add `forward: direct_routing`"),
+        "lb_kind DR does not point at direct routing:\n{}",
+        translation.yaml
+    );
     let email = config.alerts.email.as_ref().expect("mail settings");
     assert_eq!(email.smtp_host, "192.0.2.25");
     assert_eq!(email.smtp_port, Some(2525));

@@ -120,6 +120,12 @@ impl Translator<'_> {
                         }
                     }
                 }
+                "lb_kind" | "lvs_method" if child.arg(0) == Some("DR") => relay.comment(line.note(
+                    "translated as a proxy relay: the servers see the relay's address as \
+                         the client's; for LVS-DR as here (servers answering clients directly, \
+                         the VIP on their lo), add `forward: direct_routing` \
+                         (docs/direct-routing.md)",
+                )),
                 "lb_kind" | "lvs_method" => relay.comment(line.note(
                     "hafront relays (proxies) each connection: the servers see the relay's \
                      address as the client's and need not hold the virtual address",
