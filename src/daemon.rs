@@ -328,7 +328,7 @@ impl Daemon {
             )));
         }
         let mut direct = DirectRelays::default();
-        let problems = direct.follow(&config, &monitor, &mut vrrp);
+        let problems = direct.follow(&config, &monitor, &mut vrrp).await;
         if let Some((relay, problem)) = problems.into_iter().next() {
             direct.stop().await;
             vrrp.stop().await;
@@ -594,7 +594,11 @@ impl Daemon {
             problems.push(located(path, failover_key(&pool), problem));
         }
         // A direct-routing relay that could not start is tried again by the next reload.
-        for (relay, problem) in self.direct.follow(&new, &self.monitor, &mut self.vrrp) {
+        for (relay, problem) in self
+            .direct
+            .follow(&new, &self.monitor, &mut self.vrrp)
+            .await
+        {
             new.relays.remove(&relay);
             problems.push(located(path, relay_key(&relay), problem));
         }

@@ -46,6 +46,8 @@ pub struct DirectRelays {
 /// One interface's program, with the services live in it.
 struct Kernel {
     interface: String,
+    /// The hook the configuration asked for (`auto` before it is resolved).
+    hook: KernelHook,
     state: Mutex<KernelState>,
 }
 
@@ -75,17 +77,43 @@ struct RelayView {
 
 impl DirectRelays {
     /// Starts every direct-routing relay of `config` that is not running with
-    /// the same settings, and stops those that changed or went away; a relay
-    /// whose settings are the same keeps running and sees its pool's new
-    /// servers. Returns each relay that could not start, with why (logged).
-    pub fn follow(
+    /// the same settings, and stops those that changed or went away (waiting
+    /// until their services are out, so a restarted relay's own are not taken
+    /// out after it put them in); a relay whose settings are the same keeps
+    /// running, flows included, and sees its pool's new servers. Returns each
+    /// relay that could not start, with why (logged).
+    pub async fn follow(
         &mut self,
         config: &Config,
         monitor: &Monitor,
         vrrp: &mut VrrpInstances,
     ) -> Vec<(String, String)> {
+        for (name, running) in std::mem::take(&mut self.relays) {
+            if config.relays.get(&name) == Some(&running.config) {
+                self.relays.insert(name, running);
+                continue;
+            }
+            let what = if config.relays.contains_key(&name) {
+                "changed; restarting it"
+            } else {
+                "removed"
+            };
+            running.stop().await;
+            info!(relay = %name, "direct-routing relay {what}");
+        }
+        // A program stays loaded while a relay uses its interface with its hook (all
+        // relays of an interface name the same hook).
+        let wanted: BTreeMap<&str, KernelHook> = config
+            .relays
+            .values()
+            .filter_map(|relay| {
+                let (_, instance) = relay_instance(config, relay)?;
+                Some((instance.interface.as_str(), relay.hook.unwrap_or_default()))
+            })
+            .collect();
+        self.interfaces
+            .retain(|interface, kernel| wanted.get(interface.as_str()) == Some(&kernel.hook));
         let mut problems = Vec::new();
-        let mut old = std::mem::take(&mut self.relays);
         for (name, relay) in &config.relays {
             if relay.forward != hafront_config::Forward::DirectRouting {
                 continue;
@@ -93,14 +121,9 @@ impl DirectRelays {
             let Some(pool) = monitor.pool(&relay.pool) else {
                 continue;
             };
-            if let Some(running) = old.remove(name) {
-                if running.config == *relay {
-                    running.pool.send_replace(pool);
-                    self.relays.insert(name.clone(), running);
-                    continue;
-                }
-                info!(relay = %name, "direct-routing relay changed; restarting it");
-                running.stop();
+            if let Some(running) = self.relays.get(name) {
+                running.pool.send_replace(pool);
+                continue;
             }
             match self.start(config, name, relay, pool, monitor, vrrp) {
                 Ok(running) => {
@@ -112,19 +135,6 @@ impl DirectRelays {
                 }
             }
         }
-        for (name, running) in old {
-            running.stop();
-            info!(relay = %name, "direct-routing relay removed");
-        }
-        // An interface no relay uses any more loses its program.
-        let used: BTreeSet<&str> = config
-            .relays
-            .values()
-            .filter_map(|relay| relay_instance(config, relay))
-            .map(|(_, instance)| instance.interface.as_str())
-            .collect();
-        self.interfaces
-            .retain(|interface, _| used.contains(interface.as_str()));
         problems
     }
 
@@ -188,6 +198,7 @@ impl DirectRelays {
         info!(interface, hook = ?director.hook(), "direct-routing program loaded (not attached)");
         let kernel = Arc::new(Kernel {
             interface: interface.to_owned(),
+            hook,
             state: Mutex::new(KernelState {
                 director,
                 live: BTreeMap::new(),
@@ -209,11 +220,8 @@ impl DirectRelays {
     /// Takes every service out and detaches every program, waiting for the
     /// followers to finish.
     pub async fn stop(&mut self) {
-        for (_, mut running) in std::mem::take(&mut self.relays) {
-            if let Some(stop) = running.stop.take() {
-                let _ = stop.send(());
-            }
-            let _ = (&mut running.task).await;
+        for running in std::mem::take(&mut self.relays).into_values() {
+            running.stop().await;
         }
         for kernel in std::mem::take(&mut self.interfaces).into_values() {
             kernel.detach();
@@ -222,11 +230,12 @@ impl DirectRelays {
 }
 
 impl RunningRelay {
-    /// Asks the follower to take the relay's services out; it does so on its own.
-    fn stop(mut self) {
+    /// Has the follower take the relay's services out, and waits until it did.
+    async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        let _ = (&mut self.task).await;
     }
 
     fn status(&self, name: &str) -> DirectRelayStatus {
@@ -381,10 +390,10 @@ impl Follower {
         loop {
             let servers = pool.borrow_and_update().clone();
             let is_master = master_known && *master.borrow_and_update();
+            self.prepare_colocated(&servers).await;
             let wanted = if is_master {
                 Some(self.backends(&servers).await)
             } else {
-                self.prepare_colocated(&servers).await;
                 None
             };
             if wanted != applied {

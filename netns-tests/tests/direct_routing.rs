@@ -275,10 +275,57 @@ fn clients_spread_by_weight_and_a_down_server_gets_no_new_flows() {
         "n3 took no flows after it came back: {again:?}"
     );
 
-    let metrics_like = director.status();
+    assert_eq!(direct_status(&director)["hook"], "xdp_generic");
+
+    // A reload that moves the relay to the tc hook restarts it on a new program: it
+    // forwards again, through tc, and the XDP program is gone.
+    let config = std::fs::read_to_string(director.config()).expect("read the configuration");
+    let with_tc = config.replace(
+        "forward: direct_routing\n",
+        "forward: direct_routing\n    hook: tc\n",
+    );
+    assert_ne!(config, with_tc);
+    std::fs::write(director.config(), with_tc).expect("write the configuration");
+    let reload = Command::new("ip")
+        .args(["netns", "exec", lab.node(1)])
+        .arg(hafront_netns_tests::hafront_binary())
+        .args(["reload", "-c"])
+        .arg(director.config())
+        .output()
+        .expect("run hafront reload");
     assert!(
-        metrics_like["direct"][0]["hook"] == "xdp_generic",
-        "{metrics_like}"
+        reload.status.success(),
+        "reload failed: {}",
+        String::from_utf8_lossy(&reload.stderr)
+    );
+    assert!(
+        wait_until(SETTLE, || direct_status(&director)["hook"] == "tc"
+            && forwarding_to(&director, &["n2", "n3"])),
+        "not forwarding through tc after the reload: {}\n{}",
+        director_status_text(&director),
+        director.log()
+    );
+    let link = Command::new("ip")
+        .args([
+            "-n",
+            lab.node(1),
+            "-d",
+            "link",
+            "show",
+            "dev",
+            NODE_INTERFACE,
+        ])
+        .output()
+        .expect("run ip");
+    assert!(
+        !String::from_utf8_lossy(&link.stdout).contains("prog/xdp"),
+        "the XDP program stayed after the move to tc"
+    );
+    let through_tc = answers(&lab, 100);
+    assert_eq!(
+        count(&through_tc, "n2") + count(&through_tc, "n3"),
+        100,
+        "clients lost through tc: {through_tc:?}"
     );
 }
 
