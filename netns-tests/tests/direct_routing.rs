@@ -6,7 +6,8 @@
 //! - Real Redis: connections pinned to a server survive the removal of another server and
 //!   its return (the flow table, not only Maglev's small disruption).
 //! - Real MariaDB: queries through the VIP, and the server sees the client's own address.
-//! - Co-located pair: each node is director and server; VRRP failover moves the program,
+//! - Co-located pair: each node is director and server; VRRP failover and preemption move
+//!   the program (a master turned backup detaches while it runs on),
 //!   hafront itself puts the VIP on `lo` and keeps ARP for it quiet on the backup; a
 //!   daemon killed with -9 leaves no program on its interface, and its restart as backup
 //!   attaches none.
@@ -674,6 +675,27 @@ fn colocated_directors_fail_over_and_a_killed_daemon_leaves_no_program() {
             "after failover {who} got too few: {spread:?}"
         );
     }
+
+    // n1 returns and preempts: n2 goes back to BACKUP and detaches while it runs on.
+    let mut n1 = Hafront::start(&lab, 1, &config(150));
+    assert!(
+        wait_until(SETTLE, || forwarding_to(&n1, &all)),
+        "n1 did not take over again:\n{}",
+        n1.log()
+    );
+    assert!(
+        wait_until(SETTLE, || direct_status(&n2)["attached"] == false
+            && !has_program(&lab, 2)),
+        "n2 still forwards as backup: {}",
+        director_status_text(&n2)
+    );
+    // n1 stops again: n2 is master again.
+    n1.terminate();
+    assert!(
+        wait_until(SETTLE, || forwarding_to(&n2, &all)),
+        "n2 never took over the second time:\n{}",
+        n2.log()
+    );
 
     // n2 is killed with -9: its program goes with it.
     n2.kill();
