@@ -5,7 +5,8 @@
 //! - Clients spread over the servers by weight, and a down server gets no new flows.
 //! - Real Redis: connections pinned to a server survive the removal of another server and
 //!   its return (the flow table, not only Maglev's small disruption).
-//! - Real MariaDB: queries through the VIP, and the server sees the client's own address.
+//! - Real MariaDB: queries through the VIP, the server sees the client's own address, and
+//!   with `role: primary` the flows follow the writable server when the roles swap.
 //! - Co-located pair: each node is director and server; VRRP failover and preemption move
 //!   the program (a master turned backup detaches while it runs on),
 //!   hafront itself puts the VIP on `lo` and keeps ARP for it quiet on the backup; a
@@ -17,7 +18,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use hafront_netns_tests::mariadb::{APP_PASSWORD, APP_USER, LabMariaDb, MYSQL_PORT};
+use hafront_netns_tests::mariadb::{
+    APP_PASSWORD, APP_USER, CHECK_PASSWORD, CHECK_USER, LabMariaDb, MYSQL_PORT,
+};
 use hafront_netns_tests::{
     Hafront, Lab, NODE_INTERFACE, NodeProcess, SERVICE_PORT, VIP, enter_namespace, ip,
     skip_unless_root, vrrp_section, wait_until,
@@ -560,9 +563,36 @@ fn redis_connections_stay_on_their_server_when_another_leaves_and_returns() {
     );
 }
 
+/// The `@@server_id` of the server a new connection through the VIP reaches, checking
+/// that the server saw the client's own address (direct routing does not proxy).
+fn server_through_vip(lab: &Lab) -> String {
+    let output = Command::new("ip")
+        .args(["netns", "exec", lab.switch(), "mariadb", "--protocol=TCP"])
+        .args(["-h", &VIP.to_string(), "-P", &MYSQL_PORT.to_string()])
+        .args(["-u", APP_USER, &format!("-p{APP_PASSWORD}")])
+        .args(["-N", "-B", "-e", "SELECT @@server_id, USER()"])
+        .output()
+        .expect("run mariadb");
+    assert!(
+        output.status.success(),
+        "query through the VIP failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut fields = text.split_whitespace();
+    let server = fields.next().unwrap_or_default().to_owned();
+    assert!(
+        fields.next().unwrap_or_default().ends_with("@10.213.0.254"),
+        "the server saw another address than the client's: {text}"
+    );
+    server
+}
+
 #[test]
-fn mariadb_behind_direct_routing_sees_the_clients_own_address() {
-    if skip_unless_root("mariadb_behind_direct_routing_sees_the_clients_own_address") {
+fn mariadb_behind_direct_routing_sees_the_clients_own_address_and_follows_the_primary() {
+    if skip_unless_root(
+        "mariadb_behind_direct_routing_sees_the_clients_own_address_and_follows_the_primary",
+    ) {
         return;
     }
     let lab = Lab::new("drmaria", 3);
@@ -572,7 +602,7 @@ fn mariadb_behind_direct_routing_sees_the_clients_own_address() {
     let db3 = LabMariaDb::start(lab.node(3), 3, "0.0.0.0");
     db2.create_schema();
     db3.create_schema();
-    let director = Hafront::start(
+    let mut director = Hafront::start(
         &lab,
         1,
         &director_config(150, MYSQL_PORT, &[(2, 1), (3, 1)], TCP_CHECK),
@@ -582,36 +612,51 @@ fn mariadb_behind_direct_routing_sees_the_clients_own_address() {
         "the director never forwarded to n2 and n3:\n{}",
         director.log()
     );
-    // Queries through the VIP from the switch, each on a new connection, with the
-    // mariadb client run in the switch namespace.
-    let mut servers = std::collections::BTreeSet::new();
-    for _ in 0..20 {
-        let output = Command::new("ip")
-            .args(["netns", "exec", lab.switch(), "mariadb", "--protocol=TCP"])
-            .args(["-h", &VIP.to_string(), "-P", &MYSQL_PORT.to_string()])
-            .args(["-u", APP_USER, &format!("-p{APP_PASSWORD}")])
-            .args(["-N", "-B", "-e", "SELECT @@server_id, USER()"])
-            .output()
-            .expect("run mariadb");
-        assert!(
-            output.status.success(),
-            "query through the VIP failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        let mut fields = text.split_whitespace();
-        servers.insert(fields.next().unwrap_or_default().to_owned());
-        // Direct routing keeps the client's address: the server saw 10.213.0.254.
-        assert!(
-            fields.next().unwrap_or_default().ends_with("@10.213.0.254"),
-            "the server saw another address than the client's: {text}"
-        );
-    }
+    // Queries through the VIP from the switch, each on a new connection.
+    let servers: std::collections::BTreeSet<String> =
+        (0..20).map(|_| server_through_vip(&lab)).collect();
     assert_eq!(
         servers.into_iter().collect::<Vec<_>>(),
         ["2", "3"],
         "20 connections did not reach both servers"
     );
+
+    // `role: primary` with a role-aware check: only the writable server gets flows, and
+    // they follow it when the roles swap.
+    director.terminate();
+    db2.query("SET GLOBAL read_only = OFF");
+    db3.query("SET GLOBAL read_only = ON");
+    let password = lab.dir().join("check.pass");
+    std::fs::write(&password, CHECK_PASSWORD).expect("write the check password");
+    std::fs::set_permissions(
+        &password,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod the check password");
+    let mysql_check = format!(
+        "    kind: mysql\n    interval: 100ms\n    timeout: 100ms\n    rise: 1\n    fall: 1\n    role: true\n    user: {CHECK_USER}\n    password: {{ file: {} }}\n",
+        password.display()
+    );
+    let config = director_config(150, MYSQL_PORT, &[(2, 1), (3, 1)], &mysql_check).replace(
+        "forward: direct_routing\n",
+        "forward: direct_routing\n    role: primary\n",
+    );
+    let director = Hafront::start(&lab, 1, &config);
+    assert!(
+        wait_until(SETTLE, || forwarding_to(&director, &["n2"])),
+        "the director did not forward to the primary n2 alone: {}\n{}",
+        director_status_text(&director),
+        director.log()
+    );
+    assert!((0..10).all(|_| server_through_vip(&lab) == "2"));
+    db2.query("SET GLOBAL read_only = ON");
+    db3.query("SET GLOBAL read_only = OFF");
+    assert!(
+        wait_until(SETTLE, || forwarding_to(&director, &["n3"])),
+        "the flows did not follow the primary to n3: {}",
+        director_status_text(&director)
+    );
+    assert!((0..10).all(|_| server_through_vip(&lab) == "3"));
     drop((db2, db3));
 }
 
