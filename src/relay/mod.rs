@@ -12,6 +12,10 @@
 //! The pool view can be replaced at run time ([`Relay::replace_pool`])
 //! without closing listeners or open connections.
 //!
+//! Listeners accept on the caller's runtime and hand each client, round
+//! robin, to one of the per-core runtimes ([`cores`]), which serves it to the
+//! end: a connection's work never moves between threads.
+//!
 //! A relay's mode may encrypt one side ([`transport`]): spiped-compatible
 //! pairs ([`spiped`]), TLS ([`tls`]), or a gateway whose clients name their
 //! server in an encrypted request line ([`gateway`]). A client that fails its
@@ -25,6 +29,7 @@
 
 pub mod balance;
 mod buffers;
+mod cores;
 mod forward;
 pub mod gateway;
 mod listener;
@@ -371,11 +376,7 @@ impl Backend {
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     loop {
         match listener.accept().await {
-            Ok((client, peer)) => {
-                shared
-                    .connections
-                    .spawn(serve(Arc::clone(&shared), client, peer));
-            }
+            Ok((client, peer)) => hand_over(&shared, client, peer),
             Err(error) if is_resource_exhaustion(&error) => {
                 warn!(relay = %shared.name, %error, "accept failed; backing off");
                 tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
@@ -383,6 +384,36 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             Err(error) => debug!(relay = %shared.name, %error, "accept failed"),
         }
     }
+}
+
+/// Serves `client` on the next per-core runtime (or here when there is none),
+/// where it stays to the end.
+fn hand_over(shared: &Arc<Shared>, client: TcpStream, peer: SocketAddr) {
+    let Some(core) = cores::next() else {
+        shared
+            .connections
+            .spawn(serve(Arc::clone(shared), client, peer));
+        return;
+    };
+    let client = match client.into_std() {
+        Ok(client) => client,
+        Err(error) => {
+            debug!(relay = %shared.name, %peer, %error, "client gone before forwarding");
+            return;
+        }
+    };
+    let serving = Arc::clone(shared);
+    shared.connections.spawn_on(
+        async move {
+            match TcpStream::from_std(client) {
+                Ok(client) => serve(serving, client, peer).await,
+                Err(error) => {
+                    debug!(relay = %serving.name, %peer, %error, "client gone before forwarding")
+                }
+            }
+        },
+        core,
+    );
 }
 
 fn is_resource_exhaustion(error: &io::Error) -> bool {
