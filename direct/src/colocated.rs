@@ -62,7 +62,16 @@ fn raise_sysctl(interface: &str, name: &str, value: u8) -> Result<(), DirectErro
         .parse()
         .unwrap_or(0);
     if current < value {
-        std::fs::write(&path, value.to_string()).map_err(failure)?;
+        std::fs::write(&path, value.to_string()).map_err(|source| DirectError::Sysctl {
+            path: path.clone(),
+            source: std::io::Error::new(
+                source.kind(),
+                format!(
+                    "{source}; set net.ipv4.conf.{interface}.{name}={value} in /etc/sysctl.d \
+                     (the systemd unit keeps /proc/sys read-only)"
+                ),
+            ),
+        })?;
     }
     Ok(())
 }
