@@ -36,9 +36,12 @@ impl PooledBuffer {
     pub(crate) fn take(len: usize) -> PooledBuffer {
         #[cfg(test)]
         COUNTS.set((COUNTS.get().0 + 1, COUNTS.get().1 + 1));
+        // The spare given back last: its bytes are the likeliest to be
+        // in the CPU's cache still. (Taking the oldest cycled a busy
+        // thread through all its spares, up to 16 x 64 KiB.)
         let spare = SPARES.with_borrow_mut(|spares| {
-            let index = spares.iter().position(|buffer| buffer.len() == len)?;
-            Some(spares.swap_remove(index))
+            let index = spares.iter().rposition(|buffer| buffer.len() == len)?;
+            Some(spares.remove(index))
         });
         PooledBuffer(Some(
             spare.unwrap_or_else(|| vec![0; len].into_boxed_slice()),
@@ -90,5 +93,18 @@ mod tests {
         assert_ne!(other.as_ptr(), address, "another length, another buffer");
         let again = PooledBuffer::take(1000);
         assert_eq!(again.as_ptr(), address, "the spare is reused");
+    }
+
+    #[test]
+    fn the_buffer_given_back_last_is_taken_first() {
+        let older = PooledBuffer::take(3000);
+        let newer = PooledBuffer::take(3000);
+        let (older_address, newer_address) = (older.as_ptr(), newer.as_ptr());
+        drop(older);
+        drop(newer);
+        let first = PooledBuffer::take(3000);
+        let second = PooledBuffer::take(3000);
+        assert_eq!(first.as_ptr(), newer_address);
+        assert_eq!(second.as_ptr(), older_address);
     }
 }
