@@ -51,6 +51,8 @@ use arc_swap::ArcSwap;
 use hafront_config::{OnServerDown, Policy, ProxyVersion, Role};
 use hafront_health::{HealthEvent, ServerHealth, Status};
 use ipnet::IpNet;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
@@ -372,10 +374,33 @@ impl Backend {
     }
 }
 
-/// Accepts clients until the task is aborted.
+/// Accepts clients until the task is aborted. Accepted sockets are
+/// registered only with the runtime that serves them (a tokio accept would
+/// register each with this one as well, whose I/O slab then grows with the
+/// peak number of clients).
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let registered = listener.into_std().and_then(|listener| {
+        // SAFETY: the AsyncFd owns the listener, whose descriptor stays open and the same
+        // until the AsyncFd is dropped.
+        unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) }
+            .map_err(|error| io::Error::other(error.to_string()))
+    });
+    let listener = match registered {
+        Ok(listener) => listener,
+        Err(error) => {
+            warn!(relay = %shared.name, %error, "cannot accept on the relay's listener");
+            return;
+        }
+    };
     loop {
-        match listener.accept().await {
+        let accepted = match listener.readable().await {
+            Ok(mut ready) => match ready.try_io(|listener| listener.get_ref().accept()) {
+                Ok(accepted) => accepted,
+                Err(_would_block) => continue,
+            },
+            Err(error) => Err(error),
+        };
+        match accepted {
             Ok((client, peer)) => hand_over(&shared, client, peer),
             Err(error) if is_resource_exhaustion(&error) => {
                 warn!(relay = %shared.name, %error, "accept failed; backing off");
@@ -388,19 +413,23 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
 
 /// Serves `client` on the next per-core runtime (or here when there is none),
 /// where it stays to the end.
-fn hand_over(shared: &Arc<Shared>, client: TcpStream, peer: SocketAddr) {
-    let Some(core) = cores::next() else {
-        shared
-            .connections
-            .spawn(serve(Arc::clone(shared), client, peer));
-        return;
+fn hand_over(shared: &Arc<Shared>, client: std::net::TcpStream, peer: SocketAddr) {
+    let gone = |error: io::Error| {
+        debug!(relay = %shared.name, %peer, %error, "client gone before forwarding");
     };
-    let client = match client.into_std() {
-        Ok(client) => client,
-        Err(error) => {
-            debug!(relay = %shared.name, %peer, %error, "client gone before forwarding");
-            return;
+    if let Err(error) = client.set_nonblocking(true) {
+        return gone(error);
+    }
+    let Some(core) = cores::next() else {
+        match TcpStream::from_std(client) {
+            Ok(client) => {
+                shared
+                    .connections
+                    .spawn(serve(Arc::clone(shared), client, peer));
+            }
+            Err(error) => gone(error),
         }
+        return;
     };
     let serving = Arc::clone(shared);
     shared.connections.spawn_on(
