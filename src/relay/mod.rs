@@ -54,6 +54,7 @@ use ipnet::IpNet;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
@@ -420,29 +421,26 @@ fn hand_over(shared: &Arc<Shared>, client: std::net::TcpStream, peer: SocketAddr
     if let Err(error) = client.set_nonblocking(true) {
         return gone(error);
     }
-    let Some(core) = cores::next() else {
-        match TcpStream::from_std(client) {
-            Ok(client) => {
-                shared
-                    .connections
-                    .spawn(serve(Arc::clone(shared), client, peer));
-            }
-            Err(error) => gone(error),
-        }
-        return;
+    // Registered with the serving core's reactor from here, so the task is
+    // `serve` itself, as small as on one runtime (see `connection_size`).
+    let core = cores::next();
+    let registered = {
+        let _entered = core.map(Handle::enter);
+        TcpStream::from_std(client)
     };
-    let serving = Arc::clone(shared);
-    shared.connections.spawn_on(
-        async move {
-            match TcpStream::from_std(client) {
-                Ok(client) => serve(serving, client, peer).await,
-                Err(error) => {
-                    debug!(relay = %serving.name, %peer, %error, "client gone before forwarding")
-                }
-            }
-        },
-        core,
-    );
+    let client = match registered {
+        Ok(client) => client,
+        Err(error) => return gone(error),
+    };
+    let serving = serve(Arc::clone(shared), client, peer);
+    match core {
+        Some(core) => {
+            shared.connections.spawn_on(serving, core);
+        }
+        None => {
+            shared.connections.spawn(serving);
+        }
+    }
 }
 
 fn is_resource_exhaustion(error: &io::Error) -> bool {
