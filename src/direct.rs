@@ -107,7 +107,7 @@ impl DirectRelays {
             .relays
             .values()
             .filter_map(|relay| {
-                let (_, instance) = relay_instance(config, relay)?;
+                let (_, instance) = config.direct_routing_instance(relay)?;
                 Some((instance.interface.as_str(), relay.hook.unwrap_or_default()))
             })
             .collect();
@@ -147,7 +147,8 @@ impl DirectRelays {
         monitor: &Monitor,
         vrrp: &mut VrrpInstances,
     ) -> Result<RunningRelay, String> {
-        let (instance_name, instance) = relay_instance(config, relay)
+        let (instance_name, instance) = config
+            .direct_routing_instance(relay)
             .ok_or_else(|| "its listen addresses belong to no vrrp instance".to_owned())?;
         let kernel = self.kernel(&instance.interface, relay.hook.unwrap_or_default())?;
         let services: Vec<(Ipv4Addr, u16)> = relay
@@ -390,9 +391,11 @@ impl Follower {
         loop {
             let servers = pool.borrow_and_update().clone();
             let is_master = master_known && *master.borrow_and_update();
-            self.prepare_colocated(&servers).await;
+            // This host's addresses, read once per pass: a server among them is this host.
+            let local = local_addresses();
+            self.prepare_colocated(&servers, &local).await;
             let wanted = if is_master {
-                Some(self.backends(&servers).await)
+                Some(self.backends(&servers, &local).await)
             } else {
                 None
             };
@@ -446,7 +449,7 @@ impl Follower {
     /// drained; backups only while no other server qualifies; each with a
     /// known MAC address (a server whose address does not resolve is left
     /// out and named once in the log).
-    async fn backends(&mut self, servers: &PoolHealth) -> Vec<Backend> {
+    async fn backends(&mut self, servers: &PoolHealth, local: &BTreeSet<Ipv4Addr>) -> Vec<Backend> {
         let eligible = |server: &&Arc<ServerHealth>| {
             server.is_up()
                 && !server.is_drained()
@@ -464,7 +467,6 @@ impl Follower {
                 .filter(|server| server.backup)
                 .collect();
         }
-        let local = local_addresses();
         let mut backends = Vec::with_capacity(chosen.len());
         for server in chosen {
             let IpAddr::V4(address) = server.address.ip() else {
@@ -519,11 +521,10 @@ impl Follower {
 
     /// On a host that is itself one of the servers, keeps the VIPs on `lo`
     /// and ARP answers for them off outside the instance's hold, once.
-    async fn prepare_colocated(&mut self, servers: &PoolHealth) {
+    async fn prepare_colocated(&mut self, servers: &PoolHealth, local: &BTreeSet<Ipv4Addr>) {
         if self.colocated {
             return;
         }
-        let local = local_addresses();
         let is_server = servers.iter().any(|server| match server.address.ip() {
             IpAddr::V4(address) => local.contains(&address),
             IpAddr::V6(_) => false,
@@ -555,28 +556,6 @@ impl Follower {
             }
         }
     }
-}
-
-/// The relay's VRRP instance: the one holding its first listen address.
-fn relay_instance<'a>(
-    config: &'a Config,
-    relay: &Relay,
-) -> Option<(&'a str, &'a hafront_config::VrrpInstance)> {
-    if relay.forward != hafront_config::Forward::DirectRouting {
-        return None;
-    }
-    let first = relay.listen.first()?.ip();
-    config
-        .vrrp
-        .instances
-        .iter()
-        .find(|(_, instance)| {
-            instance
-                .virtual_addresses
-                .iter()
-                .any(|vip| vip.addr() == first)
-        })
-        .map(|(name, instance)| (name.as_str(), instance))
 }
 
 /// This host's IPv4 addresses, on every interface.

@@ -10,7 +10,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use hafront_config::{Config, ConfigError, Forward, KeyPath, Relay, RelayMode, Secret};
+use hafront_config::{Config, ConfigError, KeyPath, Relay, RelayMode, Secret};
 
 /// Loads what `config` needs at start, without starting anything, and
 /// returns each problem located in `text` (the file named `file`).
@@ -63,18 +63,7 @@ fn direct_routing_subnets(
 ) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     for relay in config.relays.values() {
-        if relay.forward != Forward::DirectRouting {
-            continue;
-        }
-        let Some(first) = relay.listen.first() else {
-            continue;
-        };
-        let Some(instance) = config.vrrp.instances.values().find(|instance| {
-            instance
-                .virtual_addresses
-                .iter()
-                .any(|vip| vip.addr() == first.ip())
-        }) else {
+        let Some((_, instance)) = config.direct_routing_instance(relay) else {
             continue;
         };
         // A missing interface is reported with its instance.

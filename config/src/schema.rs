@@ -43,6 +43,29 @@ pub struct Config {
 }
 
 impl Config {
+    /// The VRRP instance (with its name) whose virtual addresses include `address`.
+    pub fn vrrp_instance_holding(&self, address: IpAddr) -> Option<(&str, &VrrpInstance)> {
+        self.vrrp
+            .instances
+            .iter()
+            .find(|(_, instance)| {
+                instance
+                    .virtual_addresses
+                    .iter()
+                    .any(|vip| vip.addr() == address)
+            })
+            .map(|(name, instance)| (name.as_str(), instance))
+    }
+
+    /// The VRRP instance a direct-routing relay follows: the one holding its first
+    /// listen address. `None` for a proxy relay, or when no instance holds it.
+    pub fn direct_routing_instance(&self, relay: &Relay) -> Option<(&str, &VrrpInstance)> {
+        if relay.forward != Forward::DirectRouting {
+            return None;
+        }
+        self.vrrp_instance_holding(relay.listen.first()?.ip())
+    }
+
     /// Every file the configuration names for reading: secret, key,
     /// certificate and CA files (not programs, state or sockets).
     pub(crate) fn files_mut(&mut self) -> Vec<&mut PathBuf> {

@@ -619,18 +619,14 @@ impl Validator<'_> {
                 self.report(&at, "direct routing is IPv4 only");
                 continue;
             }
-            let instance = self.config.vrrp.instances.iter().find(|(_, instance)| {
-                instance
-                    .virtual_addresses
-                    .iter()
-                    .any(|vip| vip.addr() == address.ip())
-            });
+            let instance = self.config.vrrp_instance_holding(address.ip());
             match (instance, owner) {
                 (None, _) => self.report(
                     &at,
                     format!(
                         "{} is not a virtual address of any vrrp instance: direct routing \
-                         runs on the master of the instance that holds the address",
+                         runs on the master of the instance that holds the address; listen on \
+                         one of an instance's virtual_addresses, or add it to them",
                         address.ip()
                     ),
                 ),
@@ -696,17 +692,11 @@ impl Validator<'_> {
         let hook = relay.hook.unwrap_or_default();
         let clash = self.config.relays.iter().find(|(_, other)| {
             !std::ptr::eq(*other, relay)
-                && other.forward == Forward::DirectRouting
                 && other.hook.unwrap_or_default() != hook
-                && other.listen.first().is_some_and(|first| {
-                    self.config.vrrp.instances.values().any(|instance| {
-                        instance.interface == interface
-                            && instance
-                                .virtual_addresses
-                                .iter()
-                                .any(|vip| vip.addr() == first.ip())
-                    })
-                })
+                && self
+                    .config
+                    .direct_routing_instance(other)
+                    .is_some_and(|(_, instance)| instance.interface == interface)
         });
         if let Some((other, _)) = clash {
             self.report(

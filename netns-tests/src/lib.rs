@@ -91,6 +91,21 @@ pub fn enter_namespace(namespace: &str) {
     enter(&namespace_path(namespace));
 }
 
+/// Runs `work` on a thread inside the lab namespace `namespace` (the test's own sockets)
+/// and returns its result; a panic there is the caller's.
+pub fn in_namespace<T: Send + 'static>(
+    namespace: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let namespace = namespace.to_owned();
+    std::thread::spawn(move || {
+        enter_namespace(&namespace);
+        work()
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
 /// Moves the calling thread into the network namespace at `path`.
 fn enter(path: &Path) {
     let file = File::open(path).expect("open namespace");
@@ -746,6 +761,22 @@ impl Hafront {
     /// The configuration file.
     pub fn config(&self) -> &Path {
         &self.config
+    }
+
+    /// `hafront reload` of this daemon (through its control socket), panicking with what
+    /// it printed unless the new configuration was applied.
+    pub fn reload(&self) {
+        let output = Command::new(hafront_binary())
+            .args(["reload", "-c"])
+            .arg(&self.config)
+            .output()
+            .expect("run hafront reload");
+        assert!(
+            output.status.success(),
+            "reload failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     /// SIGTERM, then waits for a clean exit.

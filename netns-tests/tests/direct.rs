@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use hafront_direct::{Backend, Director, Hook, Service};
 use hafront_netns_tests::{
-    Lab, NODE_INTERFACE, NodeProcess, VIP, enter_namespace, ip, skip, skip_unless_root, wait_until,
+    Lab, NODE_INTERFACE, NodeProcess, VIP, enter_namespace, in_namespace, ip, skip,
+    skip_unless_root, wait_until,
 };
 
 const DIRECTOR: usize = 1;
@@ -181,19 +182,6 @@ fn sysctl(namespace: &str, settings: &[&str]) {
         "sysctl {settings:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-fn in_namespace<R: Send + 'static>(
-    namespace: &str,
-    work: impl FnOnce() -> R + Send + 'static,
-) -> R {
-    let namespace = namespace.to_owned();
-    std::thread::spawn(move || {
-        enter_namespace(&namespace);
-        work()
-    })
-    .join()
-    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// A Redis connection speaking just enough RESP for the tests.

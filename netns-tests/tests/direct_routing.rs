@@ -22,7 +22,7 @@ use hafront_netns_tests::mariadb::{
     APP_PASSWORD, APP_USER, CHECK_PASSWORD, CHECK_USER, LabMariaDb, MYSQL_PORT,
 };
 use hafront_netns_tests::{
-    Hafront, Lab, NODE_INTERFACE, NodeProcess, SERVICE_PORT, VIP, enter_namespace, ip,
+    Hafront, Lab, NODE_INTERFACE, NodeProcess, SERVICE_PORT, VIP, in_namespace, ip,
     skip_unless_root, vrrp_section, wait_until,
 };
 
@@ -93,20 +93,6 @@ fn director_config(priority: u8, port: u16, servers: &[(usize, u32)], check: &st
 
 const TCP_CHECK: &str =
     "    kind: tcp\n    interval: 100ms\n    timeout: 100ms\n    rise: 1\n    fall: 2\n";
-
-/// Runs `work` on a thread inside `namespace` (the test's own sockets) and returns its result.
-fn in_namespace<T: Send + 'static>(
-    namespace: &str,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let namespace = namespace.to_owned();
-    std::thread::spawn(move || {
-        enter_namespace(&namespace);
-        work()
-    })
-    .join()
-    .expect("namespace thread")
-}
 
 /// Connects `count` times to the VIP's node service from the switch and returns who
 /// answered each time (`n2`, ...; `refused`/`timeout` for failures).
@@ -290,18 +276,7 @@ fn clients_spread_by_weight_and_a_down_server_gets_no_new_flows() {
     );
     assert_ne!(config, with_tc);
     std::fs::write(director.config(), with_tc).expect("write the configuration");
-    let reload = Command::new("ip")
-        .args(["netns", "exec", lab.node(1)])
-        .arg(hafront_netns_tests::hafront_binary())
-        .args(["reload", "-c"])
-        .arg(director.config())
-        .output()
-        .expect("run hafront reload");
-    assert!(
-        reload.status.success(),
-        "reload failed: {}",
-        String::from_utf8_lossy(&reload.stderr)
-    );
+    director.reload();
     assert!(
         wait_until(SETTLE, || direct_status(&director)["hook"] == "tc"
             && forwarding_to(&director, &["n2", "n3"])),
@@ -527,18 +502,7 @@ fn redis_connections_stay_on_their_server_when_another_leaves_and_returns() {
     let reweighted = config.replacen("weight: 1", "weight: 9", 1);
     assert_ne!(config, reweighted);
     std::fs::write(director.config(), reweighted).expect("write the configuration");
-    let reload = Command::new("ip")
-        .args(["netns", "exec", lab.node(1)])
-        .arg(hafront_netns_tests::hafront_binary())
-        .args(["reload", "-c"])
-        .arg(director.config())
-        .output()
-        .expect("run hafront reload");
-    assert!(
-        reload.status.success(),
-        "reload failed: {}",
-        String::from_utf8_lossy(&reload.stderr)
-    );
+    director.reload();
     assert!(
         forwarding_to(&director, &["n2", "n3"]),
         "not forwarding after the reload"

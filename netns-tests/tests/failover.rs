@@ -477,18 +477,7 @@ fn status_interface_tracking_weight_and_reload() {
         config.replace("priority: 100", "priority: 250"),
     )
     .unwrap();
-    let reload = std::process::Command::new("ip")
-        .args(["netns", "exec", lab.node(2)])
-        .arg(hafront_netns_tests::hafront_binary())
-        .args(["reload", "-c"])
-        .arg(n2.config())
-        .output()
-        .expect("run hafront reload");
-    assert!(
-        reload.status.success(),
-        "reload failed: {}",
-        String::from_utf8_lossy(&reload.stderr)
-    );
+    n2.reload();
     assert!(
         wait_until(Duration::from_secs(2), || lab.vip_holders() == [2]),
         "n2 did not preempt after its priority was raised: {:?}",
@@ -578,12 +567,7 @@ fn a_reload_of_priority_preemption_and_garp_keeps_the_master_and_its_vip() {
     );
     assert_ne!(changed, config);
     std::fs::write(n1.config(), changed).expect("write the configuration");
-    let output = std::process::Command::new(hafront_netns_tests::hafront_binary())
-        .args(["reload", "-c"])
-        .arg(n1.config())
-        .output()
-        .expect("run hafront reload");
-    assert!(output.status.success(), "{output:?}");
+    n1.reload();
     assert!(
         wait_until(
             Duration::from_secs(5),
