@@ -296,6 +296,27 @@ pools:
         })
     }
 
+    /// Waits until one of `candidates` is the primary with the other candidates its
+    /// replicas, and returns it: for faults after which either replica may be the most
+    /// advanced (a primary frozen mid-write sends its last event to one replica first).
+    pub fn wait_for_promotion_of_either(&self, candidates: &[usize]) -> Option<usize> {
+        let mut promoted = None;
+        wait_until(SETTLE, || {
+            promoted = candidates.iter().copied().find(|&primary| {
+                self.server(primary)
+                    .try_query("SELECT @@global.read_only")
+                    .as_deref()
+                    == Ok("0")
+                    && candidates
+                        .iter()
+                        .filter(|&&n| n != primary)
+                        .all(|&n| self.replication_of(n) == Some((primary, true)))
+            });
+            promoted.is_some()
+        });
+        promoted
+    }
+
     /// Waits until every id in `ids` is stored on node `number`.
     pub fn wait_for_rows(&self, number: usize, ids: &[u64]) -> bool {
         wait_until(SETTLE, || {
