@@ -15,11 +15,12 @@ fi
 
 # etcd-server/etcd-client: the quorum tests' etcd cluster. protobuf-compiler and
 # libprotobuf-dev: the etcd-client crate compiles etcd's protocol files when it builds.
-# clang and libbpf-dev: direct/build.rs compiles the eBPF director.
+# clang and libbpf-dev: direct/build.rs compiles the eBPF director. ethtool: a
+# direct-routing test turns off checksum offload.
 packages=(
     mariadb-server mariadb-client redis-server redis-tools python3-aiosmtpd
     keepalived haproxy spiped stunnel4 openssl iproute2 procps systemd man-db
-    etcd-server etcd-client protobuf-compiler libprotobuf-dev clang libbpf-dev
+    etcd-server etcd-client protobuf-compiler libprotobuf-dev clang libbpf-dev ethtool
 )
 ./install-packages.sh "${packages[@]}"
 

@@ -172,14 +172,19 @@ fn hide_the_vip(namespace: &str) {
 }
 
 fn sysctl(namespace: &str, settings: &[&str]) {
+    run_in(namespace, &[&["sysctl", "-q", "-w"], settings].concat());
+}
+
+/// Runs `command` in `namespace`, which must succeed.
+fn run_in(namespace: &str, command: &[&str]) {
     let output = std::process::Command::new("ip")
-        .args(["netns", "exec", namespace, "sysctl", "-q", "-w"])
-        .args(settings)
+        .args(["netns", "exec", namespace])
+        .args(command)
         .output()
-        .expect("run sysctl");
+        .unwrap_or_else(|e| panic!("run {command:?}: {e}"));
     assert!(
         output.status.success(),
-        "sysctl {settings:?}: {}",
+        "{command:?} in {namespace}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
 }
@@ -284,6 +289,11 @@ fn spreads_clients_by_weight(test: &str, hook: Hook) {
     let Some(topology) = Topology::start(test) else {
         return;
     };
+    assert_spreads_by_weight(&topology, hook);
+}
+
+/// A director on `hook` sends 400 new clients 3:1 to servers A and B, and counts them.
+fn assert_spreads_by_weight(topology: &Topology, hook: Hook) {
     let networks = hafront_direct::interface_networks(NODE_INTERFACE).expect("networks");
     assert!(
         networks
@@ -339,6 +349,62 @@ fn generic_xdp_spreads_clients_over_servers_by_weight_and_counts_them() {
 #[test]
 fn tc_spreads_clients_over_servers_by_weight_and_counts_them() {
     spreads_clients_by_weight("dr-tc", Hook::Tc);
+}
+
+/// Native XDP on a veth (a container's interface): the kernel hands `XDP_TX` frames on only
+/// to a peer that runs XDP itself, and an XDP frame keeps no note of a checksum left to the
+/// NIC. Alone it forwards nothing; with an `XDP_PASS` program on the switch port and a
+/// client that computes its checksums (as a physical NIC does), the driver hook forwards.
+#[test]
+fn native_xdp_on_a_veth_forwards_once_its_peer_runs_xdp() {
+    let Some(topology) = Topology::start("dr-native") else {
+        return;
+    };
+    let switch = topology.lab.switch().to_owned();
+    for tool in ["/usr/sbin/ethtool", "/usr/bin/clang"] {
+        if !Path::new(tool).exists() {
+            skip(
+                "dr-native",
+                &format!("{tool} is missing (apt-get install ethtool clang)"),
+            );
+            return;
+        }
+    }
+    run_in(&switch, &["ethtool", "-K", "br0", "tx", "off"]);
+    let mut director = Director::load(NODE_INTERFACE, Hook::XdpNative).expect("load the director");
+    director
+        .set_service(SERVICE, &[topology.backend(SERVER_A, 1)])
+        .expect("set the service");
+    director.attach().expect("attach in the driver");
+    assert!(
+        topology
+            .client(|| request(vip(), &["GET", "whoami"]))
+            .is_err(),
+        "native XDP on a veth forwarded without XDP on its peer"
+    );
+    drop(director);
+
+    let program = topology.lab.dir().join("pass.c");
+    std::fs::write(
+        &program,
+        "__attribute__((section(\"xdp\"), used)) int pass(void *context) { return 2; }\n\
+         __attribute__((section(\"license\"), used)) char license_text[] = \"GPL\";\n",
+    )
+    .expect("write the pass program");
+    let object = program.with_extension("o");
+    let built = std::process::Command::new("clang")
+        .args(["-O2", "-target", "bpf", "-c"])
+        .arg(&program)
+        .arg("-o")
+        .arg(&object)
+        .status()
+        .expect("run clang");
+    assert!(built.success(), "clang could not build the pass program");
+    let object = object.to_str().expect("UTF-8 path");
+    ip(&[
+        "-n", &switch, "link", "set", "dev", "p1", "xdpdrv", "obj", object, "sec", "xdp",
+    ]);
+    assert_spreads_by_weight(&topology, Hook::XdpNative);
 }
 
 #[test]
