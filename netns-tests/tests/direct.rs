@@ -555,6 +555,98 @@ fn established_flows_stay_when_servers_come_and_go_and_a_removed_one_gets_no_new
     assert!(counters[0].unmatched_packets > 0, "{counters:?}");
 }
 
+/// Table swaps are atomic for traffic in flight: while clients keep asking on established
+/// connections and open new ones, the servers' weights change 40 times and no request fails,
+/// no established one lands on another server, and every new one finds a server. A server that leaves takes its flows with it: their next packet re-picks
+/// the remaining server, which knows no such connection and resets it (as with LVS).
+#[test]
+fn weight_changes_under_traffic_move_no_request_and_a_departed_servers_flows_are_reset() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let Some(topology) = Topology::start("dr-swap") else {
+        return;
+    };
+    let mut director = Director::load(NODE_INTERFACE, Hook::XdpGeneric).expect("load");
+    let weighted = |a: u32, b: u32| [topology.backend(SERVER_A, a), topology.backend(SERVER_B, b)];
+    director
+        .set_service(SERVICE, &weighted(1, 1))
+        .expect("set the service");
+    director.attach().expect("attach");
+
+    const CONNECTIONS: usize = 16;
+    let stop = Arc::new(AtomicBool::new(false));
+    let asking = {
+        let stop = Arc::clone(&stop);
+        let switch = topology.lab.switch().to_owned();
+        std::thread::spawn(move || {
+            enter_namespace(&switch);
+            let mut clients: Vec<Client> = (0..CONNECTIONS)
+                .map(|_| Client::connect(vip()).expect("connect through the VIP"))
+                .collect();
+            let first: Vec<String> = clients
+                .iter_mut()
+                .map(|client| client.call(&["GET", "whoami"]).expect("first answer"))
+                .collect();
+            let servers = [name(SERVER_A), name(SERVER_B)];
+            let (mut answered, mut fresh, mut wrong) = (0u64, 0u64, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                for (client, owner) in clients.iter_mut().zip(&first) {
+                    match client.call(&["GET", "whoami"]) {
+                        Ok(who) if who == *owner => answered += 1,
+                        other => wrong.push(format!("{owner}: {other:?}")),
+                    }
+                }
+                match request(vip(), &["GET", "whoami"]) {
+                    Ok(who) if servers.contains(&who) => fresh += 1,
+                    other => wrong.push(format!("new connection: {other:?}")),
+                }
+            }
+            (clients, first, answered, fresh, wrong)
+        })
+    };
+    for round in 0..40u32 {
+        director
+            .set_service(SERVICE, &weighted(1 + round % 7, 1 + round % 5))
+            .expect("new weights");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (mut clients, first, answered, fresh, wrong) = asking.join().expect("the asking clients");
+    assert!(wrong.is_empty(), "requests failed or moved: {wrong:?}");
+    assert!(
+        answered >= 10 * CONNECTIONS as u64 && fresh >= 10,
+        "only {answered} requests and {fresh} new connections while the tables were swapped"
+    );
+    let on_b = count(&first, SERVER_B);
+    assert!(
+        on_b > 0 && on_b < CONNECTIONS,
+        "one server got every flow: {first:?}"
+    );
+
+    director
+        .set_service(SERVICE, &[topology.backend(SERVER_A, 1)])
+        .expect("B leaves");
+    let switch = topology.lab.switch().to_owned();
+    let after = in_namespace(&switch, move || {
+        clients
+            .iter_mut()
+            .map(|client| client.call(&["GET", "whoami"]).map_err(|e| e.kind()))
+            .collect::<Vec<_>>()
+    });
+    for (owner, answer) in first.iter().zip(&after) {
+        if *owner == name(SERVER_A) {
+            assert_eq!(answer.as_deref(), Ok(owner.as_str()), "{after:?}");
+        } else {
+            assert_eq!(
+                answer.as_deref(),
+                Err(&std::io::ErrorKind::ConnectionReset),
+                "a flow of the departed server was not reset: {after:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn after_detach_the_vip_port_reaches_the_director_itself() {
     let Some(topology) = Topology::start("dr-detach") else {
