@@ -48,6 +48,7 @@ impl Document {
     pub fn parse(text: &str) -> Result<Self, serde_saphyr::Error> {
         let mut options = serde_saphyr::Options::default();
         options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
+        options.strict_booleans = true;
         let root: Option<Spanned<Shape>> = serde_saphyr::from_str_with_options(text, options)?;
         let root = match root {
             Some(spanned) => node(spanned),

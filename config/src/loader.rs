@@ -219,6 +219,7 @@ impl Reader<'_> {
         // Duplicate keys are reported from the document; the first counts.
         let mut options = serde_saphyr::Options::default();
         options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::FirstWins;
+        options.strict_booleans = true;
         serde_saphyr::with_deserializer_from_str_with_options(self.text, options, |deserializer| {
             seed.deserialize(deserializer)
         })
@@ -368,6 +369,13 @@ pub(crate) fn parse_error_message(error: &serde_saphyr::Error) -> String {
         },
         _ => match serde_saphyr::DefaultMessageFormatter.format_message(error) {
             message if message == "invalid boolean" => "expected true or false".to_owned(),
+            // YAML 1.1's yes/no/on/off/y/n are not booleans here, so that a relay or pool
+            // named `on` or `y` keeps its name.
+            message if message.starts_with("invalid boolean (strict mode") => {
+                "expected true or false (yes, no, on and off are not booleans in hafront's \
+                 YAML)"
+                    .to_owned()
+            }
             message => plain_invalid_type(&message).unwrap_or_else(|| message.into_owned()),
         },
     };

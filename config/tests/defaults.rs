@@ -341,3 +341,26 @@ fn a_quorum_section_takes_the_documented_defaults_and_its_files() {
     );
     assert_eq!(quorum.on_quorum_loss, OnQuorumLoss::Keep);
 }
+
+#[test]
+fn names_that_yaml_1_1_reads_as_booleans_stay_names() {
+    let config = parse(
+        "\
+checks:
+  y: {kind: tcp}
+pools:
+  on:
+    check: y
+    servers: [{address: 127.0.0.1:6379}]
+relays:
+  y: {listen: [127.0.0.1:16379], pool: on}
+  off: {listen: [127.0.0.1:16380], pool: on}
+",
+        "names.yaml",
+    )
+    .expect("names like y, on and off");
+    assert_eq!(config.checks.keys().collect::<Vec<_>>(), ["y"]);
+    assert_eq!(config.pools["on"].check, "y");
+    assert_eq!(config.relays.keys().collect::<Vec<_>>(), ["off", "y"]);
+    assert_eq!(config.relays["y"].pool, "on");
+}

@@ -1071,6 +1071,31 @@ relays:
         )],
     },
     Case {
+        name: "YAML 1.1 yes/no/on/off where a boolean belongs",
+        yaml: "\
+checks:
+  t: {kind: tcp}
+pools:
+  p:
+    check: t
+    servers:
+      - {address: 127.0.0.1:1, backup: yes}
+      - {address: 127.0.0.1:2, backup: off}
+",
+        errors: &[
+            (
+                "7:40",
+                "pools.p.servers[0].backup",
+                "expected true or false (yes, no, on and off are not booleans in hafront's YAML)",
+            ),
+            (
+                "8:40",
+                "pools.p.servers[1].backup",
+                "expected true or false (yes, no, on and off are not booleans in hafront's YAML)",
+            ),
+        ],
+    },
+    Case {
         name: "a value where a list or mapping belongs, and the reverse",
         yaml: "\
 global: 5
@@ -1162,7 +1187,7 @@ pools:
 relays:
   a: { listen: [127.0.0.1:2], pool: p, send_proxy: v3 }
   b: { listen: [127.0.0.1:3], pool: p, accept_proxy_from: [10.0.0.0/8] }
-  c: { listen: [127.0.0.1:4], pool: p, accept_proxy: yes, accept_proxy_from: [10.0.0.1] }
+  c: { listen: [127.0.0.1:4], pool: p, accept_proxy: true, accept_proxy_from: [10.0.0.1] }
   d:
     listen: [127.0.0.1:5]
     pool: p
@@ -1177,7 +1202,7 @@ relays:
                 "only with `accept_proxy: true`",
             ),
             (
-                "8:79",
+                "8:80",
                 "relays.c.accept_proxy_from[0]",
                 "\"10.0.0.1\" is not an address or network with a prefix",
             ),
