@@ -6,8 +6,9 @@
 //! virtual addresses of one VRRP instance) are live while that instance is
 //! master, with the servers of the pool that are up (with the relay's role,
 //! not drained; backups only while no other server is), each at the MAC
-//! address the neighbour table gives. So the program forwards on the master
-//! only, and follows health checks within one check interval.
+//! address the neighbour table gives; with `policy: first`, only the first of
+//! them in the pool's order. So the program forwards on the master only, and
+//! follows health checks within one check interval.
 //!
 //! A server that is this host itself (the classic co-located pair, each
 //! MariaDB host also a director) gets its packets up the local stack. Such a
@@ -19,7 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use hafront_config::{Config, KernelHook, Relay, Role};
+use hafront_config::{Config, KernelHook, Policy, Relay, Role};
 use hafront_direct::{Backend, DirectError, Director, Hook, Service};
 use hafront_health::{Monitor, ServerHealth};
 use tokio::sync::{oneshot, watch};
@@ -166,6 +167,7 @@ impl DirectRelays {
             relay: name.to_owned(),
             services,
             role: relay.role,
+            first_only: relay.policy == Policy::First,
             kernel: Arc::clone(&kernel),
             view: Arc::clone(&view),
             warned: BTreeSet::new(),
@@ -368,6 +370,8 @@ struct Follower {
     relay: String,
     services: Vec<(Ipv4Addr, u16)>,
     role: Option<Role>,
+    /// `policy: first`: new flows go to the first eligible server only.
+    first_only: bool,
     kernel: Arc<Kernel>,
     view: Arc<Mutex<RelayView>>,
     /// Servers already warned about (no MAC address), so each is logged once
@@ -448,7 +452,8 @@ impl Follower {
     /// The servers that get new flows: up, with the relay's role, not
     /// drained; backups only while no other server qualifies; each with a
     /// known MAC address (a server whose address does not resolve is left
-    /// out and named once in the log).
+    /// out and named once in the log); only the first such with
+    /// `policy: first`.
     async fn backends(&mut self, servers: &PoolHealth, local: &BTreeSet<Ipv4Addr>) -> Vec<Backend> {
         let eligible = |server: &&Arc<ServerHealth>| {
             server.is_up()
@@ -469,6 +474,9 @@ impl Follower {
         }
         let mut backends = Vec::with_capacity(chosen.len());
         for server in chosen {
+            if self.first_only && !backends.is_empty() {
+                break;
+            }
             let IpAddr::V4(address) = server.address.ip() else {
                 continue;
             };

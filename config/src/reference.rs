@@ -152,7 +152,7 @@ pub const SECTIONS: &[Section] = &[
         keys: &[
             key("listen", "required", "Addresses, as a list; they need not exist yet, so a relay on a VIP starts before the VIP arrives."),
             key("pool", "required", "The pool clients go to."),
-            key("policy", "round_robin", "`round_robin` (smooth weighted), `least_connections` (open connections / weight) or `first` (the first healthy server in pool order)."),
+            key("policy", "round_robin", "`round_robin` (smooth weighted), `least_connections` (open connections / weight) or `first` (the first healthy server in pool order). With `forward: direct_routing`, `round_robin` spreads new flows by weight (Maglev) and `least_connections` is refused."),
             key("role", "none", "`primary` or `replica`: only servers whose check reports that role."),
             key("connect_timeout", "3s", "Time allowed to connect to one server."),
             key("idle_timeout", "1h", "Close a connection after this long without a byte either way."),

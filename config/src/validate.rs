@@ -14,8 +14,8 @@ use crate::ParseOptions;
 use crate::document::Document;
 use crate::error::{ConfigError, KeyPath, Position};
 use crate::schema::{
-    Check, CheckKind, Config, Email, Failover, Forward, Notify, Pool, Quorum, Relay, RelayMode,
-    Secret, Track, VrrpInstance,
+    Check, CheckKind, Config, Email, Failover, Forward, Notify, Policy, Pool, Quorum, Relay,
+    RelayMode, Secret, Track, VrrpInstance,
 };
 
 /// The longest `global.stop_grace`.
@@ -609,6 +609,13 @@ impl Validator<'_> {
             self.report(
                 &path.key("accept_proxy"),
                 format!("{UNCHANGED}, so it cannot read a PROXY protocol header"),
+            );
+        }
+        if relay.policy == Policy::LeastConnections {
+            self.report(
+                &path.key("policy"),
+                "direct routing spreads new flows by weight (Maglev hashing) and never sees a \
+                 connection end, so it cannot count them: use round_robin (by weight) or first",
             );
         }
         let listen = path.key("listen");

@@ -1214,7 +1214,7 @@ relays:
         ],
     },
     Case {
-        name: "direct routing: not a VIP, two instances, a port the servers do not use, encryption, PROXY, IPv6, hook",
+        name: "direct routing: not a VIP, two instances, least connections, a port the servers do not use, encryption, PROXY, IPv6, hook",
         yaml: "\
 checks:
   port: { kind: tcp }
@@ -1225,7 +1225,7 @@ vrrp:
     a: { interface: eth0, vrid: 1, priority: 100, virtual_addresses: [10.0.0.100/24] }
     b: { interface: eth0, vrid: 2, priority: 100, virtual_addresses: [10.0.0.101/24] }
 relays:
-  x: { listen: [10.0.0.100:3306, 10.0.0.101:3306], pool: db, forward: direct_routing }
+  x: { listen: [10.0.0.100:3306, 10.0.0.101:3306], pool: db, forward: direct_routing, policy: least_connections }
   yy: { listen: [10.0.0.200:3306], pool: db, forward: direct_routing, send_proxy: v1, accept_proxy: true }
   z: { listen: [\"[::1]:3306\"], pool: db, forward: direct_routing, mode: { kind: gateway, secret: { value: s }, allow: [10.0.0.0/8] } }
   w: { listen: [127.0.0.1:3306], pool: db, hook: tc }
@@ -1241,6 +1241,7 @@ relays:
                 "relays.x.listen[1]",
                 "belongs to vrrp instance \"b\", but this relay's first address belongs to \"a\"",
             ),
+            ("10:95", "relays.x.policy", "cannot count them: use round_robin (by weight) or first"),
             (
                 "11:18",
                 "relays.yy.listen[0]",

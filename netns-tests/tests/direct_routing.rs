@@ -190,7 +190,7 @@ fn clients_spread_by_weight_and_a_down_server_gets_no_new_flows() {
     let lab = Lab::new("drspread", 3);
     make_server(&lab, 2);
     make_server(&lab, 3);
-    let _service2 = lab.service(2);
+    let mut service2 = Some(lab.service(2));
     let mut service3 = Some(lab.service(3));
     let director = Hafront::start(
         &lab,
@@ -254,7 +254,7 @@ fn clients_spread_by_weight_and_a_down_server_gets_no_new_flows() {
     );
 
     // Back up: it takes new flows again.
-    let _service3 = lab.service(3);
+    service3 = Some(lab.service(3));
     assert!(wait_until(SETTLE, || forwarding_to(
         &director,
         &["n2", "n3"]
@@ -306,6 +306,30 @@ fn clients_spread_by_weight_and_a_down_server_gets_no_new_flows() {
         100,
         "clients lost through tc: {through_tc:?}"
     );
+
+    // `policy: first`: every new flow to the first server in pool order, then to the next
+    // one when it goes down.
+    let config = std::fs::read_to_string(director.config()).expect("read the configuration");
+    let first = config.replace("    pool: svc\n", "    pool: svc\n    policy: first\n");
+    assert_ne!(config, first);
+    std::fs::write(director.config(), first).expect("write the configuration");
+    director.reload();
+    assert!(
+        wait_until(SETTLE, || forwarding_to(&director, &["n2"])),
+        "policy first does not forward to n2 alone: {}",
+        director_status_text(&director)
+    );
+    let to_first = answers(&lab, 50);
+    assert_eq!(count(&to_first, "n2"), 50, "{to_first:?}");
+    drop(service2.take());
+    assert!(
+        wait_until(SETTLE, || forwarding_to(&director, &["n3"])),
+        "policy first did not move to n3 when n2 went down: {}",
+        director_status_text(&director)
+    );
+    let to_next = answers(&lab, 50);
+    assert_eq!(count(&to_next, "n3"), 50, "{to_next:?}");
+    drop(service3);
 }
 
 fn director_status_text(hafront: &Hafront) -> String {
