@@ -5,7 +5,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hafront_config::{CheckKind, Config, ParseOptions, Policy, Role, Secret, SmtpSecurity};
+use hafront_config::{
+    CheckKind, Config, Forward, ParseOptions, Policy, Role, Secret, SmtpSecurity,
+};
 use hafront_import::Translation;
 
 /// An input file in a temporary directory, kept as long as the value.
@@ -219,6 +221,52 @@ fn notify_scripts_become_argv_and_per_state_scripts_are_comments() {
     )), "{}", translation.yaml);
 }
 
+/// keepalived with LVS-DR on a VRRP address, the classic MySQL director: a direct-routing
+/// relay on the instance's address; a second DR service whose server uses another port
+/// stays a proxy and says why.
+#[test]
+fn an_lvs_dr_virtual_server_on_a_vrrp_address_becomes_direct_routing() {
+    let (_, translation, config) = keepalived(
+        "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  priority 100\n\
+         \x20 virtual_ipaddress {\n    10.0.0.100/24\n  }\n}\n\
+         virtual_server 10.0.0.100 3306 {\n  lb_algo wlc\n  lb_kind DR\n  protocol TCP\n\
+         \x20 real_server 10.0.0.11 3306 {\n    TCP_CHECK {\n      connect_timeout 2\n    }\n  }\n\
+         \x20 real_server 10.0.0.12 3306 {\n    weight 2\n    TCP_CHECK {\n      connect_timeout 2\n    }\n  }\n}\n\
+         virtual_server 10.0.0.100 6379 {\n  lb_kind DR\n\
+         \x20 real_server 10.0.0.11 6380 {\n    TCP_CHECK {\n      connect_timeout 2\n    }\n  }\n}\n",
+    );
+    let mysql = &config.relays["vs-10.0.0.100-3306"];
+    assert_eq!(
+        mysql.forward,
+        Forward::DirectRouting,
+        "{}",
+        translation.yaml
+    );
+    assert_eq!(mysql.listen, [address("10.0.0.100:3306")]);
+    assert_eq!(
+        mysql.policy,
+        Policy::RoundRobin,
+        "direct routing spreads by weight, not by connections"
+    );
+    assert_eq!(config.pools["vs-10.0.0.100-3306"].servers[1].weight, 2);
+    assert!(
+        translation
+            .yaml
+            .contains("direct routing cannot count connections"),
+        "{}",
+        translation.yaml
+    );
+    let redis = &config.relays["vs-10.0.0.100-6379"];
+    assert_eq!(redis.forward, Forward::Proxy);
+    assert!(
+        translation.yaml.contains(
+            "10.0.0.11:6380 listens on another port than 6379, and direct routing keeps the port"
+        ),
+        "{}",
+        translation.yaml
+    );
+}
+
 #[test]
 fn virtual_servers_become_relays_with_their_checks() {
     let (_, translation, config) = keepalived(
@@ -284,10 +332,13 @@ fn virtual_servers_become_relays_with_their_checks() {
         translation.yaml
     );
     assert!(
-        translation.yaml.contains("add `forward: direct_routing`"),
-        "lb_kind DR does not point at direct routing:\n{}",
+        translation.yaml.contains(
+            "not as `forward: direct_routing`: 192.0.2.100 is no virtual_ipaddress of a vrrp_instance"
+        ),
+        "lb_kind DR without a VRRP instance does not say why it stays a proxy:\n{}",
         translation.yaml
     );
+    assert_eq!(relay.forward, Forward::Proxy);
     let email = config.alerts.email.as_ref().expect("mail settings");
     assert_eq!(email.smtp_host, "192.0.2.25");
     assert_eq!(email.smtp_port, Some(2525));

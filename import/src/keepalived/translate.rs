@@ -28,6 +28,7 @@ pub(crate) fn translate(file: &str, statements: &[Statement]) -> Document {
         tracked_scripts: BTreeSet::new(),
         listeners: Vec::new(),
         routers: BTreeSet::new(),
+        virtual_ips: virtual_ips(statements),
     };
     translator.document.header.push(Comment::Text(format!(
         "hafront configuration translated by `hafront import keepalived` from {file}."
@@ -137,6 +138,21 @@ struct Translator<'a> {
     listeners: Vec<SocketAddr>,
     /// (interface, vrid, IPv4?) of the instances so far.
     routers: BTreeSet<(String, u8, bool)>,
+    /// Every address in a `vrrp_instance`'s `virtual_ipaddress`, in the whole
+    /// file: an LVS-DR `virtual_server` on one becomes a direct-routing relay.
+    virtual_ips: BTreeSet<IpAddr>,
+}
+
+/// The addresses listed in the `virtual_ipaddress` blocks of all `vrrp_instance`s.
+fn virtual_ips(statements: &[Statement]) -> BTreeSet<IpAddr> {
+    statements
+        .iter()
+        .filter(|statement| statement.keyword() == "vrrp_instance")
+        .flat_map(Statement::children)
+        .filter(|child| child.keyword() == "virtual_ipaddress")
+        .flat_map(Statement::children)
+        .filter_map(|address| ip_with_prefix(address.keyword()).map(|(ip, _)| ip))
+        .collect()
 }
 
 impl Translator<'_> {

@@ -3,6 +3,7 @@
 //! with the check of the first real server's checker.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{Translator, shell_syntax, socket_address, untranslated_block};
@@ -87,6 +88,8 @@ impl Translator<'_> {
         let mut addresses = BTreeSet::new();
         let mut spec: Option<(CheckSpec, Line)> = None;
         let mut real_servers = Vec::new();
+        // The `lb_kind DR` line, if any.
+        let mut direct_routing: Option<&Line> = None;
         // Indexes in `servers` (and lines) of the real servers without a checker.
         let mut unchecked = Vec::new();
         for child in statement.children() {
@@ -120,12 +123,9 @@ impl Translator<'_> {
                         }
                     }
                 }
-                "lb_kind" | "lvs_method" if child.arg(0) == Some("DR") => relay.comment(line.note(
-                    "translated as a proxy relay: the servers see the relay's address as \
-                         the client's; for LVS-DR as here (servers answering clients directly, \
-                         the VIP on their lo), add `forward: direct_routing` \
-                         (docs/direct-routing.md)",
-                )),
+                "lb_kind" | "lvs_method" if child.arg(0) == Some("DR") => {
+                    direct_routing = Some(line)
+                }
                 "lb_kind" | "lvs_method" => relay.comment(line.note(
                     "hafront relays (proxies) each connection: the servers see the relay's \
                      address as the client's and need not hold the virtual address",
@@ -340,6 +340,31 @@ impl Translator<'_> {
             self.listeners.push(listen);
             relay.set("listen", Value::List(vec![string(&listen.to_string())]));
             relay.scalar("pool", string(&name));
+            let direct =
+                direct_routing.map(|line| (line, self.direct_routing_refusal(listen, &addresses)));
+            let mut policy = policy;
+            match direct {
+                Some((line, None)) => {
+                    relay.comment(line.note(
+                        "LVS-DR: the director forwards packets to the servers' MACs and the \
+                         servers answer clients directly, with the VIP on their lo \
+                         (docs/direct-routing.md)",
+                    ));
+                    relay.scalar("forward", "direct_routing");
+                    if policy == Some("least_connections") {
+                        relay.comment(line.note(
+                            "direct routing cannot count connections: new flows are spread \
+                             by weight (round_robin)",
+                        ));
+                        policy = None;
+                    }
+                }
+                Some((line, Some(why))) => relay.comment(line.note(format!(
+                    "translated as a proxy relay (the servers see the relay's address as the \
+                     client's), not as `forward: direct_routing`: {why}"
+                ))),
+                None => {}
+            }
             if let Some(policy) = policy {
                 relay.scalar("policy", policy);
             }
@@ -349,6 +374,33 @@ impl Translator<'_> {
             self.document.header.push(statement.line.untranslated(
                 "an earlier virtual_server listens on this address already (only the pool is translated)",
             ));
+        }
+    }
+}
+
+impl Translator<'_> {
+    /// Why an LVS-DR `virtual_server` on `listen` with servers at `servers`
+    /// cannot be a direct-routing relay, or `None` when it can.
+    fn direct_routing_refusal(
+        &self,
+        listen: SocketAddr,
+        servers: &BTreeSet<SocketAddr>,
+    ) -> Option<String> {
+        if !listen.is_ipv4() {
+            Some("hafront's direct routing is IPv4 only".to_owned())
+        } else if !self.virtual_ips.contains(&listen.ip()) {
+            Some(format!(
+                "{} is no virtual_ipaddress of a vrrp_instance in this file, and direct \
+                 routing runs on the master of the instance holding the address",
+                listen.ip()
+            ))
+        } else if let Some(other) = servers.iter().find(|server| server.port() != listen.port()) {
+            Some(format!(
+                "{other} listens on another port than {}, and direct routing keeps the port",
+                listen.port()
+            ))
+        } else {
+            None
         }
     }
 }
