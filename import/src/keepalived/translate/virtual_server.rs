@@ -394,13 +394,17 @@ impl Translator<'_> {
                  routing runs on the master of the instance holding the address",
                 listen.ip()
             ))
-        } else if let Some(other) = servers.iter().find(|server| server.port() != listen.port()) {
-            Some(format!(
-                "{other} listens on another port than {}, and direct routing keeps the port",
-                listen.port()
-            ))
         } else {
-            None
+            servers
+                .iter()
+                .find(|server| server.port() != listen.port())
+                .map(|other| {
+                    format!(
+                        "{other} listens on another port than {}, and direct routing keeps \
+                         the port",
+                        listen.port()
+                    )
+                })
         }
     }
 }
