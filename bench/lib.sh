@@ -137,6 +137,12 @@ bench_link() {
 bench_switch() {
     ip -n "$1" link add br0 type bridge
     ip -n "$1" link set br0 up
+    # A switch does not filter: where br_netfilter is loaded (Docker loads
+    # it), bridged frames would go through iptables on every crossing.
+    if [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
+        ip netns exec "$1" sysctl -q -w net.bridge.bridge-nf-call-iptables=0 \
+            net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-arptables=0
+    fi
 }
 
 # bench_switch_port SWITCH_NS PORT NS IF ADDR: a veth pair from port PORT of
