@@ -332,6 +332,49 @@ fn clients_spread_by_weight_and_a_down_server_gets_no_new_flows() {
     drop(service3);
 }
 
+/// A VRRP FAULT (here: the tracked pool has no server up) takes the relay's services out
+/// and detaches the program along with the VIP; back to MASTER, it attaches again.
+#[test]
+fn a_fault_detaches_the_program_and_the_return_to_master_attaches_it() {
+    if skip_unless_root("a_fault_detaches_the_program_and_the_return_to_master_attaches_it") {
+        return;
+    }
+    let lab = Lab::new("drfault", 2);
+    make_server(&lab, 2);
+    let mut service = Some(lab.service(2));
+    let config = director_config(150, SERVICE_PORT, &[(2, 1)], TCP_CHECK)
+        + "      track:\n        - pool: svc\n";
+    let director = Hafront::start(&lab, 1, &config);
+    let forwarding = || forwarding_to(&director, &["n2"]) && has_program(&lab, 1);
+    assert!(
+        wait_until(SETTLE, forwarding),
+        "the director never forwarded to n2: {}\n{}",
+        director_status_text(&director),
+        director.log()
+    );
+    assert_eq!(count(&answers(&lab, 20), "n2"), 20);
+
+    drop(service.take());
+    assert!(
+        wait_until(SETTLE, || !has_program(&lab, 1) && !lab.has_vip(1)),
+        "the program or the VIP stayed after the instance went to FAULT: {}\n{}",
+        director_status_text(&director),
+        director.log()
+    );
+    assert!(director.log().contains("FAULT"), "{}", director.log());
+    assert_eq!(direct_status(&director)["attached"], false);
+
+    service = Some(lab.service(2));
+    assert!(
+        wait_until(SETTLE, forwarding),
+        "not forwarding again after the return to MASTER: {}\n{}",
+        director_status_text(&director),
+        director.log()
+    );
+    assert_eq!(count(&answers(&lab, 20), "n2"), 20);
+    drop(service);
+}
+
 fn director_status_text(hafront: &Hafront) -> String {
     let output = Command::new(hafront_netns_tests::hafront_binary())
         .args(["status", "-c"])
