@@ -241,3 +241,55 @@ fn run_locates_an_address_in_use() {
         );
     }
 }
+
+/// A direct-routing relay reaches its servers by MAC address: `check` and `run` refuse a
+/// server off the interface's subnet at its line, naming the interface's networks; a file
+/// for another machine passes with `--skip-files`.
+#[test]
+fn a_direct_routing_server_off_the_interface_subnet_is_refused_at_its_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = format!(
+        "global:\n  state_dir: {state}\n  control_socket: {state}/control.sock\n\
+         checks:\n  port: {{ kind: tcp }}\n\
+         pools:\n  db:\n    check: port\n    servers:\n      - address: 127.0.0.5:3306\n      - address: 10.213.9.9:3306\n\
+         vrrp:\n  instances:\n    vip:\n      interface: lo\n      vrid: 51\n      priority: 100\n      virtual_addresses: [127.0.0.100/8]\n\
+         relays:\n  db:\n    listen: [127.0.0.100:3306]\n    pool: db\n    forward: direct_routing\n",
+        state = dir.path().display(),
+    );
+    let config = dir.path().join("hafront.yaml");
+    fs::write(&config, &text).expect("write config");
+    let location = format!("{}:{}:", config.display(), line_of(&text, "10.213.9.9"));
+
+    let check = Command::new(HAFRONT)
+        .args(["check", "-c"])
+        .arg(&config)
+        .output()
+        .expect("run hafront check");
+    assert!(!check.status.success(), "check accepted it");
+    let check = String::from_utf8_lossy(&check.stderr).into_owned();
+    let run = run_refused(&config, dir.path().join("run.log"));
+    for (command, output) in [("check", check), ("run", run)] {
+        assert!(
+            output.contains(&location)
+                && output.contains("pools.db.servers[1].address")
+                && output.contains("10.213.9.9 must be on that interface's subnet")
+                && output.contains("127.0.0.0/8"),
+            "{command}: not located at {location} with the interface's networks: {output}"
+        );
+        assert!(
+            !output.contains("servers[0]"),
+            "{command}: the server on the subnet was refused too: {output}"
+        );
+    }
+
+    let output = Command::new(HAFRONT)
+        .args(["check", "--skip-files", "-c"])
+        .arg(&config)
+        .output()
+        .expect("run hafront");
+    assert!(
+        output.status.success(),
+        "--skip-files (a file for another machine) refused it: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
