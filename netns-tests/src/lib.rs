@@ -68,6 +68,46 @@ pub fn ip(args: &[&str]) {
     );
 }
 
+/// Runs `command` in network namespace `namespace`, panicking with its stderr on failure.
+pub fn run_in(namespace: &str, command: &[&str]) {
+    let output = Command::new("ip")
+        .args(["netns", "exec", namespace])
+        .args(command)
+        .output()
+        .unwrap_or_else(|e| panic!("run {command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} in {namespace}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Makes `namespace` a direct-routing server: the VIP on `lo` as a /32, never answered for
+/// in ARP (`arp_ignore=1`, `arp_announce=2`), and no reverse-path filter.
+pub fn take_the_vip_on_lo(namespace: &str) {
+    ip(&[
+        "-n",
+        namespace,
+        "address",
+        "add",
+        &format!("{VIP}/32"),
+        "dev",
+        "lo",
+    ]);
+    run_in(
+        namespace,
+        &[
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv4.conf.all.arp_ignore=1",
+            "net.ipv4.conf.all.arp_announce=2",
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.eth0.rp_filter=0",
+        ],
+    );
+}
+
 /// Polls `condition` every 10 ms until it holds or `within` passed; returns whether it held.
 pub fn wait_until(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
@@ -777,6 +817,16 @@ impl Hafront {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+
+    /// Rewrites the configuration file with `edit` (which must change it), then
+    /// [`Hafront::reload`]s.
+    pub fn reload_with(&self, edit: impl FnOnce(&str) -> String) {
+        let before = std::fs::read_to_string(&self.config).expect("read the configuration");
+        let after = edit(&before);
+        assert_ne!(before, after, "the edit changed nothing");
+        std::fs::write(&self.config, after).expect("write the configuration");
+        self.reload();
     }
 
     /// SIGTERM, then waits for a clean exit.

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use hafront_direct::{Backend, Director, Hook, Service};
 use hafront_netns_tests::{
-    Lab, NODE_INTERFACE, NodeProcess, VIP, enter_namespace, in_namespace, ip, skip,
-    skip_unless_root, wait_until,
+    Lab, NODE_INTERFACE, NodeProcess, VIP, enter_namespace, in_namespace, ip, run_in, skip,
+    skip_unless_root, take_the_vip_on_lo, wait_until,
 };
 
 const DIRECTOR: usize = 1;
@@ -73,7 +73,7 @@ impl Topology {
         for &number in numbers {
             let namespace = lab.node(number);
             if number != DIRECTOR {
-                hide_the_vip(namespace);
+                take_the_vip_on_lo(namespace);
             }
             let dir = lab.dir().join(format!("redis-n{number}"));
             std::fs::create_dir_all(&dir).expect("Redis directory");
@@ -147,46 +147,6 @@ impl Topology {
 
 fn name(number: usize) -> String {
     format!("server-{number}")
-}
-
-/// A server's side of direct routing: the VIP on `lo`, never answered for in ARP.
-fn hide_the_vip(namespace: &str) {
-    ip(&[
-        "-n",
-        namespace,
-        "address",
-        "add",
-        &format!("{VIP}/32"),
-        "dev",
-        "lo",
-    ]);
-    sysctl(
-        namespace,
-        &[
-            "net.ipv4.conf.all.arp_ignore=1",
-            "net.ipv4.conf.all.arp_announce=2",
-            "net.ipv4.conf.all.rp_filter=0",
-            "net.ipv4.conf.eth0.rp_filter=0",
-        ],
-    );
-}
-
-fn sysctl(namespace: &str, settings: &[&str]) {
-    run_in(namespace, &[&["sysctl", "-q", "-w"], settings].concat());
-}
-
-/// Runs `command` in `namespace`, which must succeed.
-fn run_in(namespace: &str, command: &[&str]) {
-    let output = std::process::Command::new("ip")
-        .args(["netns", "exec", namespace])
-        .args(command)
-        .output()
-        .unwrap_or_else(|e| panic!("run {command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?} in {namespace}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// A Redis connection speaking just enough RESP for the tests.

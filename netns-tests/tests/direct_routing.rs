@@ -2,7 +2,9 @@
 //! lab namespaces: the director is the VRRP master, servers have the VIP on `lo`, clients
 //! in the switch namespace reach the VIP and servers answer them directly.
 //!
-//! - Clients spread over the servers by weight, and a down server gets no new flows.
+//! - Clients spread over the servers by weight, and a down server gets no new flows; a
+//!   reload moves the relay to tc, another to `policy: first`.
+//! - A VRRP FAULT detaches the program; the return to MASTER attaches it again.
 //! - Real Redis: connections pinned to a server survive the removal of another server and
 //!   its return (the flow table, not only Maglev's small disruption).
 //! - Real MariaDB: queries through the VIP, the server sees the client's own address, and
@@ -22,50 +24,14 @@ use hafront_netns_tests::mariadb::{
     APP_PASSWORD, APP_USER, CHECK_PASSWORD, CHECK_USER, LabMariaDb, MYSQL_PORT,
 };
 use hafront_netns_tests::{
-    Hafront, Lab, NODE_INTERFACE, NodeProcess, SERVICE_PORT, VIP, in_namespace, ip,
-    skip_unless_root, vrrp_section, wait_until,
+    Hafront, Lab, NODE_INTERFACE, NodeProcess, SERVICE_PORT, VIP, in_namespace, skip_unless_root,
+    take_the_vip_on_lo, vrrp_section, wait_until,
 };
 
 /// The Redis port on every server.
 const REDIS_PORT: u16 = 6379;
 /// Time for VRRP to elect, checks to rise and the program to attach.
 const SETTLE: Duration = Duration::from_secs(10);
-
-/// Makes node `number` a direct-routing server: the VIP on `lo`, no ARP answers for it,
-/// no reverse-path filter.
-fn make_server(lab: &Lab, number: usize) {
-    let namespace = lab.node(number);
-    ip(&[
-        "-n",
-        namespace,
-        "address",
-        "add",
-        &format!("{VIP}/32"),
-        "dev",
-        "lo",
-    ]);
-    for (key, value) in [
-        ("net.ipv4.conf.all.arp_ignore", "1"),
-        ("net.ipv4.conf.all.arp_announce", "2"),
-        ("net.ipv4.conf.all.rp_filter", "0"),
-        ("net.ipv4.conf.eth0.rp_filter", "0"),
-    ] {
-        sysctl(namespace, key, value);
-    }
-}
-
-fn sysctl(namespace: &str, key: &str, value: &str) {
-    let output = Command::new("ip")
-        .args(["netns", "exec", namespace, "sysctl", "-q", "-w"])
-        .arg(format!("{key}={value}"))
-        .output()
-        .expect("run sysctl");
-    assert!(
-        output.status.success(),
-        "sysctl {key}={value} in {namespace}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 fn read_sysctl(namespace: &str, key: &str) -> String {
     let output = Command::new("ip")
@@ -188,8 +154,8 @@ fn clients_spread_by_weight_and_a_down_server_gets_no_new_flows() {
         return;
     }
     let lab = Lab::new("drspread", 3);
-    make_server(&lab, 2);
-    make_server(&lab, 3);
+    take_the_vip_on_lo(lab.node(2));
+    take_the_vip_on_lo(lab.node(3));
     let mut service2 = Some(lab.service(2));
     let mut service3 = Some(lab.service(3));
     let director = Hafront::start(
@@ -269,14 +235,12 @@ fn clients_spread_by_weight_and_a_down_server_gets_no_new_flows() {
 
     // A reload that moves the relay to the tc hook restarts it on a new program: it
     // forwards again, through tc, and the XDP program is gone.
-    let config = std::fs::read_to_string(director.config()).expect("read the configuration");
-    let with_tc = config.replace(
-        "forward: direct_routing\n",
-        "forward: direct_routing\n    hook: tc\n",
-    );
-    assert_ne!(config, with_tc);
-    std::fs::write(director.config(), with_tc).expect("write the configuration");
-    director.reload();
+    director.reload_with(|config| {
+        config.replace(
+            "forward: direct_routing\n",
+            "forward: direct_routing\n    hook: tc\n",
+        )
+    });
     assert!(
         wait_until(SETTLE, || direct_status(&director)["hook"] == "tc"
             && forwarding_to(&director, &["n2", "n3"])),
@@ -309,11 +273,9 @@ fn clients_spread_by_weight_and_a_down_server_gets_no_new_flows() {
 
     // `policy: first`: every new flow to the first server in pool order, then to the next
     // one when it goes down.
-    let config = std::fs::read_to_string(director.config()).expect("read the configuration");
-    let first = config.replace("    pool: svc\n", "    pool: svc\n    policy: first\n");
-    assert_ne!(config, first);
-    std::fs::write(director.config(), first).expect("write the configuration");
-    director.reload();
+    director.reload_with(|config| {
+        config.replace("    pool: svc\n", "    pool: svc\n    policy: first\n")
+    });
     assert!(
         wait_until(SETTLE, || forwarding_to(&director, &["n2"])),
         "policy first does not forward to n2 alone: {}",
@@ -340,7 +302,7 @@ fn a_fault_detaches_the_program_and_the_return_to_master_attaches_it() {
         return;
     }
     let lab = Lab::new("drfault", 2);
-    make_server(&lab, 2);
+    take_the_vip_on_lo(lab.node(2));
     let mut service = Some(lab.service(2));
     let config = director_config(150, SERVICE_PORT, &[(2, 1)], TCP_CHECK)
         + "      track:\n        - pool: svc\n";
@@ -473,14 +435,30 @@ impl Redis {
     }
 }
 
+/// How many of the `held` connections answer `GET node` from `node`.
+fn answering_from(held: &mut [(String, Redis)], node: &str) -> usize {
+    held.iter_mut()
+        .filter_map(|(_, client)| client.command(&["GET", "node"]))
+        .filter(|answer| answer == node)
+        .count()
+}
+
+/// Of `count` new connections through the VIP, how many reach `node`.
+fn new_connections_to(count: usize, node: &str) -> usize {
+    (0..count)
+        .filter_map(|_| Redis::connect_vip()?.command(&["GET", "node"]))
+        .filter(|answer| answer == node)
+        .count()
+}
+
 #[test]
 fn redis_connections_stay_on_their_server_when_another_leaves_and_returns() {
     if skip_unless_root("redis_connections_stay_on_their_server_when_another_leaves_and_returns") {
         return;
     }
     let lab = Lab::new("drredis", 3);
-    make_server(&lab, 2);
-    make_server(&lab, 3);
+    take_the_vip_on_lo(lab.node(2));
+    take_the_vip_on_lo(lab.node(3));
     let _redis2 = start_redis(&lab, 2);
     let mut redis3 = Some(start_redis(&lab, 3));
     let director = Hafront::start(
@@ -521,13 +499,8 @@ fn redis_connections_stay_on_their_server_when_another_leaves_and_returns() {
     );
     let (held, survivors) = in_namespace(lab.switch(), move || {
         let mut held = held;
-        let mut survivors = 0;
-        for (node, client) in held.iter_mut() {
-            if node == "n2" && client.command(&["GET", "node"]).as_deref() == Some("n2") {
-                survivors += 1;
-            }
-        }
         held.retain(|(node, _)| node == "n2");
+        let survivors = answering_from(&mut held, "n2");
         (held, survivors)
     });
     assert_eq!(survivors, on_n2, "connections on n2 broke when n3 left");
@@ -542,16 +515,8 @@ fn redis_connections_stay_on_their_server_when_another_leaves_and_returns() {
     );
     let (held_after_return, survivors, fresh_on_n3) = in_namespace(lab.switch(), move || {
         let mut held = held;
-        let survivors = held
-            .iter_mut()
-            .filter_map(|(_, client)| client.command(&["GET", "node"]))
-            .filter(|node| node == "n2")
-            .count();
-        let fresh_on_n3 = (0..40)
-            .filter_map(|_| Redis::connect_vip()?.command(&["GET", "node"]))
-            .filter(|node| node == "n3")
-            .count();
-        (held, survivors, fresh_on_n3)
+        let survivors = answering_from(&mut held, "n2");
+        (held, survivors, new_connections_to(40, "n3"))
     });
     assert_eq!(
         survivors, on_n2,
@@ -565,27 +530,17 @@ fn redis_connections_stay_on_their_server_when_another_leaves_and_returns() {
     // A reload that changes the weights (not the relay) keeps the program attached and
     // every pinned connection on its server; new flows follow the new weights.
     let held = held_after_return;
-    let config = std::fs::read_to_string(director.config()).expect("read the configuration");
-    let reweighted = config.replacen("weight: 1", "weight: 9", 1);
-    assert_ne!(config, reweighted);
-    std::fs::write(director.config(), reweighted).expect("write the configuration");
-    director.reload();
+    director.reload_with(|config| config.replacen("weight: 1", "weight: 9", 1));
     assert!(
         forwarding_to(&director, &["n2", "n3"]),
         "not forwarding after the reload"
     );
     let (survivors, fresh_on_n2) = in_namespace(lab.switch(), move || {
         let mut held = held;
-        let survivors = held
-            .iter_mut()
-            .filter_map(|(_, client)| client.command(&["GET", "node"]))
-            .filter(|node| node == "n2")
-            .count();
-        let fresh_on_n2 = (0..100)
-            .filter_map(|_| Redis::connect_vip()?.command(&["GET", "node"]))
-            .filter(|node| node == "n2")
-            .count();
-        (survivors, fresh_on_n2)
+        (
+            answering_from(&mut held, "n2"),
+            new_connections_to(100, "n2"),
+        )
     });
     assert_eq!(survivors, on_n2, "a reload moved pinned connections");
     assert!(
@@ -627,8 +582,8 @@ fn mariadb_behind_direct_routing_sees_the_clients_own_address_and_follows_the_pr
         return;
     }
     let lab = Lab::new("drmaria", 3);
-    make_server(&lab, 2);
-    make_server(&lab, 3);
+    take_the_vip_on_lo(lab.node(2));
+    take_the_vip_on_lo(lab.node(3));
     let db2 = LabMariaDb::start(lab.node(2), 2, "0.0.0.0");
     let db3 = LabMariaDb::start(lab.node(3), 3, "0.0.0.0");
     db2.create_schema();
@@ -698,7 +653,7 @@ fn colocated_directors_fail_over_and_a_killed_daemon_leaves_no_program() {
     }
     let lab = Lab::new("drpair", 3);
     // n1 and n2 are directors and servers (hafront prepares them); n3 only a server.
-    make_server(&lab, 3);
+    take_the_vip_on_lo(lab.node(3));
     let _services: Vec<_> = (1..=3).map(|number| lab.service(number)).collect();
     let config =
         |priority| director_config(priority, SERVICE_PORT, &[(1, 1), (2, 1), (3, 1)], TCP_CHECK);

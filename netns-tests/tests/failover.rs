@@ -560,14 +560,12 @@ fn a_reload_of_priority_preemption_and_garp_keeps_the_master_and_its_vip() {
     let since = n1.status()["vrrp"][0]["since"].clone();
     let watch = lab.watch_vip();
     let from = Instant::now();
-    let config = std::fs::read_to_string(n1.config()).expect("read the configuration");
-    let changed = config.replace("priority: 200", "priority: 150").replace(
-        "advert_interval:",
-        "preempt: false\n      preempt_delay: 2s\n      garp: { repeat: 1, refresh: 5s }\n      advert_interval:",
-    );
-    assert_ne!(changed, config);
-    std::fs::write(n1.config(), changed).expect("write the configuration");
-    n1.reload();
+    n1.reload_with(|config| {
+        config.replace("priority: 200", "priority: 150").replace(
+            "advert_interval:",
+            "preempt: false\n      preempt_delay: 2s\n      garp: { repeat: 1, refresh: 5s }\n      advert_interval:",
+        )
+    });
     assert!(
         wait_until(
             Duration::from_secs(5),
