@@ -68,6 +68,19 @@ struct RunningRelay {
     task: JoinHandle<()>,
 }
 
+/// A direct-routing relay's services: its IPv4 listen addresses and ports
+/// (`check` refuses IPv6 ones).
+fn services_of(relay: &Relay) -> Vec<(Ipv4Addr, u16)> {
+    relay
+        .listen
+        .iter()
+        .filter_map(|address| match address {
+            SocketAddr::V4(address) => Some((*address.ip(), address.port())),
+            SocketAddr::V6(_) => None,
+        })
+        .collect()
+}
+
 /// What a relay's follower last did, for status.
 #[derive(Default, Clone)]
 struct RelayView {
@@ -152,14 +165,7 @@ impl DirectRelays {
             .direct_routing_instance(relay)
             .ok_or_else(|| "its listen addresses belong to no vrrp instance".to_owned())?;
         let kernel = self.kernel(&instance.interface, relay.hook.unwrap_or_default())?;
-        let services: Vec<(Ipv4Addr, u16)> = relay
-            .listen
-            .iter()
-            .filter_map(|address| match address {
-                SocketAddr::V4(address) => Some((*address.ip(), address.port())),
-                SocketAddr::V6(_) => None,
-            })
-            .collect();
+        let services = services_of(relay);
         let (pool_sender, pool_receiver) = watch::channel(pool);
         let (stop, stopped) = oneshot::channel();
         let view = Arc::new(Mutex::new(RelayView::default()));
@@ -274,15 +280,7 @@ impl RunningRelay {
                 },
             );
         }
-        let listening: BTreeSet<(Ipv4Addr, u16)> = self
-            .config
-            .listen
-            .iter()
-            .filter_map(|address| match address {
-                SocketAddr::V4(address) => Some((*address.ip(), address.port())),
-                SocketAddr::V6(_) => None,
-            })
-            .collect();
+        let listening = services_of(&self.config);
         for service in counters {
             if !listening.contains(&(service.service.address, service.service.port)) {
                 continue;

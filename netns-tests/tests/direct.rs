@@ -129,6 +129,16 @@ impl Topology {
         in_namespace(self.lab.switch(), work)
     }
 
+    /// A director on `hook` forwarding the VIP's service to `backends`.
+    fn forwarding(&self, hook: Hook, backends: &[Backend]) -> Director {
+        let mut director = Director::load(NODE_INTERFACE, hook).expect("load the director");
+        director
+            .set_service(SERVICE, backends)
+            .expect("set the service");
+        director.attach().expect("attach");
+        director
+    }
+
     /// Server `number` as a director backend, its MAC resolved by the crate.
     fn backend(&self, number: usize, weight: u32) -> Backend {
         let address = Lab::address(number);
@@ -261,15 +271,11 @@ fn assert_spreads_by_weight(topology: &Topology, hook: Hook) {
             .any(|network| network.contains(&Lab::address(SERVER_A))),
         "{networks:?} should hold the servers' subnet"
     );
-    let mut director = Director::load(NODE_INTERFACE, hook).expect("load the director");
+    let director = topology.forwarding(
+        hook,
+        &[topology.backend(SERVER_A, 3), topology.backend(SERVER_B, 1)],
+    );
     assert_eq!(director.hook(), hook);
-    director
-        .set_service(
-            SERVICE,
-            &[topology.backend(SERVER_A, 3), topology.backend(SERVER_B, 1)],
-        )
-        .expect("set the service");
-    director.attach().expect("attach");
 
     const CONNECTIONS: usize = 400;
     let answers = topology.client(|| who_answers(CONNECTIONS));
@@ -331,11 +337,7 @@ fn native_xdp_on_a_veth_forwards_once_its_peer_runs_xdp() {
         }
     }
     run_in(&switch, &["ethtool", "-K", "br0", "tx", "off"]);
-    let mut director = Director::load(NODE_INTERFACE, Hook::XdpNative).expect("load the director");
-    director
-        .set_service(SERVICE, &[topology.backend(SERVER_A, 1)])
-        .expect("set the service");
-    director.attach().expect("attach in the driver");
+    let director = topology.forwarding(Hook::XdpNative, &[topology.backend(SERVER_A, 1)]);
     assert!(
         topology
             .client(|| request(vip(), &["GET", "whoami"]))
@@ -372,7 +374,6 @@ fn a_local_server_is_served_by_the_directors_own_stack() {
     let Some(topology) = Topology::start_with("dr-local", true) else {
         return;
     };
-    let mut director = Director::load(NODE_INTERFACE, Hook::XdpGeneric).expect("load");
     let local = Backend {
         name: name(DIRECTOR),
         address: Lab::address(DIRECTOR),
@@ -381,10 +382,7 @@ fn a_local_server_is_served_by_the_directors_own_stack() {
         weight: 1,
         local: true,
     };
-    director
-        .set_service(SERVICE, &[local, topology.backend(SERVER_A, 1)])
-        .expect("set the service");
-    director.attach().expect("attach");
+    let director = topology.forwarding(Hook::XdpGeneric, &[local, topology.backend(SERVER_A, 1)]);
     let answers = topology.client(|| who_answers(200));
     let (here, there) = (count(&answers, DIRECTOR), count(&answers, SERVER_A));
     assert_eq!(here + there, 200, "{answers:?}");
@@ -527,12 +525,8 @@ fn weight_changes_under_traffic_move_no_request_and_a_departed_servers_flows_are
     let Some(topology) = Topology::start("dr-swap") else {
         return;
     };
-    let mut director = Director::load(NODE_INTERFACE, Hook::XdpGeneric).expect("load");
     let weighted = |a: u32, b: u32| [topology.backend(SERVER_A, a), topology.backend(SERVER_B, b)];
-    director
-        .set_service(SERVICE, &weighted(1, 1))
-        .expect("set the service");
-    director.attach().expect("attach");
+    let mut director = topology.forwarding(Hook::XdpGeneric, &weighted(1, 1));
 
     const CONNECTIONS: usize = 16;
     let stop = Arc::new(AtomicBool::new(false));
@@ -732,11 +726,7 @@ fn a_director_killed_with_sigkill_leaves_nothing_forwarding_and_a_new_one_attach
         );
     }
 
-    let mut director = Director::load(NODE_INTERFACE, Hook::XdpGeneric).expect("load again");
-    director
-        .set_service(SERVICE, &[topology.backend(SERVER_B, 1)])
-        .expect("set the service");
-    director.attach().expect("attach after the crash");
+    let _director = topology.forwarding(Hook::XdpGeneric, &[topology.backend(SERVER_B, 1)]);
     assert_eq!(
         topology
             .client(|| request(vip(), &["GET", "whoami"]))

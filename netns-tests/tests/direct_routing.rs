@@ -117,8 +117,8 @@ fn forwarding_to(hafront: &Hafront, servers: &[&str]) -> bool {
     names == servers
 }
 
-/// Whether node `number`'s interface has an XDP program or a tc classifier on it.
-fn has_program(lab: &Lab, number: usize) -> bool {
+/// `ip -d link show` of node `number`'s interface (an XDP program shows as `prog/xdp`).
+fn link_details(lab: &Lab, number: usize) -> String {
     let link = Command::new("ip")
         .args([
             "-n",
@@ -131,7 +131,12 @@ fn has_program(lab: &Lab, number: usize) -> bool {
         ])
         .output()
         .expect("run ip");
-    let link = String::from_utf8_lossy(&link.stdout);
+    String::from_utf8_lossy(&link.stdout).into_owned()
+}
+
+/// Whether node `number`'s interface has an XDP program or a tc classifier on it.
+fn has_program(lab: &Lab, number: usize) -> bool {
+    let link = link_details(lab, number);
     let tc = Command::new("tc")
         .args([
             "-n",
@@ -248,20 +253,8 @@ fn clients_spread_by_weight_and_a_down_server_gets_no_new_flows() {
         director_status_text(&director),
         director.log()
     );
-    let link = Command::new("ip")
-        .args([
-            "-n",
-            lab.node(1),
-            "-d",
-            "link",
-            "show",
-            "dev",
-            NODE_INTERFACE,
-        ])
-        .output()
-        .expect("run ip");
     assert!(
-        !String::from_utf8_lossy(&link.stdout).contains("prog/xdp"),
+        !link_details(&lab, 1).contains("prog/xdp"),
         "the XDP program stayed after the move to tc"
     );
     let through_tc = answers(&lab, 100);
