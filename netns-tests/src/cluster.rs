@@ -285,15 +285,7 @@ pools:
     /// Waits until `number` is the only writable server and the others replicate from it
     /// with both threads running.
     pub fn wait_for_topology(&self, primary: usize, replicas: &[usize]) -> bool {
-        wait_until(SETTLE, || {
-            self.server(primary)
-                .try_query("SELECT @@global.read_only")
-                .as_deref()
-                == Ok("0")
-                && replicas
-                    .iter()
-                    .all(|&n| self.replication_of(n) == Some((primary, true)))
-        })
+        wait_until(SETTLE, || self.has_topology(primary, replicas))
     }
 
     /// Waits until one of `candidates` is the primary with the other candidates its
@@ -303,18 +295,28 @@ pools:
         let mut promoted = None;
         wait_until(SETTLE, || {
             promoted = candidates.iter().copied().find(|&primary| {
-                self.server(primary)
-                    .try_query("SELECT @@global.read_only")
-                    .as_deref()
-                    == Ok("0")
-                    && candidates
-                        .iter()
-                        .filter(|&&n| n != primary)
-                        .all(|&n| self.replication_of(n) == Some((primary, true)))
+                let replicas: Vec<usize> = candidates
+                    .iter()
+                    .copied()
+                    .filter(|&n| n != primary)
+                    .collect();
+                self.has_topology(primary, &replicas)
             });
             promoted.is_some()
         });
         promoted
+    }
+
+    /// Whether `primary` is writable and each of `replicas` replicates from it with both
+    /// threads running.
+    fn has_topology(&self, primary: usize, replicas: &[usize]) -> bool {
+        self.server(primary)
+            .try_query("SELECT @@global.read_only")
+            .as_deref()
+            == Ok("0")
+            && replicas
+                .iter()
+                .all(|&n| self.replication_of(n) == Some((primary, true)))
     }
 
     /// Waits until every id in `ids` is stored on node `number`.
